@@ -1,0 +1,131 @@
+"""residents_app: residents decide the renovation of their old estate."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from flask import Flask, request
+
+from residents_app import extensions as ext
+from residents_app.config import load_config
+from residents_app.errors import error_response, register_error_handlers, wants_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Feature packages. Each may define in views.py: `bp` (pages), `api_bp` (flask-smorest JSON API)
+# and in cli.py: `cli` (a click group registered under `flask`).
+FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "audit", "scheduler")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+    )
+    app.config.update(load_config(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+        if "SQLALCHEMY_DATABASE_URI" in config and "SQLALCHEMY_ENGINE_OPTIONS" not in config:
+            from residents_app.config import engine_options, normalise_database_url
+
+            url = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
+            app.config["SQLALCHEMY_DATABASE_URI"] = url
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
+    app.json.ensure_ascii = False
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import residents_app.models  # noqa: F401  (every model registered before mappers configure)
+
+    ext.db.init_app(app)
+    ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"), compare_type=True,
+                     render_as_batch=True)
+    ext.csrf.init_app(app)
+    ext.limiter.init_app(app)
+    ext.login_manager.init_app(app)
+    ext.api.init_app(app)
+    _configure_login()
+
+    for name in FEATURES:
+        views = _optional_module(f"residents_app.{name}.views")
+        if views is not None:
+            if hasattr(views, "bp"):
+                app.register_blueprint(views.bp)
+            if hasattr(views, "api_bp"):
+                ext.csrf.exempt(views.api_bp)  # JSON only: a cross-site form cannot post JSON
+                ext.api.register_blueprint(views.api_bp)
+            for attr in ("users_cli",):
+                if hasattr(views, attr):
+                    app.cli.add_command(getattr(views, attr))
+        cli = _optional_module(f"residents_app.{name}.cli")
+        if cli is not None and hasattr(cli, "cli"):
+            app.cli.add_command(cli.cli)
+
+    from residents_app.demo import demo_cli
+
+    app.cli.add_command(demo_cli)
+
+    register_error_handlers(app)
+    _register_template_helpers(app)
+
+    @app.after_request
+    def _security_headers(resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        if request.path.startswith(("/v/", "/r/")):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return app
+
+
+def _optional_module(dotted: str):
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name == dotted:
+            return None
+        raise
+
+
+def _configure_login() -> None:
+    from residents_app.auth.models import User
+
+    ext.login_manager.login_view = "auth.login"
+    ext.login_manager.login_message = "请先登录"
+
+    @ext.login_manager.user_loader
+    def _load(user_id: str):
+        return ext.db.session.get(User, int(user_id))
+
+    @ext.login_manager.unauthorized_handler
+    def _unauthorized():
+        from flask import redirect, url_for
+
+        if wants_json():
+            return error_response("unauthorized", 401, "请先登录")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from residents_app import formatting
+
+    app.jinja_env.filters["area"] = formatting.format_area
+    app.jinja_env.filters["yuan"] = formatting.format_yuan
+    app.jinja_env.filters["local_dt"] = formatting.format_local_dt
+    app.jinja_env.filters["local_date"] = formatting.format_local_date
+
+    @app.context_processor
+    def _inject():
+        from residents_app.auth.resident import current_resident
+
+        return {"current_resident": current_resident}

@@ -1,0 +1,49 @@
+"""Accounts: administrator, street office staff, owners' committee members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from residents_app.db import UTCDateTime, utcnow
+from residents_app.extensions import db
+from residents_app.registry.models import Estate, StreetOffice
+
+ROLES = ("admin", "street", "committee")
+ROLE_LABELS = {"admin": "系统管理员", "street": "街道", "committee": "业委会"}
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "app_user"
+    __table_args__ = (
+        sa.CheckConstraint("role in ('admin', 'street', 'committee')", name="role_known"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(60), default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    street_office_id: Mapped[int | None] = mapped_column(sa.ForeignKey("street_office.id"))
+    estate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("estate.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    street_office: Mapped[StreetOffice | None] = relationship()
+    estate: Mapped[Estate | None] = relationship()
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.active
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]

@@ -1,0 +1,62 @@
+"""Settings from the environment. SQLite under instance/ is the embedded default."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def normalise_database_url(url: str) -> str:
+    # SQLAlchemy 2.0 maps postgresql:// to psycopg2; we ship psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _secret_key(instance_path: Path) -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    # Development: a random key kept in instance/ so sessions survive restarts.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    return key
+
+
+def load_config(instance_path: Path) -> dict:
+    instance_path.mkdir(parents=True, exist_ok=True)
+    default_db = "sqlite:///" + str(instance_path / "residents.db")
+    url = normalise_database_url(os.environ.get("DATABASE_URL", default_db))
+    return {
+        "SECRET_KEY": _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+        "JSON_AS_ASCII": False,
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "API_TITLE": "residents_app API",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "DEMO": os.environ.get("RAPP_DEMO", "0") == "1",
+    }
+
+
+def engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 5, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

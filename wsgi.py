@@ -1,0 +1,3 @@
+from residents_app import create_app
+
+app = create_app()
