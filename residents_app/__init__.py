@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Feature packages. Each may define in views.py: `bp` (pages), `api_bp` (flask-smorest JSON API)
 # and in cli.py: `cli` (a click group registered under `flask`).
-FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "audit", "scheduler")
+FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "audit", "scheduler", "ops")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
