@@ -1,0 +1,195 @@
+"""Figures for the estate dashboard and the district dashboard (read-only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+import sqlalchemy as sa
+
+from residents_app.audit import charts
+from residents_app.audit.round_facts import round_tally
+from residents_app.extensions import db
+from residents_app.formatting import format_local_dt, to_local
+
+COUNTED_STATUSES = ("counted", "superseded")
+
+
+@dataclass
+class Bar:
+    label: str
+    value_text: str
+    required_text: str
+    fill_pct: str  # CSS width, e.g. "66.66%" (display only: the decision is `met`, computed exactly)
+    line_pct: str
+    met: bool
+    margin_text: str
+
+
+def _pct(frac: Fraction) -> str:
+    frac = min(max(frac, Fraction(0)), Fraction(1))
+    basis_points = frac.numerator * 10000 // frac.denominator
+    return f"{basis_points // 100}.{basis_points % 100:02d}%"
+
+
+def progress_bars(tally: dict) -> list[Bar]:
+    from residents_app.audit.round_facts import condition_rows
+
+    bars = []
+    for c, row in zip(tally["conditions"], condition_rows(tally), strict=True):
+        num, den = (int(x) for x in c["bound"].split("/"))
+        area = c["measure"] == "area"
+        value = _scaled(c["value"]) if area else int(c["value"])
+        denominator = _scaled(c["denominator"]) if area else int(c["denominator"])
+        fill = Fraction(value, denominator) if denominator > 0 else Fraction(0)
+        bars.append(Bar(label=c["label"], value_text=row.actual, required_text=c["required"], fill_pct=_pct(fill),
+                        line_pct=_pct(Fraction(num, den)), met=c["met"], margin_text=row.margin))
+    return bars
+
+
+def _scaled(value) -> int:
+    from decimal import Decimal
+
+    from residents_app.core.thresholds import to_hundredths
+
+    return to_hundredths(Decimal(str(value)))
+
+
+def turnout_points(round_id: int) -> list[tuple[datetime, int]]:
+    """Cumulative households with a ballot (first counted cast of each unit), in time order."""
+    from residents_app.rounds.models import Ballot
+
+    firsts = db.session.execute(
+        sa.select(sa.func.min(Ballot.cast_at)).where(Ballot.round_id == round_id,
+                                                     Ballot.status.in_(COUNTED_STATUSES))
+        .group_by(Ballot.unit_id)).scalars().all()
+    # MIN over a TypeDecorator column comes back raw on SQLite: normalise through the column type.
+    times = sorted(_as_utc(t) for t in firsts)
+    return [(t, i) for i, t in enumerate(times, start=1)]
+
+
+def _as_utc(value) -> datetime:
+    from datetime import UTC
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass
+class RoundCard:
+    round: object
+    bars: list[Bar]
+    chart_svg: str
+    voted_count: int
+    total_count: int
+    can_still_pass: bool
+    passed: bool
+
+
+def round_card(rnd, now: datetime) -> RoundCard:
+    tally = round_tally(rnd, now)
+    figures = tally["figures"]
+    end = min(now, rnd.closes_at) if rnd.status != "closed" else (rnd.closed_at or rnd.closes_at)
+    start = rnd.opened_at or rnd.opens_at
+    if end <= start:
+        end = rnd.closes_at
+    svg = charts.turnout_svg(turnout_points(rnd.id), start=start, end=end, total=figures["total_count"])
+    return RoundCard(round=rnd, bars=progress_bars(tally), chart_svg=svg, voted_count=figures["voted_count"],
+                     total_count=figures["total_count"], can_still_pass=tally["can_still_pass"],
+                     passed=tally["passed"])
+
+
+def funding(estate_id: int) -> dict | None:
+    from residents_app.plans import services as plans_services
+
+    summary = plans_services.funding_summary(estate_id)
+    if summary.get("plan_version_id") is None:
+        return None
+    ratio = summary.get("ratio")
+    return {"owed_fen": summary["owed_fen"], "counted_fen": summary["counted_fen"],
+            "ratio_text": plans_services.format_ratio(ratio), "complete": summary["complete"],
+            "fill_pct": _pct(ratio) if ratio is not None else "0.00%", "owing_units": summary["owing_units"]}
+
+
+def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False) -> list[charts.Deadline]:
+    """Upcoming dates: rounds opening or closing, publicity periods ending (Beijing dates)."""
+    from residents_app.publicity.models import Publicity
+    from residents_app.registry.models import Estate
+    from residents_app.rounds.models import Round
+
+    if not estate_ids:
+        return []
+    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    today = to_local(now).date()
+    out = []
+
+    def prefix(estate_id):
+        return f"{names[estate_id]}：" if with_estate_name else ""
+
+    rounds = db.session.execute(
+        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status.in_(("draft", "open")))).scalars()
+    for r in rounds:
+        if r.status == "draft" and to_local(r.opens_at).date() >= today:
+            out.append(charts.Deadline(to_local(r.opens_at).date(), f"{prefix(r.estate_id)}「{r.title}」开始投票"
+                                       f"（{format_local_dt(r.opens_at)}）"))
+        if to_local(r.closes_at).date() >= today:
+            out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
+                                       f"（{format_local_dt(r.closes_at)}）"))
+    pubs = db.session.execute(
+        sa.select(Publicity).where(Publicity.estate_id.in_(estate_ids), Publicity.status != "completed")).scalars()
+    for p in pubs:
+        if p.last_day >= today:
+            out.append(charts.Deadline(p.last_day,
+                                       f"{prefix(p.estate_id)}公示「{p.title}」截止（{p.last_day:%m-%d} 24:00）"))
+    out.sort(key=lambda d: (d.day, d.label))
+    return out
+
+
+def calendar_months(now: datetime, items: list[charts.Deadline]) -> list[dict]:
+    today = to_local(now).date()
+    by_day: dict = {}
+    for d in items:
+        by_day.setdefault(d.day, []).append(d.label)
+    months = []
+    for year, month in charts.months_to_show(today, items):
+        months.append({"title": f"{year} 年 {month} 月", "weeks": charts.month_grid(year, month),
+                       "by_day": by_day, "today": today})
+    return months
+
+
+def rounds_in_progress(estate_ids: list[int]) -> list:
+    from residents_app.rounds.models import Round
+
+    if not estate_ids:
+        return []
+    return list(db.session.execute(
+        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "open")
+        .order_by(Round.closes_at, Round.id)).scalars())
+
+
+def r_estate_name(estate_id: int) -> str:
+    from residents_app.registry.models import Estate
+
+    return db.session.get(Estate, estate_id).name
+
+
+def rounds_awaiting_verification(estate_ids: list[int]) -> list[dict]:
+    """Closed rounds and their latest sign-off (none yet = waiting for the street office)."""
+    from residents_app.audit.services import DECISIONS, signoffs
+    from residents_app.rounds.models import Round
+
+    if not estate_ids:
+        return []
+    rows = []
+    for r in db.session.execute(
+            sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "closed")
+            .order_by(Round.closed_at.desc(), Round.id.desc())).scalars():
+        events = signoffs(r.id, r.estate_id)
+        last = events[-1] if events else None
+        rows.append({"round": r, "estate_name": r_estate_name(r.estate_id),
+                     "decision": DECISIONS[last.data["decision"]] if last else "待核验",
+                     "decided": last is not None and last.data["decision"] == "verified",
+                     "at": last.at if last else None})
+    return rows

@@ -1,0 +1,228 @@
+"""The official result report of a round as a PDF (reportlab, WenQuanYi Zen Hei embedded).
+
+`render_round_report(data) -> bytes` draws a `RoundReportData`; `round_report_data(round_id, now)`
+(in audit/round_facts.py) collects it from the rounds, publicity and audit packages.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from residents_app.formatting import format_local_dt
+
+FONT_NAME = "WQYZenHei"
+FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+_font_lock = threading.Lock()
+_font_ready = False
+
+RULES = {
+    "lucheng": {
+        "name": "鹿城双三分之二规则",
+        "source": ("温鹿政办〔2020〕21号《鹿城区老旧小区改造实施方案》二（三）改造程序：改造意愿及方案表决"
+                   "应经专有部分占建筑物总面积 2/3 以上的业主且占总户数 2/3 以上的业主同意。"
+                   "未参与表决的业主按不同意计。"),
+    },
+    "civil_code_278": {
+        "name": "《民法典》第二百七十八条",
+        "source": ("《中华人民共和国民法典》第二百七十八条第二款：业主共同决定事项，应当由专有部分面积占比"
+                   "三分之二以上的业主且人数占比三分之二以上的业主参与表决。决定前款第六项至第八项规定的事项，"
+                   "应当经参与表决专有部分面积四分之三以上的业主且参与表决人数四分之三以上的业主同意。"
+                   "决定前款其他事项，应当经参与表决专有部分面积过半数的业主且参与表决人数过半数的业主同意。"),
+    },
+}
+
+CIVIL_CODE_278_ITEMS = {
+    1: "（一）制定和修改业主大会议事规则",
+    2: "（二）制定和修改管理规约",
+    3: "（三）选举业主委员会或者更换业主委员会成员",
+    4: "（四）选聘和解聘物业服务企业或者其他管理人",
+    5: "（五）使用建筑物及其附属设施的维修资金",
+    6: "（六）筹集建筑物及其附属设施的维修资金",
+    7: "（七）改建、重建建筑物及其附属设施",
+    8: "（八）改变共有部分的用途或者利用共有部分从事经营活动",
+    9: "（九）有关共有和共同管理权利的其他重大事项",
+}
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """One of the four conditions, already formatted exactly (figures are never rounded up)."""
+
+    name: str  # "同意业主专有部分面积"
+    actual: str  # "1,254.30 m²（67.80%）"
+    bound: str  # "≥ 2/3 × 1,850.00 m² = 1,233.34 m²"
+    margin: str  # "超出 21.00 m²" or "还差 12 户"
+    met: bool
+
+
+@dataclass(frozen=True)
+class RoundReportData:
+    estate_name: str
+    estate_code: str
+    street_office_name: str
+    round_title: str
+    round_kind: str  # "改造意愿征求" / "方案表决" ...
+    scope: str  # "全小区" or "1幢、2幢"
+    opens_at: datetime | None
+    closes_at: datetime | None
+    roll_frozen_at: datetime | None
+    roll_households: int
+    roll_area: str  # "1,850.00"
+    rule_code: str  # key of RULES
+    rule_item: int | None  # Civil Code art. 278 item (1-9) when rule_code is civil_code_278
+    conditions: list[ConditionRow]
+    passed: bool
+    status_label: str  # "已截止" ...
+    agreeing_units: list[str]  # unit numbers only ("1幢-101"), never names
+    publicity: str  # "2026-09-29 发布，公示至 2026-10-12 24:00（5 个工作日）" or "尚未公示"
+    generated_at: datetime
+    audit_head: str  # "链 3 第 57 条 sha256 …"
+    ballot_counts: dict[str, int] = field(default_factory=dict)  # {"网上": 10, "纸质": 3, "委托": 1}
+
+
+def _ensure_font() -> None:
+    """Register the CJK font once per process (the collection is 16 MB; registering takes ~0.1 s)."""
+    global _font_ready
+    if _font_ready:
+        return
+    with _font_lock:
+        if _font_ready:
+            return
+        from reportlab.pdfbase import pdfmetrics, ttfonts
+
+        pdfmetrics.registerFont(ttfonts.TTFont(FONT_NAME, FONT_PATH, subfontIndex=0))
+        _font_ready = True
+
+
+def rule_lines(data: RoundReportData) -> tuple[str, str]:
+    rule = RULES[data.rule_code]
+    name = rule["name"]
+    source = rule["source"]
+    if data.rule_code == "civil_code_278" and data.rule_item:
+        item = CIVIL_CODE_278_ITEMS[data.rule_item]
+        major = "第六项至第八项（参与表决者四分之三以上同意）" if 6 <= data.rule_item <= 8 \
+            else "第六项至第八项以外的事项（参与表决者过半数同意）"
+        name = f"{name}第一款{item}，属于{major}"
+    return name, source
+
+
+def render_round_report(data: RoundReportData) -> bytes:
+    _ensure_font()
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    base = ParagraphStyle("base", fontName=FONT_NAME, fontSize=10.5, leading=15, wordWrap="CJK")
+    small = ParagraphStyle("small", parent=base, fontSize=9, leading=12.5)
+    title = ParagraphStyle("title", parent=base, fontSize=17, leading=24, alignment=1, spaceAfter=4)
+    subtitle = ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1, textColor=colors.HexColor("#555555"))
+    h2 = ParagraphStyle("h2", parent=base, fontSize=12.5, leading=18, spaceBefore=10, spaceAfter=4)
+    verdict_style = ParagraphStyle("verdict", parent=base, fontSize=14, leading=20, spaceBefore=6,
+                                   textColor=colors.HexColor("#1e8449" if data.passed else "#b03a2e"))
+
+    def p(text, style=base):
+        return Paragraph(_escape(text), style)
+
+    grid = TableStyle([
+        ("FONTNAME", (0, 0), (-1, -1), FONT_NAME),
+        ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#999999")),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0ebe3")),
+    ])
+    story = [
+        p(f"{data.estate_name}", title),
+        p(f"{data.round_title}　表决结果报告", title),
+        p(f"小区编码 {data.estate_code}　·　{data.street_office_name}　·　"
+          f"生成于 {format_local_dt(data.generated_at)}（北京时间）", subtitle),
+        Spacer(1, 4 * mm),
+        p("一、基本情况", h2),
+    ]
+    info = [
+        ["小区", data.estate_name, "所属街道", data.street_office_name],
+        ["表决事项", data.round_title, "类型", data.round_kind],
+        ["表决范围", data.scope, "状态", data.status_label],
+        ["开始时间", format_local_dt(data.opens_at), "截止时间", format_local_dt(data.closes_at)],
+        ["名册冻结", format_local_dt(data.roll_frozen_at),
+         "名册合计", f"{data.roll_households} 户 / {data.roll_area} m²"],
+    ]
+    if data.ballot_counts:
+        info.append(["有效表决票", "，".join(f"{k} {v} 张" for k, v in data.ballot_counts.items()), "", ""])
+    info_table = Table([[p(c, small) for c in row] for row in info], colWidths=[22 * mm, 63 * mm, 22 * mm, 63 * mm])
+    info_table.setStyle(TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#999999")),
+        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f0ebe3")),
+        ("BACKGROUND", (2, 0), (2, -1), colors.HexColor("#f0ebe3")),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+    ]))
+    story.append(info_table)
+
+    rule_name, rule_source = rule_lines(data)
+    story += [p("二、表决规则及依据", h2), p(f"适用规则：{rule_name}"), p(f"依据：{rule_source}", small)]
+
+    story.append(p("三、表决条件核算（精确值，不四舍五入）", h2))
+    rows = [[p(h, small) for h in ("条件", "实际", "要求", "差额", "结果")]]
+    for c in data.conditions:
+        rows.append([p(c.name, small), p(c.actual, small), p(c.bound, small), p(c.margin, small),
+                     p("达到" if c.met else "未达到", small)])
+    cond_table = Table(rows, colWidths=[36 * mm, 36 * mm, 48 * mm, 32 * mm, 18 * mm], repeatRows=1)
+    cond_table.setStyle(grid)
+    story.append(cond_table)
+    story.append(p(f"表决结果：{'通过' if data.passed else '未通过'}", verdict_style))
+
+    story.append(p(f"四、同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）", h2))
+    if data.agreeing_units:
+        per_row = 6
+        cells = list(data.agreeing_units)
+        cells += [""] * (-len(cells) % per_row)
+        unit_rows = [[p(u, small) for u in cells[i:i + per_row]] for i in range(0, len(cells), per_row)]
+        unit_table = Table(unit_rows, colWidths=[170 * mm / per_row] * per_row)
+        unit_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#bbbbbb"))]))
+        story.append(unit_table)
+    else:
+        story.append(p("无"))
+
+    story += [
+        p("五、公示", h2),
+        p(f"公示期：{data.publicity}"),
+        p("公示期内业主如有异议，由小区业委会或自治小组牵头协商调解。", small),
+        p("六、审计", h2),
+        p(f"本报告依据平台审计日志生成，生成时日志末条：{data.audit_head}。"
+          "可用 flask audit verify 校验该日志链未被改动。", small),
+    ]
+    sign = Table(
+        [[p("业主委员会（自治小组）盖章："), p("街道审核意见：")],
+         [p(""), p("")],
+         [p("经办人签字："), p("审核人签字：")],
+         [p("日期：______年____月____日"), p("街道办事处（盖章）　日期：______年____月____日")]],
+        colWidths=[85 * mm, 85 * mm], rowHeights=[9 * mm, 22 * mm, 9 * mm, 9 * mm],
+    )
+    sign.setStyle(TableStyle([("BOX", (0, 0), (0, -1), 0.5, colors.HexColor("#999999")),
+                              ("BOX", (1, 0), (1, -1), 0.5, colors.HexColor("#999999")),
+                              ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story += [Spacer(1, 6 * mm), KeepTogether([p("七、签章", h2), sign])]
+
+    buf = io.BytesIO()
+    footer_text = f"{data.estate_name} {data.round_title} 表决结果报告"
+
+    def on_page(canvas, doc):
+        canvas.saveState()
+        canvas.setFont(FONT_NAME, 8.5)
+        canvas.setFillColor(colors.HexColor("#666666"))
+        canvas.drawString(20 * mm, 12 * mm, footer_text)
+        canvas.drawRightString(190 * mm, 12 * mm, f"第 {doc.page} 页")
+        canvas.restoreState()
+
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
+                            bottomMargin=20 * mm, title=f"{data.estate_name} {data.round_title} 表决结果报告",
+                            author="小区改造共商平台", subject="表决结果报告")
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return buf.getvalue()
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

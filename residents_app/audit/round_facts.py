@@ -1,0 +1,311 @@
+"""What the verification desk and the result report show about a round, gathered read-only.
+
+Reads the rounds models (roll, ballots, stored result), the publicity of the result and the audit
+chain. The tally itself comes from the threshold engine (core.thresholds), the same engine rounds uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import sqlalchemy as sa
+
+from residents_app.audit.models import AuditEvent
+from residents_app.audit.report import ConditionRow, RoundReportData
+from residents_app.core import thresholds as th
+from residents_app.extensions import db
+from residents_app.formatting import format_area, format_local_dt
+
+LAST_HOUR = timedelta(hours=1)
+BURST_WINDOW = timedelta(minutes=10)
+BURST_MIN_BALLOTS = 3
+
+PRESET_RULE = {
+    "lucheng_double_two_thirds": ("lucheng", None),
+    "civil_code_278_major": ("civil_code_278", 7),
+    "civil_code_278_ordinary": ("civil_code_278", 9),
+}
+# The art. 278 item a round decides, by kind: renovation and its plan are item 7 (改建、重建建筑物及其附属设施),
+# the management mode is item 4 (选聘和解聘物业服务企业或者其他管理人).
+ITEM_BY_KIND = {"willingness": 7, "plan_vote": 7, "management_mode": 4}
+
+
+def rule_of(rnd) -> tuple[str, int | None]:
+    code, item = PRESET_RULE.get(rnd.rule_preset, ("lucheng", None))
+    if code == "civil_code_278":
+        major = rnd.rule_preset.endswith("_major")
+        by_kind = ITEM_BY_KIND.get(rnd.kind)
+        if by_kind is not None and (6 <= by_kind <= 8) == major:
+            item = by_kind
+        else:
+            item = 7 if major else 9
+    return code, item
+
+
+def roll_entries(round_id: int):
+    from residents_app.rounds.models import RollEntry
+
+    return db.session.execute(
+        sa.select(RollEntry).where(RollEntry.round_id == round_id).order_by(RollEntry.building_name,
+                                                                             RollEntry.id)
+    ).scalars().all()
+
+
+def round_tally(rnd, now: datetime) -> dict:
+    """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape)."""
+    from residents_app.rounds import services as rounds_services
+    from residents_app.rounds.models import RoundResult
+
+    if rnd.status == "closed":
+        result = db.session.get(RoundResult, rnd.id)
+        if result is not None:
+            return result.tally
+    return rounds_services.compute_tally(rnd.id, now).to_dict()
+
+
+def _hundredths(value) -> int:
+    return th.to_hundredths(Decimal(str(value)))
+
+
+def condition_rows(tally: dict) -> list[ConditionRow]:
+    """Exact display of each condition: figure, bound with its minimum, and the margin either way."""
+    unit = "户" if tally.get("counting_mode", "household") == "household" else "人"
+    rows = []
+    for c in tally["conditions"]:
+        area = c["measure"] == "area"
+        num, den = (int(x) for x in c["bound"].split("/"))
+        value = _hundredths(c["value"]) if area else int(c["value"])
+        denominator = _hundredths(c["denominator"]) if area else int(c["denominator"])
+        result = th.ConditionResult(c["key"], c["label"], c["measure"], value, denominator, Fraction(num, den),
+                                    c["strict"], c["met"], 0)
+        minimum = th.minimum_value(result) if denominator > 0 else None
+        if area:
+            actual = f"{format_area(Decimal(value).scaleb(-2))} m²"
+            share = _percent(value, denominator)
+        else:
+            actual = f"{value} {unit}"
+            share = _percent(value, denominator)
+        if share:
+            actual += f"（{share}）"
+        if c["met"]:
+            surplus = value - (minimum or 0)
+            if surplus == 0:
+                margin = "恰好达到"
+            else:
+                margin = f"超出 {format_area(Decimal(surplus).scaleb(-2))} m²" if area else f"超出 {surplus} {unit}"
+        else:
+            need = _hundredths(c["margin"]) if area else int(c["margin"])
+            margin = f"还差 {format_area(Decimal(need).scaleb(-2))} m²" if area else f"还差 {need} {unit}"
+        rows.append(ConditionRow(name=c["label"], actual=actual, bound=c["required"], margin=margin, met=c["met"]))
+    return rows
+
+
+def _percent(value: int, denominator: int) -> str:
+    """Share with two decimals, truncated (never rounded up across a line): exact integer arithmetic."""
+    if denominator <= 0:
+        return ""
+    basis_points = value * 10000 // denominator
+    return f"{basis_points // 100}.{basis_points % 100:02d}%"
+
+
+def chain_head(chain: int) -> AuditEvent | None:
+    return db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def scope_text(rnd) -> str:
+    if not rnd.scope_building_ids:
+        return "全小区"
+    from residents_app.registry.models import Building
+
+    names = db.session.execute(
+        sa.select(Building.name).where(Building.id.in_(rnd.scope_building_ids)).order_by(Building.name)).scalars()
+    return "、".join(names)
+
+
+def round_publicity(round_id: int):
+    from residents_app.publicity.models import Publicity
+
+    return db.session.execute(
+        sa.select(Publicity).where(Publicity.subject_type == "round_result", Publicity.subject_id == round_id)
+        .order_by(Publicity.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def publicity_text(round_id: int) -> str:
+    pub = round_publicity(round_id)
+    if pub is None:
+        return "尚未公示"
+    from residents_app.publicity.services import period_text
+
+    return f"{pub.posted_on:%Y-%m-%d} 张贴；{period_text(pub)}，至 {pub.last_day:%Y-%m-%d} 24:00 止；{pub.status_label}"
+
+
+def agreeing_labels(rnd) -> list[str]:
+    """Unit numbers only: the stored list once closed, else from the counted ballots."""
+    from residents_app.rounds import services as rounds_services
+
+    return rounds_services.agreeing_unit_labels(rnd.id)
+
+
+def ballot_counts(round_id: int) -> dict[str, int]:
+    from residents_app.rounds.models import CHANNEL_LABELS, CurrentBallot
+
+    rows = db.session.execute(
+        sa.select(CurrentBallot.channel, sa.func.count()).where(CurrentBallot.round_id == round_id)
+        .group_by(CurrentBallot.channel)).all()
+    counts = dict(rows)
+    return {CHANNEL_LABELS[c]: counts[c] for c in ("online", "paper", "proxy") if counts.get(c)}
+
+
+def round_report_data(rnd, now: datetime) -> RoundReportData:
+    from residents_app.registry.models import Estate
+
+    estate = db.session.get(Estate, rnd.estate_id)
+    tally = round_tally(rnd, now)
+    figures = tally["figures"]
+    rule_code, rule_item = rule_of(rnd)
+    head = chain_head(estate.id)
+    return RoundReportData(
+        estate_name=estate.name,
+        estate_code=estate.code,
+        street_office_name=estate.street_office.name,
+        round_title=rnd.title,
+        round_kind=rnd.kind_label,
+        scope=scope_text(rnd),
+        opens_at=rnd.opened_at or rnd.opens_at,
+        closes_at=rnd.closed_at or rnd.closes_at,
+        roll_frozen_at=rnd.opened_at,
+        roll_households=len(roll_entries(rnd.id)),
+        roll_area=format_area(Decimal(figures["total_area"])),
+        rule_code=rule_code,
+        rule_item=rule_item,
+        conditions=condition_rows(tally),
+        passed=bool(tally["passed"]),
+        status_label=rnd.status_label if rnd.status == "closed" else f"{rnd.status_label}（中间结果，非最终结果）",
+        agreeing_units=agreeing_labels(rnd),
+        publicity=publicity_text(rnd.id),
+        generated_at=now,
+        audit_head=(f"链 {head.chain} 第 {head.seq} 条（{format_local_dt(head.at)}），SHA-256 {head.hash}"
+                    if head else "日志为空"),
+        ballot_counts=ballot_counts(rnd.id),
+    )
+
+
+# ---- Flags for the verification desk ----------------------------------------------------------
+
+
+@dataclass
+class Flag:
+    kind: str  # burst / paper_unconfirmed / late_change / owner_changed
+    title: str
+    detail: str
+    unit_labels: list[str] = field(default_factory=list)
+
+
+def _ballots(round_id: int):
+    from residents_app.rounds.models import Ballot
+
+    return db.session.execute(
+        sa.select(Ballot).where(Ballot.round_id == round_id).order_by(Ballot.cast_at, Ballot.id)).scalars().all()
+
+
+def ballot_client_keys(round_id: int) -> dict[int, str]:
+    """ballot id -> a key for the device/address it came from, from the ballot's audit entry.
+
+    The rounds feature writes `ip_hash` / `ua_hash` (never the raw address) into the data of its
+    ballot events; entries without them are left out.
+    """
+    rows = db.session.execute(
+        sa.select(AuditEvent.subject_id, AuditEvent.data)
+        .where(AuditEvent.subject_type == "ballot", AuditEvent.kind.like("ballot.%"))
+        .where(AuditEvent.data.is_not(None))
+    ).all()
+    keys = {}
+    for subject_id, data in rows:
+        if not isinstance(data, dict) or data.get("round_id") not in (round_id, str(round_id)):
+            continue
+        key = data.get("ip_hash") or data.get("device") or data.get("ua_hash")
+        if key and str(subject_id).isdigit():
+            keys[int(subject_id)] = str(key)
+    return keys
+
+
+def round_flags(rnd) -> list[Flag]:
+    entries = roll_entries(rnd.id)
+    label_of = {e.unit_id: e.label for e in entries}
+    ballots = _ballots(rnd.id)
+    flags: list[Flag] = []
+
+    # 1. Many ballots from one device or address within a short time.
+    keys = ballot_client_keys(rnd.id)
+    by_key: dict[str, list] = {}
+    for b in ballots:
+        if b.channel == "online" and b.id in keys:
+            by_key.setdefault(keys[b.id], []).append(b)
+    for key, group in by_key.items():
+        group.sort(key=lambda b: b.cast_at)
+        start = 0
+        worst: list = []
+        for end in range(len(group)):
+            while group[end].cast_at - group[start].cast_at > BURST_WINDOW:
+                start += 1
+            window = group[start:end + 1]
+            if len({b.unit_id for b in window}) > len({b.unit_id for b in worst}):
+                worst = window
+        units = sorted({label_of.get(b.unit_id, str(b.unit_id)) for b in worst})
+        if len(units) >= BURST_MIN_BALLOTS:
+            flags.append(Flag("burst", "同一设备/网络短时间内多户投票",
+                              f"{len(units)} 户在 {int(BURST_WINDOW.total_seconds() // 60)} 分钟内从同一来源"
+                              f"（{key[:8]}…）投票：{format_local_dt(worst[0].cast_at)} 至 "
+                              f"{format_local_dt(worst[-1].cast_at)}", units))
+
+    # 2. Paper ballots not confirmed by a second person.
+    unconfirmed = [b for b in ballots if b.channel == "paper" and b.status != "rejected"
+                   and (b.confirmed_by_id is None or b.confirmed_by_id == b.entered_by_id)]
+    if unconfirmed:
+        flags.append(Flag("paper_unconfirmed", "纸质票未经第二人确认",
+                          f"{len(unconfirmed)} 张纸质票尚无第二名业委会成员确认",
+                          sorted({label_of.get(b.unit_id, str(b.unit_id)) for b in unconfirmed})))
+
+    # 3. Changes in the last hour before the close.
+    closes = rnd.closed_at or rnd.closes_at
+    seen: set[int] = set()
+    late = []
+    for b in ballots:
+        if b.unit_id in seen and closes - LAST_HOUR <= b.cast_at <= closes:
+            late.append(b)
+        seen.add(b.unit_id)
+    if late:
+        flags.append(Flag("late_change", "截止前一小时内改票",
+                          f"{len(late)} 次改票发生在 {format_local_dt(closes - LAST_HOUR)} 至 "
+                          f"{format_local_dt(closes)} 之间",
+                          sorted({label_of.get(b.unit_id, str(b.unit_id)) for b in late})))
+
+    # 4. Units whose owners changed after the roll froze.
+    if rnd.opened_at is not None:
+        owner_ids = {oid: e.unit_id for e in entries for oid in (e.owner_ids or [])}
+        events = db.session.execute(
+            sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id, AuditEvent.kind == "register.change",
+                                        AuditEvent.at > rnd.opened_at).order_by(AuditEvent.seq)).scalars().all()
+        changed: dict[int, list[str]] = {}
+        for ev in events:
+            action = (ev.data or {}).get("action", "")
+            if ev.subject_type == "unit" and action in ("owner_added", "owner_removed") \
+                    and ev.subject_id.isdigit() and int(ev.subject_id) in label_of:
+                changed.setdefault(int(ev.subject_id), []).append(f"{format_local_dt(ev.at)} {_ACTION[action]}")
+            elif ev.subject_type == "owner" and ev.subject_id.isdigit() and int(ev.subject_id) in owner_ids:
+                changed.setdefault(owner_ids[int(ev.subject_id)], []).append(
+                    f"{format_local_dt(ev.at)} {_ACTION.get(action, '业主信息变更')}")
+        if changed:
+            flags.append(Flag("owner_changed", "名册冻结后业主发生变更",
+                              "；".join(f"{label_of[u]}：{'、'.join(v)}" for u, v in sorted(
+                                  changed.items(), key=lambda kv: label_of[kv[0]])),
+                              sorted(label_of[u] for u in changed)))
+    return flags
+
+
+_ACTION = {"owner_added": "新增业主", "owner_removed": "移除业主", "owner_updated": "业主信息变更"}

@@ -1,0 +1,121 @@
+"""Walking the hash chains: recompute every hash and link, name the first broken entry.
+
+Read-only. Used by `flask audit verify`, the verification desk and the dashboards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from residents_app.audit.models import AuditEvent
+from residents_app.audit.services import GENESIS, compute_hash
+from residents_app.extensions import db
+
+BATCH = 1000
+COLUMNS = ("id", "chain", "seq", "kind", "at", "actor", "subject_type", "subject_id", "data",
+           "prev_hash", "hash")
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first broken entry of a chain."""
+
+    chain: int
+    seq: int
+    event_id: int | None
+    kind: str
+    problem: str  # stable English code: hash_mismatch, link_broken, seq_gap, reordered, bad_start
+    message: str  # Chinese, for the operator
+
+    def describe(self) -> str:
+        ident = f"id={self.event_id}" if self.event_id is not None else "id=?"
+        return f"链 {self.chain} 第 {self.seq} 条（{ident}，{self.kind}）：{self.message}"
+
+
+@dataclass
+class ChainReport:
+    chain: int
+    entry_count: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    broken: Break | None = None
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def chains_present(estate_ids: list[int] | None = None) -> list[int]:
+    q = sa.select(AuditEvent.chain).distinct().order_by(AuditEvent.chain)
+    if estate_ids is not None:
+        q = q.where(AuditEvent.chain.in_(estate_ids))
+    return list(db.session.execute(q).scalars())
+
+
+def verify_chain(chain: int) -> ChainReport:
+    """Walk one chain in seq order and stop at the first entry that does not check out.
+
+    Checks, in order, for each entry: seq follows the previous one (a gap means removed entries),
+    the row ids rise with seq (rows are inserted in seq order, so a falling id means two entries
+    were swapped), prev_hash equals the previous entry's hash, and the stored hash equals the
+    SHA-256 recomputed over the entry's canonical JSON.
+    """
+    report = ChainReport(chain=chain)
+    prev_seq, prev_hash, prev_id = 0, GENESIS, 0
+    # Plain rows, not ORM objects: a long chain must not fill the session's identity map.
+    stmt = (
+        sa.select(*[AuditEvent.__table__.c[name] for name in COLUMNS])
+        .where(AuditEvent.chain == chain)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=BATCH)
+    )
+    result = db.session.execute(stmt)
+    try:
+        for ev in result:
+            problem = _check(ev, prev_seq, prev_hash, prev_id)
+            if problem is not None:
+                code, message = problem
+                report.broken = Break(chain=chain, seq=ev.seq, event_id=ev.id, kind=ev.kind,
+                                      problem=code, message=message)
+                break
+            report.entry_count += 1
+            prev_seq, prev_hash, prev_id = ev.seq, ev.hash, ev.id
+    finally:
+        result.close()  # stopping early must still close PostgreSQL's server-side cursor
+    report.head_seq, report.head_hash = prev_seq, prev_hash
+    return report
+
+
+def _check(ev, prev_seq: int, prev_hash: str, prev_id: int) -> tuple[str, str] | None:
+    if ev.seq != prev_seq + 1:
+        if prev_seq == 0:
+            return "bad_start", f"链应从第 1 条开始，却从第 {ev.seq} 条开始（前面的条目被删除）"
+        missing = f"第 {prev_seq + 1} 条" if ev.seq == prev_seq + 2 else f"第 {prev_seq + 1}–{ev.seq - 1} 条"
+        return "seq_gap", f"序号不连续：缺少{missing}（条目被删除）"
+    if ev.id < prev_id:
+        return "reordered", f"顺序被调换：本条记录编号 {ev.id} 小于前一条（第 {prev_seq} 条）的 {prev_id}"
+    if ev.prev_hash != prev_hash:
+        points_to = _seq_of_hash(ev.chain, ev.prev_hash)
+        if points_to is not None and points_to != prev_seq:
+            return "reordered", (f"顺序被调换：本条的 prev_hash 指向第 {points_to} 条，"
+                                 f"它本应排在第 {points_to + 1} 条的位置")
+        return "link_broken", (f"与前一条不衔接：prev_hash {ev.prev_hash[:12]}… 不等于第 {prev_seq} 条的哈希 "
+                               f"{prev_hash[:12]}…（前一条被改动后重算了哈希，或本条被改动）")
+    recomputed = compute_hash(ev)
+    if recomputed != ev.hash:
+        return "hash_mismatch", (f"内容被改动：重新计算的哈希 {recomputed[:12]}… 与记录的哈希 {ev.hash[:12]}… "
+                                 "不一致")
+    return None
+
+
+def _seq_of_hash(chain: int, hash_: str) -> int | None:
+    return db.session.execute(
+        sa.select(AuditEvent.seq).where(AuditEvent.chain == chain, AuditEvent.hash == hash_)
+    ).scalar_one_or_none()
+
+
+def verify_all(estate_ids: list[int] | None = None) -> list[ChainReport]:
+    return [verify_chain(c) for c in chains_present(estate_ids)]

@@ -1,0 +1,185 @@
+"""Pages: the verification desk, the result report PDF, the roll/ballot export, receipts, dashboards."""
+
+from __future__ import annotations
+
+import io
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from residents_app.audit import dashboards, round_facts
+from residents_app.audit import services as audit_services
+from residents_app.auth.scoping import estate_or_404, roles_required, staff_required, visible_estates_query
+from residents_app.db import utcnow
+from residents_app.errors import DomainError, NotFound
+from residents_app.extensions import db
+
+bp = Blueprint("audit", __name__)
+
+
+def _round_or_404(round_id: int):
+    from residents_app.rounds.models import Round
+
+    rnd = db.session.get(Round, round_id)
+    if rnd is None:
+        raise NotFound("找不到该表决")
+    estate = estate_or_404(rnd.estate_id)
+    return rnd, estate
+
+
+def _desk_rows(rnd) -> list[dict]:
+    """One row per unit of the frozen roll with its counted ballot, its history and evidence."""
+    from residents_app.rounds.models import Ballot, CurrentBallot, ProxyMandate
+
+    entries = round_facts.roll_entries(rnd.id)
+    ballots: dict[int, list] = {}
+    for b in db.session.execute(
+            sa.select(Ballot).where(Ballot.round_id == rnd.id).order_by(Ballot.cast_at, Ballot.id)).scalars():
+        ballots.setdefault(b.unit_id, []).append(b)
+    current = dict(db.session.execute(
+        sa.select(CurrentBallot.unit_id, CurrentBallot.ballot_id).where(CurrentBallot.round_id == rnd.id)).all())
+    mandates = {m.id: m for m in db.session.execute(
+        sa.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)).scalars()}
+    rows = []
+    for e in entries:
+        history = ballots.get(e.unit_id, [])
+        counted = next((b for b in history if b.id == current.get(e.unit_id)), None)
+        pending = [b for b in history if b.status in ("pending", "conflict")]
+        rows.append({"entry": e, "counted": counted, "history": history, "pending": pending,
+                     "mandate": mandates.get(counted.mandate_id) if counted and counted.mandate_id else None,
+                     "changes": max(len([b for b in history if b.status in ("counted", "superseded")]) - 1, 0)})
+    return rows
+
+
+@bp.route("/rounds/<int:round_id>/verify")
+@staff_required
+def verify_desk(round_id: int):
+    from residents_app.audit.report import rule_lines
+    from residents_app.audit.verify import verify_chain
+
+    rnd, estate = _round_or_404(round_id)
+    now = utcnow()
+    data = round_facts.round_report_data(rnd, now)
+    rule_name, rule_source = rule_lines(data)
+    return render_template(
+        "audit/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
+        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_chain(estate.id),
+        signoffs=audit_services.signoffs(rnd.id, estate.id), decisions=audit_services.DECISIONS,
+        can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
+
+
+@bp.route("/rounds/<int:round_id>/verify", methods=["POST"])
+@roles_required("street", "admin")
+def verify_sign_off(round_id: int):
+    rnd, estate = _round_or_404(round_id)
+    try:
+        audit_services.sign_off(rnd, decision=request.form.get("decision", ""),
+                                comment=request.form.get("comment", ""), user=current_user, now=utcnow())
+    except DomainError as exc:
+        # sign_off checks everything before it writes, so there is nothing to roll back here.
+        flash(exc.message, "error")
+        return redirect(url_for("audit.verify_desk", round_id=round_id))
+    db.session.commit()
+    decision = request.form["decision"]
+    flash(f"已记录核验意见：{audit_services.DECISIONS[decision]}（已写入审计日志）", "success")
+    return redirect(url_for("audit.verify_desk", round_id=round_id))
+
+
+@bp.route("/rounds/<int:round_id>/report.pdf")
+@staff_required
+def round_report(round_id: int):
+    from residents_app.audit.report import render_round_report
+
+    rnd, estate = _round_or_404(round_id)
+    now = utcnow()
+    pdf = render_round_report(round_facts.round_report_data(rnd, now))
+    audit_services.log_export("round_report_pdf", estate_id=estate.id, user=current_user, now=now,
+                              subject_type="round", subject_id=rnd.id)
+    db.session.commit()
+    resp = send_file(io.BytesIO(pdf), mimetype="application/pdf", as_attachment=False,
+                     download_name=f"表决结果报告-{estate.code}-{rnd.id}.pdf", max_age=0, etag=False,
+                     conditional=False)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/rounds/<int:round_id>/verify/export.xlsx")
+@staff_required
+def round_export(round_id: int):
+    from residents_app.audit.exports import roll_and_ballots_xlsx
+
+    rnd, estate = _round_or_404(round_id)
+    now = utcnow()
+    data, count = roll_and_ballots_xlsx(rnd, _desk_rows(rnd))
+    audit_services.log_export("round_roll_ballots_xlsx", estate_id=estate.id, user=current_user, now=now,
+                              subject_type="round", subject_id=rnd.id, rows=count)
+    db.session.commit()
+    from residents_app.exports import XLSX_MIMETYPE
+
+    resp = send_file(io.BytesIO(data), mimetype=XLSX_MIMETYPE, as_attachment=True,
+                     download_name=f"名册与投票-{estate.code}-{rnd.id}.xlsx", max_age=0, etag=False,
+                     conditional=False)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/audit/files/<int:file_id>")
+@staff_required
+def round_file(file_id: int):
+    """A paper ballot's scan or a proxy mandate, for the committee and its street office only."""
+    from residents_app.rounds.models import RoundFile
+
+    f = db.session.get(RoundFile, file_id)
+    if f is None:
+        raise NotFound("找不到该文件")
+    rnd, estate = _round_or_404(f.round_id)
+    resp = send_file(io.BytesIO(f.data), mimetype=f.mime, as_attachment=False,
+                     download_name=f"{f.purpose}-{f.id}", max_age=0, etag=False, conditional=False)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/audit/receipt", defaults={"code": None})
+@bp.route("/audit/receipt/<code>")
+def receipt(code: str | None):
+    """Public: anyone holding a receipt code checks it (no login; shows no names or unit numbers)."""
+    from residents_app.audit.receipts import check_receipt
+
+    code = code or request.args.get("code")
+    if not code:
+        return render_template("audit/receipt.html", result=None, code="")
+    try:
+        result = check_receipt(code, utcnow())
+    except DomainError as exc:
+        return render_template("audit/receipt.html", result=None, code=code, error=exc.message), exc.status
+    return render_template("audit/receipt.html", result=result, code=code)
+
+
+@bp.route("/estates/<int:estate_id>/dashboard")
+@staff_required
+def estate_dashboard(estate_id: int):
+    estate = estate_or_404(estate_id)
+    now = utcnow()
+    cards = [dashboards.round_card(r, now) for r in dashboards.rounds_in_progress([estate.id])]
+    items = dashboards.deadlines([estate.id], now)
+    return render_template(
+        "audit/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
+        deadlines=items, months=dashboards.calendar_months(now, items),
+        closed=dashboards.rounds_awaiting_verification([estate.id]))
+
+
+@bp.route("/district")
+@roles_required("street", "admin")
+def district():
+    now = utcnow()
+    estates = db.session.execute(visible_estates_query()).scalars().all()
+    ids = [e.id for e in estates]
+    open_rounds = dashboards.rounds_in_progress(ids)
+    cards = [dashboards.round_card(r, now) for r in open_rounds]
+    by_estate = {e.id: {"estate": e, "cards": [c for c in cards if c.round.estate_id == e.id],
+                        "funding": dashboards.funding(e.id)} for e in estates}
+    items = dashboards.deadlines(ids, now, with_estate_name=True)
+    return render_template(
+        "audit/district.html", rows=list(by_estate.values()), deadlines=items,
+        months=dashboards.calendar_months(now, items), closed=dashboards.rounds_awaiting_verification(ids))

@@ -1,0 +1,240 @@
+"""Money, exactly: allocation in fen by largest remainder and the contribution rules of seed 001.
+
+Pure Python (no Flask, no SQLAlchemy). Amounts are integer fen, areas `Decimal` m², ratios
+`Fraction`. Nothing here uses floats.
+
+The rules, as computed by `compute_contributions`:
+
+1. Residents' part of an item = cost × category percentage (必选 0 %, 基础 10 %, 完善 30 %,
+   提升 70 % by default), rounded to the fen **half up** (x.5 fen -> x+1). The subsidy base of the
+   item is its cost minus that part, so cost = residents' part + subsidy holds exactly per item.
+2. Subsidy cap = cap per m² (400 yuan = 40,000 fen by default) × the title area of **all units
+   of the estate**, rounded **down** to the fen (with the default, 400 fen per 0.01 m², it is
+   always an exact integer).
+3. If the subsidies of all items exceed the cap, the excess (超出部分居民自理) is charged back to
+   the items **in proportion to each item's subsidy** (largest remainder, in fen), so an expensive
+   building-only item that causes the excess is paid by that building, not by the whole estate.
+4. Each item's residents' total (its part + its excess) is divided among the units in the item's
+   scope **by title area** with `allocate` (largest remainder), so units' shares add up to the
+   item's total exactly.
+5. Hardship (困难户): an exempt unit owes nothing, its whole share is covered by the named party
+   (街道 / 社区 / 慈善 ...); a partly subsidised unit has min(subsidy, share) covered. The covered
+   amount is reported separately; it is not part of what residents owe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+CATEGORY_LABELS = {"required": "必选", "basic": "基础", "improvement": "完善", "upgrade": "提升"}
+
+
+class MoneyError(ValueError):
+    """Invalid money input; the message is Chinese and says what is wrong."""
+
+
+def allocate(total_fen: int, weights: Sequence[Decimal | int | Fraction]) -> list[int]:
+    """Split `total_fen` over `weights` by largest remainder, exactly.
+
+    Each part is floor(total × w / Σw) plus possibly one fen; the fen left over after flooring
+    go to the parts with the **largest fractional remainder first, ties to the lower index**.
+    So the sum is exactly `total_fen`, each part is within one fen of its exact share (strictly
+    less than one fen away), a zero weight gets 0, and the result depends only on the input.
+    """
+    if isinstance(total_fen, bool) or not isinstance(total_fen, int):
+        raise MoneyError(f"分摊金额必须是整数（分），收到 {total_fen!r}")
+    if total_fen < 0:
+        raise MoneyError(f"分摊金额不能为负数，收到 {total_fen} 分")
+    if len(weights) == 0:
+        raise MoneyError("没有可分摊的对象（权重列表为空）")
+    exact_weights = []
+    for index, w in enumerate(weights):
+        if isinstance(w, float) or isinstance(w, bool):
+            raise MoneyError(f"第 {index + 1} 个权重必须是精确数（Decimal），不能是 {type(w).__name__}")
+        fw = Fraction(w)
+        if fw < 0:
+            raise MoneyError(f"第 {index + 1} 个权重不能为负数：{w}")
+        exact_weights.append(fw)
+    weight_sum = sum(exact_weights, Fraction(0))
+    if weight_sum == 0:
+        raise MoneyError("权重之和为零，无法按比例分摊")
+    exact = [Fraction(total_fen) * w / weight_sum for w in exact_weights]
+    parts = [int(e.numerator // e.denominator) for e in exact]
+    left = total_fen - sum(parts)
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in order[:left]:
+        parts[i] += 1
+    return parts
+
+
+def percent_of_fen(amount_fen: int, pct: int | Fraction | Decimal) -> int:
+    """amount × pct / 100, rounded half up to the fen (amounts are never negative here)."""
+    if amount_fen < 0:
+        raise MoneyError(f"金额不能为负数：{amount_fen} 分")
+    value = Fraction(amount_fen) * Fraction(pct) / 100
+    return int((value + Fraction(1, 2)).__floor__())
+
+
+def cap_fen(cap_fen_per_m2: int, area_m2: Decimal) -> int:
+    """The subsidy cap for an area, rounded down to the fen."""
+    value = Fraction(cap_fen_per_m2) * Fraction(area_m2)
+    return int(value.__floor__())
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Residents' percentage per category and the subsidy cap per m² (in fen)."""
+
+    pct: dict[str, int]
+    cap_fen_per_m2: int
+
+    @classmethod
+    def seed_001(cls) -> Rule:
+        return cls(pct={"required": 0, "basic": 10, "improvement": 30, "upgrade": 70}, cap_fen_per_m2=40000)
+
+
+@dataclass(frozen=True)
+class ItemIn:
+    key: int | str
+    name: str
+    category: str
+    cost_fen: int
+    unit_keys: tuple  # the units in the item's scope
+
+
+@dataclass(frozen=True)
+class UnitIn:
+    key: int | str
+    area_m2: Decimal
+    hardship_mode: str | None = None  # None / "exempt" / "partial"
+    hardship_subsidy_fen: int = 0
+    hardship_covered_by: str = ""
+
+
+@dataclass
+class ItemOut:
+    key: int | str
+    name: str
+    category: str
+    pct: int
+    cost_fen: int
+    base_resident_fen: int  # cost × pct, half up
+    subsidy_before_cap_fen: int
+    excess_fen: int  # part of the over-cap excess charged back to this item
+    resident_fen: int  # base + excess: what the units in scope pay together
+    subsidy_fen: int  # cost − resident
+    scope_area_m2: Decimal
+    unit_count: int
+
+
+@dataclass
+class UnitLine:
+    item_key: int | str
+    share_fen: int
+    area_m2: Decimal
+    scope_area_m2: Decimal
+
+
+@dataclass
+class UnitOut:
+    key: int | str
+    area_m2: Decimal
+    lines: list[UnitLine] = field(default_factory=list)
+    share_fen: int = 0  # before hardship
+    covered_fen: int = 0  # hardship cover
+    covered_by: str = ""
+    hardship_mode: str | None = None
+    owed_fen: int = 0  # what the residents of the unit pay
+
+
+@dataclass
+class Contributions:
+    items: list[ItemOut]
+    units: dict
+    total_cost_fen: int
+    subsidy_before_cap_fen: int
+    cap_fen: int
+    estate_area_m2: Decimal
+    excess_fen: int
+    resident_total_fen: int
+    subsidy_total_fen: int
+    covered_total_fen: int
+    owed_total_fen: int
+
+
+def compute_contributions(items: Sequence[ItemIn], units: Sequence[UnitIn], rule: Rule) -> Contributions:
+    """Every item's split and every unit's share; `units` are all units of the estate."""
+    by_key = {u.key: u for u in units}
+    if len(by_key) != len(units):
+        raise MoneyError("户的编号重复")
+    for u in units:
+        if Fraction(u.area_m2) <= 0:
+            raise MoneyError(f"户 {u.key} 的产权面积必须大于零")
+    estate_area = sum((Decimal(u.area_m2) for u in units), Decimal("0"))
+    base = []
+    for item in items:
+        if item.category not in rule.pct:
+            raise MoneyError(f"项目「{item.name}」的类别未知：{item.category}")
+        if item.cost_fen < 0:
+            raise MoneyError(f"项目「{item.name}」的费用不能为负数")
+        if not item.unit_keys:
+            raise MoneyError(f"项目「{item.name}」的范围内没有任何户，无法分摊")
+        missing = [k for k in item.unit_keys if k not in by_key]
+        if missing:
+            raise MoneyError(f"项目「{item.name}」的范围包含未知的户：{missing[0]}")
+        pct = rule.pct[item.category]
+        resident = percent_of_fen(item.cost_fen, pct)
+        base.append((item, pct, resident, item.cost_fen - resident))
+    subsidy_before = sum(b[3] for b in base)
+    cap = cap_fen(rule.cap_fen_per_m2, estate_area)
+    excess = max(0, subsidy_before - cap)
+    excess_parts = allocate(excess, [b[3] for b in base]) if excess else [0] * len(base)
+
+    unit_out = {u.key: UnitOut(key=u.key, area_m2=Decimal(u.area_m2)) for u in units}
+    item_out = []
+    for (item, pct, resident, subsidy), extra in zip(base, excess_parts, strict=True):
+        scope = [by_key[k] for k in item.unit_keys]
+        scope_area = sum((Decimal(u.area_m2) for u in scope), Decimal("0"))
+        total = resident + extra
+        shares = allocate(total, [Decimal(u.area_m2) for u in scope])
+        for u, share in zip(scope, shares, strict=True):
+            out = unit_out[u.key]
+            out.lines.append(UnitLine(item_key=item.key, share_fen=share, area_m2=Decimal(u.area_m2),
+                                      scope_area_m2=scope_area))
+            out.share_fen += share
+        item_out.append(ItemOut(
+            key=item.key, name=item.name, category=item.category, pct=pct, cost_fen=item.cost_fen,
+            base_resident_fen=resident, subsidy_before_cap_fen=subsidy, excess_fen=extra,
+            resident_fen=total, subsidy_fen=item.cost_fen - total, scope_area_m2=scope_area,
+            unit_count=len(scope)))
+
+    for u in units:
+        out = unit_out[u.key]
+        if u.hardship_mode == "exempt":
+            out.covered_fen = out.share_fen
+        elif u.hardship_mode == "partial":
+            if u.hardship_subsidy_fen < 0:
+                raise MoneyError(f"户 {u.key} 的困难补助金额不能为负数")
+            out.covered_fen = min(u.hardship_subsidy_fen, out.share_fen)
+        elif u.hardship_mode is not None:
+            raise MoneyError(f"户 {u.key} 的困难减免方式未知：{u.hardship_mode}")
+        out.hardship_mode = u.hardship_mode
+        out.covered_by = u.hardship_covered_by if u.hardship_mode else ""
+        out.owed_fen = out.share_fen - out.covered_fen
+
+    resident_total = sum(i.resident_fen for i in item_out)
+    return Contributions(
+        items=item_out, units=unit_out, total_cost_fen=sum(i.cost_fen for i in item_out),
+        subsidy_before_cap_fen=subsidy_before, cap_fen=cap, estate_area_m2=estate_area, excess_fen=excess,
+        resident_total_fen=resident_total, subsidy_total_fen=sum(i.subsidy_fen for i in item_out),
+        covered_total_fen=sum(u.covered_fen for u in unit_out.values()),
+        owed_total_fen=sum(u.owed_fen for u in unit_out.values()))
+
+
+def settle(final_owed: dict, paid: dict) -> dict:
+    """多退少补: per unit, final owed − paid (positive: top-up to collect; negative: refund)."""
+    keys = set(final_owed) | set(paid)
+    return {k: final_owed.get(k, 0) - paid.get(k, 0) for k in keys}

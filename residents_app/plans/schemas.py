@@ -1,0 +1,92 @@
+"""Input at the edge: yuan strings to fen, dates, datetimes; marshmallow schemas of the JSON API."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from residents_app.errors import ValidationFailed
+from residents_app.plans.models import PAYMENT_METHODS
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+_YUAN = re.compile(r"^(\d{1,11})(?:\.(\d{1,2}))?$")
+
+
+def yuan_to_fen(text, field: str, label: str) -> int:
+    """'1,234.5' -> 123450. Exact: no floats; at most two decimals; never negative."""
+    raw = str(text or "").strip().replace(",", "").replace("，", "").replace("¥", "").replace("元", "")
+    m = _YUAN.match(raw)
+    if not m:
+        raise ValidationFailed(f"{label}格式有误：请填写金额（元），最多两位小数，例如 1234.50",
+                               errors={field: [f"「{text}」不是有效金额"]})
+    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
+
+
+def parse_date(text, field: str, label: str) -> date:
+    try:
+        return date.fromisoformat(str(text or "").strip())
+    except ValueError:
+        raise ValidationFailed(f"{label}格式有误，请按 2026-09-01 的格式填写",
+                               errors={field: [f"「{text}」不是有效日期"]}) from None
+
+
+def parse_local_dt(text, field: str, label: str) -> datetime | None:
+    """A Beijing-time 'YYYY-MM-DDTHH:MM' (from <input type=datetime-local>) as aware UTC; empty = None."""
+    raw = str(text or "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed(f"{label}格式有误，请按 2026-09-01 09:00 的格式填写",
+                               errors={field: [f"「{text}」不是有效时间"]}) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=BEIJING)
+    from datetime import UTC
+
+    return value.astimezone(UTC)
+
+
+def parse_int_id(text, field: str, label: str) -> int:
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"请选择{label}", errors={field: ["缺少或无效"]}) from None
+
+
+class PaymentIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    unit_id = fields.Integer(required=True, strict=True)
+    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    reference = fields.String(load_default="", validate=validate.Length(max=100))
+    paid_on = fields.Date(required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class ReverseIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ItemIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    category = fields.String(required=True, validate=validate.OneOf(("required", "basic", "improvement", "upgrade")))
+    cost_fen = fields.Integer(required=True, strict=True)
+    building_ids = fields.List(fields.Integer(strict=True), load_default=list)
+    description = fields.String(load_default="")
+
+    @validates("cost_fen")
+    def _positive(self, value, **kwargs):
+        if value <= 0:
+            raise ValidationError("费用必须大于零（分）")

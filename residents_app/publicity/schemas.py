@@ -1,0 +1,16 @@
+"""Input schemas of the publicity API (unknown fields are refused)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from residents_app.publicity.models import SUBJECT_TYPES
+
+
+class StatusQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    subject_type = fields.String(required=True, validate=validate.OneOf(SUBJECT_TYPES),
+                                 metadata={"description": "round_result / plan_version / hardship_list"})
+    subject_id = fields.Integer(required=True, validate=validate.Range(min=1))

@@ -1,0 +1,650 @@
+"""The register: summaries (the denominators of every vote), search, edits, roster import and export.
+
+Services flush but never commit; every change is appended to the estate's audit chain in the same
+transaction. Time is an argument (`now`), the actor is a string from audit.services.actor_for_user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from residents_app.audit.services import record
+from residents_app.db import hundredths_to_decimal
+from residents_app.errors import Conflict, NotFound, ValidationFailed
+from residents_app.extensions import db
+from residents_app.registry import importer
+from residents_app.registry.models import (
+    UNIT_KIND_LABELS,
+    UNIT_KINDS,
+    Building,
+    Estate,
+    Owner,
+    Ownership,
+    StreetOffice,
+    Unit,
+)
+
+CHUNK = 500  # rows per IN (...) list, well below every driver's parameter limit
+
+
+# ---- summary ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Totals:
+    unit_count: int = 0
+    household_count: int = 0  # one unit is one household
+    owner_count: int = 0  # persons: one person owning several units counts once
+    title_area_m2: Decimal = Decimal("0.00")
+    hardship_count: int = 0
+
+
+@dataclass(frozen=True)
+class BuildingSummary:
+    building_id: int
+    name: str
+    totals: Totals
+    residential_count: int
+    commercial_count: int
+
+
+@dataclass(frozen=True)
+class RegisterSummary:
+    """Exact register totals of an estate, or of named buildings of it (a round's scope).
+
+    residential/commercial split the totals by unit kind; their owner counts need not add up to
+    owner_count, as one person may own a flat and a shop.
+    """
+
+    estate_id: int
+    building_ids: tuple[int, ...] | None
+    unit_count: int
+    household_count: int
+    owner_count: int
+    title_area_m2: Decimal
+    hardship_count: int
+    residential: Totals
+    commercial: Totals
+    buildings: tuple[BuildingSummary, ...]
+
+
+def _area_sum(column) -> sa.ColumnElement:
+    # Sum the stored hundredths as plain integers (exact on both databases).
+    return sa.func.coalesce(sa.func.sum(sa.type_coerce(column, sa.BigInteger)), 0)
+
+
+def register_summary(estate_id: int, building_ids=None) -> RegisterSummary:
+    """Units, households, owners as persons and total title area of the estate or of its buildings."""
+    buildings_q = sa.select(Building.id, Building.name).where(Building.estate_id == estate_id).order_by(Building.name)
+    if building_ids is not None:
+        building_ids = tuple(sorted({int(b) for b in building_ids}))
+        buildings_q = buildings_q.where(Building.id.in_(building_ids))
+    buildings = db.session.execute(buildings_q).all()
+    if building_ids is not None and len(buildings) != len(building_ids):
+        unknown = sorted(set(building_ids) - {b.id for b in buildings})
+        raise ValidationFailed("所选楼栋不属于该小区", code="unknown_building",
+                               errors={"building_ids": f"楼栋 {unknown} 不属于该小区"})
+
+    scope = [Unit.estate_id == estate_id]
+    if building_ids is not None:
+        scope.append(Unit.building_id.in_(building_ids))
+
+    per_building_kind = db.session.execute(
+        sa.select(Unit.building_id, Unit.kind, sa.func.count(Unit.id), _area_sum(Unit.title_area_m2),
+                  sa.func.count(Unit.id).filter(Unit.is_hardship.is_(True)))
+        .where(*scope).group_by(Unit.building_id, Unit.kind)).all()
+    owners_q = sa.select(sa.func.count(sa.distinct(Ownership.owner_id))).join(Unit, Unit.id == Ownership.unit_id)
+    owners_total = db.session.execute(owners_q.where(*scope)).scalar_one()
+    owners_by_kind = {k: n for n, k in db.session.execute(
+        owners_q.add_columns(Unit.kind).where(*scope).group_by(Unit.kind)).all()}
+    owners_by_building = {b: n for n, b in db.session.execute(
+        owners_q.add_columns(Unit.building_id).where(*scope).group_by(Unit.building_id)).all()}
+
+    kind_acc = {k: [0, 0, 0] for k in UNIT_KINDS}  # units, hundredths, hardship
+    building_acc: dict[int, dict] = {b.id: {"units": 0, "area": 0, "hardship": 0, "residential": 0,
+                                            "commercial": 0} for b in buildings}
+    for building_id, kind, count, area, hardship in per_building_kind:
+        acc = kind_acc[kind]
+        acc[0] += count
+        acc[1] += int(area)
+        acc[2] += hardship
+        b = building_acc[building_id]
+        b["units"] += count
+        b["area"] += int(area)
+        b["hardship"] += hardship
+        b[kind] += count
+
+    def totals(units, area, hardship, owners) -> Totals:
+        return Totals(unit_count=units, household_count=units, owner_count=owners,
+                      title_area_m2=hundredths_to_decimal(area), hardship_count=hardship)
+
+    by_kind = {k: totals(*kind_acc[k], owners_by_kind.get(k, 0)) for k in UNIT_KINDS}
+    unit_count = sum(a[0] for a in kind_acc.values())
+    return RegisterSummary(
+        estate_id=estate_id,
+        building_ids=building_ids,
+        unit_count=unit_count,
+        household_count=unit_count,
+        owner_count=owners_total,
+        title_area_m2=hundredths_to_decimal(sum(a[1] for a in kind_acc.values())),
+        hardship_count=sum(a[2] for a in kind_acc.values()),
+        residential=by_kind["residential"],
+        commercial=by_kind["commercial"],
+        buildings=tuple(
+            BuildingSummary(building_id=b.id, name=b.name,
+                            totals=totals(building_acc[b.id]["units"], building_acc[b.id]["area"],
+                                          building_acc[b.id]["hardship"], owners_by_building.get(b.id, 0)),
+                            residential_count=building_acc[b.id]["residential"],
+                            commercial_count=building_acc[b.id]["commercial"])
+            for b in buildings),
+    )
+
+
+# ---- street offices and estates ---------------------------------------------------------------
+
+def create_street_office(code: str, name: str, district: str = "") -> StreetOffice:
+    code, name = code.strip(), name.strip()
+    errors = {}
+    if not code or len(code) > 40:
+        errors["code"] = "街道代码不能为空，最多 40 个字符"
+    if not name or len(name) > 100:
+        errors["name"] = "街道名称不能为空，最多 100 个字"
+    if code and db.session.execute(sa.select(StreetOffice.id).where(StreetOffice.code == code)).first():
+        errors["code"] = f"街道代码 {code} 已存在"
+    if errors:
+        raise ValidationFailed("街道信息有误", errors=errors)
+    office = StreetOffice(code=code, name=name, district=district.strip())
+    db.session.add(office)
+    db.session.flush()
+    return office
+
+
+def create_estate(code: str, name: str, street_code: str, address: str = "", *,
+                  actor: str = "system", now: datetime) -> Estate:
+    code, name = code.strip(), name.strip()
+    errors = {}
+    if not code or len(code) > 40:
+        errors["code"] = "小区代码不能为空，最多 40 个字符"
+    if not name or len(name) > 100:
+        errors["name"] = "小区名称不能为空，最多 100 个字"
+    if code and db.session.execute(sa.select(Estate.id).where(Estate.code == code)).first():
+        errors["code"] = f"小区代码 {code} 已存在"
+    office = db.session.execute(
+        sa.select(StreetOffice).where(StreetOffice.code == street_code.strip())).scalar_one_or_none()
+    if office is None:
+        errors["street"] = f"找不到街道代码 {street_code}"
+    if errors:
+        raise ValidationFailed("小区信息有误", errors=errors)
+    estate = Estate(code=code, name=name, address=address.strip(), street_office_id=office.id, created_at=now)
+    db.session.add(estate)
+    db.session.flush()
+    record("register.estate_created", chain=estate.id, actor=actor, now=now, subject_type="estate",
+           subject_id=estate.id, data={"code": code, "name": name, "street_office": office.code})
+    return estate
+
+
+def estate_by_code(code: str) -> Estate:
+    estate = db.session.execute(sa.select(Estate).where(Estate.code == code)).scalar_one_or_none()
+    if estate is None:
+        raise NotFound(f"找不到小区代码 {code}")
+    return estate
+
+
+# ---- units: search, detail, edits -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitPage:
+    items: list[Unit]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_units(estate_id: int, q: str = "", *, building_id: int | None = None, page: int = 1,
+                 per_page: int = 50) -> UnitPage:
+    """Units of an estate matching a building, a unit number ("3幢-402" or "402"), an owner's name or phone."""
+    page, per_page = max(1, page), min(max(1, per_page), 500)
+    where = [Unit.estate_id == estate_id]
+    if building_id is not None:
+        where.append(Unit.building_id == building_id)
+    q = (q or "").strip()
+    if q:
+        owner_match = sa.select(Ownership.unit_id).join(Owner, Owner.id == Ownership.owner_id).where(
+            sa.or_(Owner.name.ilike(_like(q), escape="\\"), Owner.phone.like(_like(q), escape="\\")))
+        conditions = [Unit.number.ilike(_like(q), escape="\\"), Building.name.ilike(_like(q), escape="\\"),
+                      Unit.id.in_(owner_match)]
+        if "-" in q:
+            bname, _, number = q.partition("-")
+            conditions.append(sa.and_(Building.name == bname.strip(), Unit.number == number.strip()))
+        where.append(sa.or_(*conditions))
+    base = sa.select(Unit).join(Building, Building.id == Unit.building_id).where(*where)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
+    items = db.session.execute(
+        base.options(selectinload(Unit.building), selectinload(Unit.ownerships).selectinload(Ownership.owner))
+        .order_by(Building.name, Unit.number).offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    return UnitPage(items=list(items), total=total, page=page, per_page=per_page)
+
+
+def get_unit(estate_id: int, unit_id: int) -> Unit:
+    unit = db.session.get(Unit, unit_id)
+    if unit is None or unit.estate_id != estate_id:
+        raise NotFound("找不到该房号")
+    return unit
+
+
+def _unit_state(unit: Unit) -> dict:
+    return {"title_area_m2": str(unit.title_area_m2), "kind": unit.kind, "is_hardship": unit.is_hardship}
+
+
+def update_unit(estate_id: int, unit_id: int, *, actor: str, now: datetime, title_area_m2=None,
+                kind: str | None = None, is_hardship: bool | None = None) -> Unit:
+    """Change a unit's title area, kind or hardship flag; returns the unit. No change, no audit entry."""
+    unit = get_unit(estate_id, unit_id)
+    errors = {}
+    before = _unit_state(unit)
+    if title_area_m2 is not None:
+        try:
+            unit.title_area_m2 = importer.parse_area(title_area_m2)
+        except ValueError as exc:
+            errors["title_area_m2"] = str(exc)
+    if kind is not None:
+        if kind not in UNIT_KINDS:
+            errors["kind"] = "类型必须是 住宅 或 商铺"
+        else:
+            unit.kind = kind
+    if is_hardship is not None:
+        unit.is_hardship = bool(is_hardship)
+    if errors:
+        raise ValidationFailed("房屋信息有误", errors=errors)
+    after = _unit_state(unit)
+    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    if changed:
+        db.session.flush()
+        record("register.change", chain=estate_id, actor=actor, now=now, subject_type="unit", subject_id=unit.id,
+               data={"action": "unit_updated", "unit": unit.label, "changes": changed})
+    return unit
+
+
+def _owner_fields(name: str, phone: str, id_last4: str | None) -> tuple[str, str, str | None]:
+    errors = {}
+    clean = {}
+    for key, fn in (("name", lambda v: importer._name_field(v, "业主姓名", 60)),
+                    ("phone", importer.parse_phone), ("id_last4", importer.parse_id_last4)):
+        try:
+            clean[key] = fn({"name": name, "phone": phone, "id_last4": id_last4}[key])
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if errors:
+        raise ValidationFailed("业主信息有误", errors=errors)
+    return clean["name"], clean["phone"], clean["id_last4"]
+
+
+def add_owner(estate_id: int, unit_id: int, *, name: str, phone: str, id_last4: str | None = None,
+              actor: str, now: datetime) -> Owner:
+    """Add a (co-)owner to a unit. A phone already known in the estate is the same person."""
+    unit = get_unit(estate_id, unit_id)
+    name, phone, id_last4 = _owner_fields(name, phone, id_last4)
+    owner = db.session.execute(
+        sa.select(Owner).where(Owner.estate_id == estate_id, Owner.phone == phone)).scalar_one_or_none()
+    if owner is not None and owner.name != name:
+        raise ValidationFailed("该手机号已登记为另一位业主", code="phone_taken",
+                               errors={"phone": f"手机号 {phone} 已登记为「{owner.name}」，同一手机号只能对应一位业主"})
+    created = owner is None
+    if created:
+        owner = Owner(estate_id=estate_id, name=name, phone=phone, id_last4=id_last4)
+        db.session.add(owner)
+        db.session.flush()
+    elif any(o.owner_id == owner.id for o in unit.ownerships):
+        raise Conflict(f"{owner.name} 已是 {unit.label} 的业主", code="already_owner")
+    elif id_last4 and not owner.id_last4:
+        owner.id_last4 = id_last4
+    unit.ownerships.append(Ownership(unit_id=unit.id, owner_id=owner.id))
+    db.session.flush()
+    record("register.change", chain=estate_id, actor=actor, now=now, subject_type="unit", subject_id=unit.id,
+           data={"action": "owner_added", "unit": unit.label, "owner_id": owner.id, "owner_name": owner.name,
+                 "owner_phone": owner.masked_phone, "new_person": created,
+                 "before": {"owners": sorted(o.id for o in unit.owners if o.id != owner.id)},
+                 "after": {"owners": sorted(o.id for o in unit.owners)}})
+    return owner
+
+
+def remove_owner(estate_id: int, unit_id: int, owner_id: int, *, actor: str, now: datetime) -> None:
+    """Remove a co-owner from a unit. The last owner cannot be removed (a household needs an owner)."""
+    unit = get_unit(estate_id, unit_id)
+    link = next((o for o in unit.ownerships if o.owner_id == owner_id), None)
+    if link is None:
+        raise NotFound("该业主不是此房号的业主")
+    if len(unit.ownerships) == 1:
+        raise Conflict("每户至少保留一名业主：请先添加新业主，再移除原业主", code="last_owner")
+    owner = link.owner
+    before = sorted(o.owner_id for o in unit.ownerships)
+    unit.ownerships.remove(link)
+    db.session.flush()
+    record("register.change", chain=estate_id, actor=actor, now=now, subject_type="unit", subject_id=unit.id,
+           data={"action": "owner_removed", "unit": unit.label, "owner_id": owner.id, "owner_name": owner.name,
+                 "owner_phone": owner.masked_phone, "before": {"owners": before},
+                 "after": {"owners": sorted(o.owner_id for o in unit.ownerships)}})
+
+
+def update_owner(estate_id: int, owner_id: int, *, name: str, phone: str, id_last4: str | None,
+                 actor: str, now: datetime) -> Owner:
+    """Correct an owner's name, phone or ID digits (for every unit they own)."""
+    owner = db.session.get(Owner, owner_id)
+    if owner is None or owner.estate_id != estate_id:
+        raise NotFound("找不到该业主")
+    name, phone, id_last4 = _owner_fields(name, phone, id_last4)
+    if phone != owner.phone and db.session.execute(
+            sa.select(Owner.id).where(Owner.estate_id == estate_id, Owner.phone == phone)).first():
+        raise ValidationFailed("该手机号已登记为另一位业主", code="phone_taken",
+                               errors={"phone": f"手机号 {phone} 已登记为另一位业主"})
+    before = {"name": owner.name, "phone": owner.masked_phone, "id_last4": owner.id_last4}
+    owner.name, owner.phone, owner.id_last4 = name, phone, id_last4
+    after = {"name": owner.name, "phone": owner.masked_phone, "id_last4": owner.id_last4}
+    if before != after:
+        db.session.flush()
+        record("register.change", chain=estate_id, actor=actor, now=now, subject_type="owner", subject_id=owner.id,
+               data={"action": "owner_updated", "before": before, "after": after})
+    return owner
+
+
+# ---- roster import --------------------------------------------------------------------------------
+
+@dataclass
+class ImportPlan:
+    """What importing a roster file changes. Units missing from the file are reported, never deleted."""
+
+    file_sha256: str = ""
+    unit_count_in_file: int = 0
+    owner_rows_in_file: int = 0
+    buildings_added: list[str] = field(default_factory=list)
+    units_added: list[str] = field(default_factory=list)
+    units_changed: list[dict] = field(default_factory=list)
+    owners_added: list[str] = field(default_factory=list)  # masked phones of new persons
+    owners_changed: list[dict] = field(default_factory=list)
+    ownerships_added: list[str] = field(default_factory=list)  # "1幢-101 张三"
+    ownerships_removed: list[str] = field(default_factory=list)
+    units_missing: list[str] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.buildings_added or self.units_added or self.units_changed or self.owners_added
+                    or self.owners_changed or self.ownerships_added or self.ownerships_removed)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "unit_count_in_file": self.unit_count_in_file,
+            "owner_rows_in_file": self.owner_rows_in_file,
+            "buildings_added": len(self.buildings_added),
+            "units_added": len(self.units_added),
+            "units_changed": len(self.units_changed),
+            "owners_added": len(self.owners_added),
+            "owners_changed": len(self.owners_changed),
+            "ownerships_added": len(self.ownerships_added),
+            "ownerships_removed": len(self.ownerships_removed),
+            "units_missing": len(self.units_missing),
+        }
+
+    def as_dict(self) -> dict:
+        return {"counts": self.counts(), "applied": self.applied, "has_changes": self.has_changes,
+                "file_sha256": self.file_sha256, "buildings_added": self.buildings_added,
+                "units_added": self.units_added, "units_changed": self.units_changed,
+                "owners_changed": self.owners_changed, "ownerships_added": self.ownerships_added,
+                "ownerships_removed": self.ownerships_removed, "units_missing": self.units_missing}
+
+
+class RosterRejected(ValidationFailed):
+    code = "roster_rejected"
+
+    def __init__(self, parsed_errors: list[importer.RowError]):
+        super().__init__(f"名册有 {len(parsed_errors)} 处错误，未导入任何数据",
+                         errors={"rows": [e.as_dict() for e in parsed_errors]})
+        self.row_errors = parsed_errors
+
+
+def _masked(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:]
+
+
+@dataclass
+class _Existing:
+    buildings: dict[str, int]
+    units: dict[tuple[int, str], tuple[int, int, str, bool]]  # (building_id, number) -> id, hundredths, kind, hardship
+    owners: dict[str, tuple[int, str, str | None]]  # phone -> id, name, id_last4
+    ownerships: dict[int, set[int]]  # unit_id -> owner ids
+
+
+def _load_existing(estate_id: int) -> _Existing:
+    buildings = dict(db.session.execute(
+        sa.select(Building.name, Building.id).where(Building.estate_id == estate_id)).all())
+    units = {(b, n): (i, int(a), k, h) for i, b, n, a, k, h in db.session.execute(
+        sa.select(Unit.id, Unit.building_id, Unit.number, sa.type_coerce(Unit.title_area_m2, sa.BigInteger),
+                  Unit.kind, Unit.is_hardship).where(Unit.estate_id == estate_id)).all()}
+    owners = {p: (i, n, d) for i, p, n, d in db.session.execute(
+        sa.select(Owner.id, Owner.phone, Owner.name, Owner.id_last4).where(Owner.estate_id == estate_id)).all()}
+    ownerships: dict[int, set[int]] = {}
+    for unit_id, owner_id in db.session.execute(
+            sa.select(Ownership.unit_id, Ownership.owner_id).join(Unit, Unit.id == Ownership.unit_id)
+            .where(Unit.estate_id == estate_id)).all():
+        ownerships.setdefault(unit_id, set()).add(owner_id)
+    return _Existing(buildings, units, owners, ownerships)
+
+
+def _hundredths(area: Decimal) -> int:
+    return int(area * 100)
+
+
+def _group_units(parsed: importer.ParsedRoster) -> dict[tuple[str, str], list[importer.RosterRow]]:
+    units: dict[tuple[str, str], list[importer.RosterRow]] = {}
+    for r in parsed.rows:
+        units.setdefault((r.building, r.unit), []).append(r)
+    return units
+
+
+def import_roster(estate: Estate, filename: str, data: bytes, *, actor: str, now: datetime,
+                  dry_run: bool = False) -> ImportPlan:
+    """Parse, validate and (unless dry_run) apply a roster file in the caller's transaction.
+
+    Raises RosterRejected (every bad row) and writes nothing if any row is bad.
+    """
+    parsed = importer.parse_roster(filename, data)
+    if not parsed.ok:
+        raise RosterRejected(parsed.errors)
+    return apply_roster(estate, parsed, actor=actor, now=now, dry_run=dry_run,
+                        file_sha256=hashlib.sha256(data).hexdigest())
+
+
+def apply_roster(estate: Estate, parsed: importer.ParsedRoster, *, actor: str, now: datetime,
+                 dry_run: bool = False, file_sha256: str = "") -> ImportPlan:
+    """Diff the parsed roster against the register and apply it with bulk statements (no per-row queries).
+
+    Units in the file are set to the file's values and owner list. Optional columns absent from the
+    file (类型, 困难户, 身份证后四位) keep the register's values. Units absent from the file are kept
+    and listed in units_missing.
+    """
+    if not parsed.ok:
+        raise RosterRejected(parsed.errors)
+    estate_id = estate.id
+    ex = _load_existing(estate_id)
+    grouped = _group_units(parsed)
+    plan = ImportPlan(file_sha256=file_sha256, unit_count_in_file=len(grouped), owner_rows_in_file=len(parsed.rows))
+    has_kind, has_hardship = "kind" in parsed.columns, "hardship" in parsed.columns
+    has_id = "id_last4" in parsed.columns
+
+    # persons (by phone)
+    people: dict[str, importer.RosterRow] = {}
+    id_last4: dict[str, str | None] = {}
+    for r in parsed.rows:
+        people.setdefault(r.owner_phone, r)
+        if r.id_last4 and not id_last4.get(r.owner_phone):
+            id_last4[r.owner_phone] = r.id_last4
+    new_owners, changed_owners = [], []
+    for phone, r in people.items():
+        digits = id_last4.get(phone)
+        if phone not in ex.owners:
+            new_owners.append({"estate_id": estate_id, "name": r.owner_name, "phone": phone, "id_last4": digits})
+            plan.owners_added.append(_masked(phone))
+            continue
+        owner_id, name, old_digits = ex.owners[phone]
+        new_digits = digits if (has_id and digits) else old_digits
+        if name != r.owner_name or new_digits != old_digits:
+            changed_owners.append({"id": owner_id, "name": r.owner_name, "id_last4": new_digits})
+            plan.owners_changed.append({"phone": _masked(phone), "before": {"name": name, "id_last4": old_digits},
+                                        "after": {"name": r.owner_name, "id_last4": new_digits}})
+
+    new_buildings = sorted({b for b, _ in grouped} - set(ex.buildings))
+    plan.buildings_added = new_buildings
+    new_units, changed_units = [], []
+    wanted_owners: dict[tuple[str, str], list[str]] = {}
+    seen_unit_ids: set[int] = set()
+    for (bname, number), rows in grouped.items():
+        first = rows[0]
+        label = f"{bname}-{number}"
+        wanted_owners[(bname, number)] = [r.owner_phone for r in rows]
+        building_id = ex.buildings.get(bname)
+        existing = ex.units.get((building_id, number)) if building_id is not None else None
+        if existing is None:
+            new_units.append({"building": bname, "number": number, "title_area_m2": first.title_area_m2,
+                              "kind": first.kind, "is_hardship": first.is_hardship})
+            plan.units_added.append(label)
+            continue
+        unit_id, hundredths, kind, hardship = existing
+        seen_unit_ids.add(unit_id)
+        after = {"title_area_m2": _hundredths(first.title_area_m2),
+                 "kind": first.kind if has_kind else kind,
+                 "is_hardship": first.is_hardship if has_hardship else hardship}
+        before = {"title_area_m2": hundredths, "kind": kind, "is_hardship": hardship}
+        if after != before:
+            changed_units.append({"id": unit_id, "title_area_m2": first.title_area_m2, "kind": after["kind"],
+                                  "is_hardship": after["is_hardship"]})
+            plan.units_changed.append({
+                "unit": label,
+                "before": {**before, "title_area_m2": str(hundredths_to_decimal(hundredths))},
+                "after": {**after, "title_area_m2": str(first.title_area_m2)}})
+
+    id_to_label = {}
+    if ex.units:
+        names = {v: k for k, v in ex.buildings.items()}
+        id_to_label = {uid: f"{names[b]}-{n}" for (b, n), (uid, *_rest) in ex.units.items()}
+    plan.units_missing = sorted(label for uid, label in id_to_label.items() if uid not in seen_unit_ids)
+
+    # ownerships of existing units: compare phones
+    phone_of = {oid: phone for phone, (oid, _n, _d) in ex.owners.items()}
+    name_of = {phone: r.owner_name for phone, r in people.items()}
+    removed_pairs = []
+    for (bname, number), phones in wanted_owners.items():
+        building_id = ex.buildings.get(bname)
+        existing = ex.units.get((building_id, number)) if building_id is not None else None
+        label = f"{bname}-{number}"
+        current = {phone_of[o] for o in ex.ownerships.get(existing[0], set())} if existing else set()
+        for phone in phones:
+            if phone not in current:
+                plan.ownerships_added.append(f"{label} {name_of[phone]}")
+        for phone in sorted(current - set(phones)):
+            owner_id, name, _d = ex.owners[phone]
+            removed_pairs.append((existing[0], owner_id))
+            plan.ownerships_removed.append(f"{label} {name}")
+
+    if dry_run or not plan.has_changes:
+        return plan
+
+    # ---- write, in bulk ----
+    if new_buildings:
+        db.session.execute(sa.insert(Building), [{"estate_id": estate_id, "name": n} for n in new_buildings])
+        ex.buildings = dict(db.session.execute(
+            sa.select(Building.name, Building.id).where(Building.estate_id == estate_id)).all())
+    if new_units:
+        db.session.execute(sa.insert(Unit), [
+            {"estate_id": estate_id, "building_id": ex.buildings[u["building"]], "number": u["number"],
+             "title_area_m2": u["title_area_m2"], "kind": u["kind"], "is_hardship": u["is_hardship"]}
+            for u in new_units])
+    if changed_units:
+        db.session.execute(sa.update(Unit), changed_units)
+    if new_owners:
+        db.session.execute(sa.insert(Owner), new_owners)
+    if changed_owners:
+        db.session.execute(sa.update(Owner), changed_owners)
+    if removed_pairs:
+        for i in range(0, len(removed_pairs), CHUNK):
+            chunk = removed_pairs[i:i + CHUNK]
+            db.session.execute(
+                sa.delete(Ownership).where(sa.tuple_(Ownership.unit_id, Ownership.owner_id).in_(chunk))
+                .execution_options(synchronize_session=False))
+    if plan.ownerships_added:
+        unit_ids = {(b, n): i for (b, n), (i, *_r) in ex.units.items()}
+        if new_units:
+            unit_ids = {(b, n): i for i, b, n in db.session.execute(
+                sa.select(Unit.id, Unit.building_id, Unit.number).where(Unit.estate_id == estate_id)).all()}
+        owner_ids = {p: i for p, (i, *_r) in ex.owners.items()}
+        if new_owners:
+            owner_ids = dict(db.session.execute(
+                sa.select(Owner.phone, Owner.id).where(Owner.estate_id == estate_id)).all())
+        pairs = []
+        for (bname, number), phones in wanted_owners.items():
+            unit_id = unit_ids[(ex.buildings[bname], number)]
+            current = ex.ownerships.get(unit_id, set())
+            pairs.extend({"unit_id": unit_id, "owner_id": owner_ids[p]} for p in phones
+                         if owner_ids[p] not in current)
+        db.session.execute(sa.insert(Ownership), pairs)
+    db.session.expire_all()  # bulk statements bypass the identity map
+    record("register.import", chain=estate_id, actor=actor, now=now, subject_type="estate", subject_id=estate_id,
+           data={"file_sha256": file_sha256, "counts": plan.counts(), "buildings_added": plan.buildings_added,
+                 "units_added": plan.units_added, "units_changed": plan.units_changed,
+                 "owners_changed": plan.owners_changed, "ownerships_added": plan.ownerships_added,
+                 "ownerships_removed": plan.ownerships_removed, "units_missing": plan.units_missing})
+    plan.applied = True
+    return plan
+
+
+# ---- export -------------------------------------------------------------------------------------
+
+def roster_rows(estate_id: int) -> list[tuple]:
+    """The register as roster rows (one per owner of a unit), in the import format's column order."""
+    rows = db.session.execute(
+        sa.select(Building.name, Unit.number, Unit.title_area_m2, Unit.kind, Unit.is_hardship,
+                  Owner.name, Owner.phone, Owner.id_last4)
+        .select_from(Unit).join(Building, Building.id == Unit.building_id)
+        .outerjoin(Ownership, Ownership.unit_id == Unit.id).outerjoin(Owner, Owner.id == Ownership.owner_id)
+        .where(Unit.estate_id == estate_id)
+        .order_by(Building.name, Unit.number, Owner.id)).all()
+    return [(b, n, a, UNIT_KIND_LABELS[k], "是" if h else "否", on or "", op or "", oid or "")
+            for b, n, a, k, h, on, op, oid in rows]
+
+
+def export_roster_xlsx(estate_id: int) -> bytes:
+    """XLSX in the import format (re-importing it changes nothing). Areas are numbers shown with 2 places."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "名册"
+    ws.append(list(importer.EXPORT_HEADERS))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for b, n, area, kind, hardship, name, phone, digits in roster_rows(estate_id):
+        # float(Decimal) of a 2-place value is read back exactly through repr() on import.
+        ws.append([b, n, float(area), kind, hardship, name, phone, digits])
+        ws.cell(row=ws.max_row, column=3).number_format = "0.00"
+        for col in (2, 7, 8):
+            ws.cell(row=ws.max_row, column=col).number_format = "@"
+    for col, width in zip("ABCDEFGH", (10, 10, 12, 8, 8, 12, 16, 14), strict=True):
+        ws.column_dimensions[col].width = width
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

@@ -1,0 +1,191 @@
+"""JSON API (flask-smorest): ballot by token for the mini-program, committee endpoints.
+
+Unknown fields are refused (schemas use RAISE); every error has the one shape
+{code, status, message, errors}.
+"""
+
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user
+
+from residents_app.auth.resident import current_resident, resolve_token, sign_in_resident
+from residents_app.auth.scoping import estate_or_404, staff_required
+from residents_app.db import utcnow
+from residents_app.errors import DomainError, NotFound
+from residents_app.extensions import db, limiter
+from residents_app.rounds import schemas as sc
+from residents_app.rounds import services as svc
+from residents_app.rounds.blueprints import api_bp
+from residents_app.rounds.resident_views import IDENTITY_LIMIT, rule_text
+
+
+def _link_or_404(token: str):
+    link = resolve_token(token)
+    if link is None or not link.is_active:
+        raise NotFound("二维码链接无效或已被收回", code="link_invalid")
+    return link
+
+
+def _round_json(rnd, unit_id=None) -> dict:
+    out = sc.RoundSchema().dump(rnd)
+    out["rule"] = rule_text(rnd)
+    if unit_id is not None:
+        cur = svc.current_ballot_for(rnd.id, unit_id)
+        out["my_ballot"] = None if cur is None else {"choice": cur.choice, "cast_at": cur.cast_at.isoformat(),
+                                                     "receipt_code": cur.receipt_code}
+    return out
+
+
+@api_bp.route("/ballot/<token>")
+def ballot_info(token: str):
+    """The unit behind a QR link and its open rounds (details only after identity confirmation)."""
+    link = _link_or_404(token)
+    res = current_resident()
+    identified = res is not None and res.link_id == link.id
+    body = {"unit": {"label": link.unit.label}, "identified": identified, "rounds": []}
+    if identified:
+        body["unit"]["area_m2"] = f"{link.unit.title_area_m2:.2f}"
+        body["rounds"] = [_round_json(r, link.unit_id) for r in svc.open_rounds_for_unit(link.unit_id, utcnow())]
+    return body
+
+
+@api_bp.route("/ballot/<token>/identity", methods=["POST"])
+@api_bp.arguments(sc.IdentitySchema)
+@limiter.limit(IDENTITY_LIMIT)
+def ballot_identity(data, token: str):
+    """Confirm the owner (registered name + last 4 digits of the phone); sets the resident session."""
+    link = _link_or_404(token)
+    try:
+        owner = svc.confirm_identity(link, data["name"], data["phone_last4"], utcnow(), request.remote_addr or "")
+    except DomainError:
+        db.session.commit()  # keep the failure record for the lockout
+        raise
+    sign_in_resident(link, owner)
+    db.session.commit()
+    return {"unit": link.unit.label, "owner_name": owner.name}
+
+
+@api_bp.route("/ballot/<token>/cast", methods=["POST"])
+@api_bp.arguments(sc.CastSchema)
+@api_bp.response(201, sc.CastResultSchema)
+def ballot_cast(data, token: str):
+    """Cast (or change) the unit's ballot; returns the receipt code."""
+    link = _link_or_404(token)
+    res = current_resident()
+    if res is None or res.link_id != link.id:
+        raise DomainError("请先确认业主身份", code="identity_required", status=401)
+    ballot = svc.cast_ballot(data["round_id"], link.unit_id, res.owner.id, data["choice"], utcnow(),
+                             items=data["items"], rating=data["rating"], comment=data["comment"])
+    db.session.commit()
+    return ballot
+
+
+@api_bp.route("/ballot/receipt/<code>")
+@api_bp.response(200, sc.ReceiptSchema)
+def receipt_check(code: str):
+    """Check that a ballot is counted as cast."""
+    return svc.check_receipt(code)
+
+
+# ---- committee -------------------------------------------------------------------------------
+
+@api_bp.route("/rounds")
+@api_bp.arguments(sc.RoundQuerySchema, location="query")
+@api_bp.response(200, sc.RoundSchema(many=True))
+@staff_required
+def api_rounds(args):
+    estate = estate_or_404(args["estate_id"])
+    return svc.rounds_of_estate(estate.id)
+
+
+@api_bp.route("/rounds", methods=["POST"])
+@api_bp.arguments(sc.RoundCreateSchema)
+@api_bp.response(201, sc.RoundSchema)
+@staff_required
+def api_round_create(data):
+    estate = estate_or_404(data.pop("estate_id"), edit=True)
+    rnd = svc.create_round(estate.id, svc.RoundInput(**data), utcnow(), current_user)
+    db.session.commit()
+    return rnd
+
+
+def _api_round(round_id: int, edit: bool = False):
+    rnd = svc.get_round(round_id)
+    estate_or_404(rnd.estate_id, edit=edit)
+    return rnd
+
+
+@api_bp.route("/rounds/<int:round_id>")
+@api_bp.response(200, sc.RoundSchema)
+@staff_required
+def api_round(round_id: int):
+    return _api_round(round_id)
+
+
+@api_bp.route("/rounds/<int:round_id>/open", methods=["POST"])
+@api_bp.response(200, sc.RoundSchema)
+@staff_required
+def api_round_open(round_id: int):
+    rnd = _api_round(round_id, edit=True)
+    now = utcnow()
+    if now < rnd.opens_at:
+        raise DomainError("还没到开始时间", code="round_not_due", status=409)
+    if not svc.open_round(rnd.id, now, current_user):
+        raise DomainError("该表决已经开启过", code="round_already_open", status=409)
+    db.session.commit()
+    return rnd
+
+
+@api_bp.route("/rounds/<int:round_id>/extend", methods=["POST"])
+@api_bp.arguments(sc.ExtendSchema)
+@api_bp.response(200, sc.RoundSchema)
+@staff_required
+def api_round_extend(data, round_id: int):
+    rnd = _api_round(round_id, edit=True)
+    svc.extend_round(rnd.id, data["closes_at"], data["reason"], utcnow(), current_user)
+    db.session.commit()
+    return rnd
+
+
+@api_bp.route("/rounds/<int:round_id>/roll")
+@api_bp.response(200, sc.RollEntrySchema(many=True))
+@staff_required
+def api_round_roll(round_id: int):
+    rnd = _api_round(round_id)
+    return svc.roll_entries(rnd.id)
+
+
+@api_bp.route("/rounds/<int:round_id>/tally")
+@staff_required
+def api_round_tally(round_id: int):
+    """Live tally: each condition with figure, bound, met, margin; per building; non-voters."""
+    rnd = _api_round(round_id)
+    t = svc.compute_tally(rnd.id, utcnow()).to_dict()
+    if rnd.results_visibility == "hidden" and rnd.status != "closed":
+        t = {"hidden": True, "figures": {k: v for k, v in t["figures"].items() if not k.startswith("agree")},
+             "buildings": [{k: v for k, v in b.items() if not k.startswith("agree")} for b in t["buildings"]]}
+    t["status"] = rnd.status
+    t["non_voters"] = svc.non_voters_by_building(rnd.id)
+    return t
+
+
+@api_bp.route("/rounds/estates/<int:estate_id>/links", methods=["POST"])
+@api_bp.arguments(sc.LinkIssueSchema)
+@staff_required
+def api_links_issue(data, estate_id: int):
+    """Issue links (tokens are returned once, only their hashes are stored)."""
+    from residents_app.rounds.committee_views import public_base_url
+
+    estate = estate_or_404(estate_id, edit=True)
+    if data["building_id"] is not None:
+        from residents_app.registry.models import Building
+
+        b = db.session.get(Building, data["building_id"])
+        if b is None or b.estate_id != estate.id:
+            raise NotFound("找不到该楼栋")
+    issued = svc.issue_links(estate.id, utcnow(), current_user, building_id=data["building_id"],
+                             reissue=data["reissue"])
+    db.session.commit()
+    base = public_base_url()
+    return {"links": [{"unit_id": u.id, "label": u.label, "url": f"{base}/v/{t}"} for u, t in issued]}, 201

@@ -1,0 +1,432 @@
+"""Committee and street-office pages: rounds, tally, paper ballots, proxies, frozen roll, QR links.
+
+Every view loads the estate through estate_or_404 (edit=True for changes), so another estate's
+rounds answer 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from residents_app.auth.scoping import estate_or_404, staff_required
+from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
+from residents_app.db import utcnow
+from residents_app.errors import ValidationFailed
+from residents_app.extensions import db
+from residents_app.formatting import BEIJING, to_local
+from residents_app.registry.models import Building, Unit
+from residents_app.rounds import services as svc
+from residents_app.rounds.blueprints import bp
+from residents_app.rounds.models import ROUND_KIND_LABELS, Ballot, ProxyMandate, RoundFile
+
+SCAN_KINDS = ("png", "jpeg", "pdf")
+SCAN_MIME = {"png": "image/png", "jpeg": "image/jpeg", "pdf": "application/pdf"}
+
+
+def _round_for(round_id: int, edit: bool = False):
+    rnd = svc.get_round(round_id)
+    estate = estate_or_404(rnd.estate_id, edit=edit)
+    return rnd, estate
+
+
+def parse_local_dt(value: str, field: str, label: str) -> datetime:
+    """A datetime-local input in Beijing time -> aware UTC."""
+    try:
+        dt = datetime.fromisoformat((value or "").strip())
+    except ValueError:
+        raise ValidationFailed(f"{label}格式不正确", errors={field: f"{label}应为 年-月-日 时:分"}) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=BEIJING)
+    return dt.astimezone(UTC)
+
+
+def _round_input_from_form(form) -> svc.RoundInput:
+    menu = []
+    for line in (form.get("item_menu") or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        label, _, category = line.partition("|")
+        menu.append({"label": label.strip(), "category": category.strip()})
+    try:
+        plan_version_id = int(form["plan_version_id"]) if form.get("plan_version_id") else None
+        scope = [int(x) for x in form.getlist("scope_building_ids")]
+    except ValueError:
+        raise ValidationFailed("表决设置有误", errors={"plan_version_id": "应为数字"}) from None
+    return svc.RoundInput(
+        kind=form.get("kind", ""), title=form.get("title", ""), description=form.get("description", ""),
+        rule_preset=form.get("rule_preset", ""), counting_mode=form.get("counting_mode", ""),
+        scope_building_ids=scope, item_menu=menu, plan_version_id=plan_version_id,
+        results_visibility=form.get("results_visibility", "live"),
+        opens_at=parse_local_dt(form.get("opens_at", ""), "opens_at", "开始时间"),
+        closes_at=parse_local_dt(form.get("closes_at", ""), "closes_at", "截止时间"),
+    )
+
+
+def _form_ctx(estate):
+    return {"estate": estate, "kinds": ROUND_KIND_LABELS, "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
+            "buildings": estate.buildings}
+
+
+@bp.route("/estates/<int:estate_id>/rounds", methods=["GET", "POST"])
+@staff_required
+def round_list(estate_id: int):
+    estate = estate_or_404(estate_id, edit=request.method == "POST")
+    if request.method == "POST":
+        try:
+            rnd = svc.create_round(estate.id, _round_input_from_form(request.form), utcnow(), current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            return render_template("rounds/form.html", **_form_ctx(estate), rnd=None, form=request.form,
+                                   errors=exc.errors, message=exc.message), 422
+        db.session.commit()
+        flash("已创建表决（草稿）", "success")
+        return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+    return render_template("rounds/list.html", estate=estate, rounds=svc.rounds_of_estate(estate.id),
+                           can_edit=_can_edit(estate))
+
+
+@bp.route("/estates/<int:estate_id>/rounds/new")
+@staff_required
+def round_new(estate_id: int):
+    estate = estate_or_404(estate_id, edit=True)
+    return render_template("rounds/form.html", **_form_ctx(estate), rnd=None, form={}, errors={})
+
+
+@bp.route("/rounds/<int:round_id>/edit", methods=["GET", "POST"])
+@staff_required
+def round_edit(round_id: int):
+    rnd, estate = _round_for(round_id, edit=True)
+    if request.method == "POST":
+        try:
+            svc.update_round(rnd.id, _round_input_from_form(request.form), utcnow(), current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            return render_template("rounds/form.html", **_form_ctx(estate), rnd=rnd, form=request.form,
+                                   errors=exc.errors, message=exc.message), 422
+        db.session.commit()
+        flash("已保存", "success")
+        return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+    rnd.ensure_editable()
+    form = {"kind": rnd.kind, "title": rnd.title, "description": rnd.description, "rule_preset": rnd.rule_preset,
+            "counting_mode": rnd.counting_mode, "results_visibility": rnd.results_visibility,
+            "plan_version_id": rnd.plan_version_id or "",
+            "opens_at": to_local(rnd.opens_at).strftime("%Y-%m-%dT%H:%M"),
+            "closes_at": to_local(rnd.closes_at).strftime("%Y-%m-%dT%H:%M"),
+            "item_menu": "\n".join(f"{i['label']}|{i['category']}" for i in rnd.item_menu)}
+    return render_template("rounds/form.html", **_form_ctx(estate), rnd=rnd, form=form, errors={},
+                           scope=set(rnd.scope_building_ids))
+
+
+def _can_edit(estate) -> bool:
+    from residents_app.auth.scoping import can_edit_estate
+
+    return can_edit_estate(current_user, estate)
+
+
+def bar(value: int, denominator: int) -> str:
+    """CSS width in percent, computed with integers (display only)."""
+    if denominator <= 0:
+        return "0"
+    hundredths = min(value * 10000 // denominator, 10000)
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+@bp.route("/rounds/<int:round_id>")
+@staff_required
+def round_detail(round_id: int):
+    rnd, estate = _round_for(round_id)
+    now = utcnow()
+    tally = svc.compute_tally(rnd.id, now)
+    outcome = svc.round_outcome(rnd.id)
+    show_results = rnd.results_visibility == "live" or rnd.status == "closed"
+    units = {u.id: u for u in db.session.execute(
+        db.select(Unit).where(Unit.estate_id == estate.id)).scalars()}
+    mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
+                                       .order_by(ProxyMandate.id)).scalars())
+    return render_template(
+        "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
+        show_results=show_results, bar=bar, non_voters=svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
+        else {}, pending=svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
+        preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=_can_edit(estate), now=now,
+        roll=svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
+        recent=svc.ballot_history(rnd.id)[:20])
+
+
+@bp.route("/rounds/<int:round_id>/open", methods=["POST"])
+@staff_required
+def round_open(round_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    now = utcnow()
+    if now < rnd.opens_at:
+        raise ValidationFailed("还没到开始时间；如需提前开始，请先把开始时间改为现在",
+                               code="round_not_due", errors={"opens_at": "开始时间未到"})
+    if not svc.open_round(rnd.id, now, current_user):
+        flash("该表决已经开启过", "error")
+    else:
+        flash("表决已开启，名册已冻结", "success")
+    db.session.commit()
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/close", methods=["POST"])
+@staff_required
+def round_close(round_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    now = utcnow()
+    if rnd.status == "open" and now < rnd.closes_at:
+        raise ValidationFailed("截止时间未到，不能提前结束表决", code="round_not_due",
+                               errors={"closes_at": "截止时间未到"})
+    svc.close_round(rnd.id, now, current_user)
+    db.session.commit()
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/extend", methods=["POST"])
+@staff_required
+def round_extend(round_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    new = parse_local_dt(request.form.get("closes_at", ""), "closes_at", "新的截止时间")
+    svc.extend_round(rnd.id, new, request.form.get("reason", ""), utcnow(), current_user)
+    db.session.commit()
+    flash("截止时间已延长", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+def _upload(field: str, label: str) -> tuple[bytes, str]:
+    from residents_app.uploads import check_upload, sniff
+
+    data = check_upload(request.files.get(field), SCAN_KINDS, svc.SCAN_MAX_BYTES, field=field, label=label)
+    return data, SCAN_MIME[sniff(data)]
+
+
+def _unit_id(rnd) -> int:
+    raw = request.form.get("unit_id", "")
+    if not raw.isdigit() or svc._roll_entry(rnd.id, int(raw)) is None:
+        raise ValidationFailed("请选择名册中的房屋", errors={"unit_id": "房屋不在本表决名册中"})
+    return int(raw)
+
+
+@bp.route("/rounds/<int:round_id>/paper", methods=["POST"])
+@staff_required
+def paper_enter(round_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    now = utcnow()
+    unit_id = _unit_id(rnd)
+    data, mime = _upload("scan", "纸质票扫描件")
+    scan = svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
+    svc.enter_paper_ballot(rnd.id, unit_id, request.form.get("choice", ""), scan, now, current_user,
+                           items=request.form.getlist("items"))
+    db.session.commit()
+    flash("纸质票已录入，需另一位业委会成员核对确认后才计入", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/paper/<int:ballot_id>/confirm", methods=["POST"])
+@staff_required
+def paper_confirm(round_id: int, ballot_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.round_id != rnd.id:
+        abort(404)
+    b = svc.confirm_paper_ballot(ballot.id, utcnow(), current_user)
+    db.session.commit()
+    flash("该户已有线上投票，纸质票与之冲突，请处理" if b.status == "conflict" else "纸质票已确认并计入",
+          "error" if b.status == "conflict" else "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/conflicts/<int:ballot_id>", methods=["POST"])
+@staff_required
+def conflict_resolve(round_id: int, ballot_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.round_id != rnd.id:
+        abort(404)
+    svc.resolve_conflict(ballot.id, request.form.get("keep", ""), request.form.get("reason", ""), utcnow(),
+                         current_user)
+    db.session.commit()
+    flash("冲突已处理", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/mandates", methods=["POST"])
+@staff_required
+def mandate_create(round_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    now = utcnow()
+    raw_unit, _, raw_owner = request.form.get("unit_owner", "").partition(":")
+    if not raw_unit.isdigit() or not raw_owner.isdigit() or svc._roll_entry(rnd.id, int(raw_unit)) is None:
+        raise ValidationFailed("请选择房号和委托人", errors={"unit_owner": "请选择名册中的房屋及其业主"})
+    unit_id = int(raw_unit)
+    data, mime = _upload("evidence", "委托书")
+    evidence = svc.store_file(rnd.id, "mandate", data, mime, now, current_user)
+    svc.record_mandate(rnd.id, unit_id, int(raw_owner), request.form.get("proxy_name", ""),
+                       request.form.get("proxy_phone", ""), evidence, now, current_user)
+    db.session.commit()
+    flash("委托书已登记", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/mandates/<int:mandate_id>/cast", methods=["POST"])
+@staff_required
+def mandate_cast(round_id: int, mandate_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    m = db.session.get(ProxyMandate, mandate_id)
+    if m is None or m.round_id != rnd.id:
+        abort(404)
+    svc.cast_proxy_ballot(m.id, request.form.get("choice", ""), utcnow(), current_user,
+                          items=request.form.getlist("items"))
+    db.session.commit()
+    flash("代理投票已计入", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/files/<int:file_id>")
+@staff_required
+def round_file(round_id: int, file_id: int):
+    rnd, _ = _round_for(round_id)
+    f = db.session.get(RoundFile, file_id)
+    if f is None or f.round_id != rnd.id:
+        abort(404)
+    return Response(f.data, mimetype=f.mime, headers={"Content-Disposition": "inline",
+                                                       "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+# ---- frozen roll -----------------------------------------------------------------------------
+
+ROLL_HEADER = ["楼栋", "房号", "产权面积(m²)", "业主"]
+
+
+def csv_cell(value) -> str:
+    """Neutralise spreadsheet formulas (cells starting with = + - @, tab or CR)."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _roll_rows(rnd):
+    return [[e.building_name, e.unit_number, f"{e.area_m2:.2f}", "、".join(e.owner_names)]
+            for e in svc.roll_entries(rnd.id)]
+
+
+@bp.route("/rounds/<int:round_id>/roll")
+@staff_required
+def roll_page(round_id: int):
+    rnd, estate = _round_for(round_id)
+    return render_template("rounds/roll.html", rnd=rnd, estate=estate, entries=svc.roll_entries(rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/roll.csv")
+@staff_required
+def roll_csv(round_id: int):
+    rnd, _ = _round_for(round_id)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(ROLL_HEADER)
+    for row in _roll_rows(rnd):
+        w.writerow([csv_cell(c) for c in row])
+    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=roll-{rnd.id}.csv"})
+
+
+@bp.route("/rounds/<int:round_id>/roll.xlsx")
+@staff_required
+def roll_xlsx(round_id: int):
+    from openpyxl import Workbook
+
+    rnd, _ = _round_for(round_id)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "表决名册"
+    ws.append(ROLL_HEADER)
+    for b, n, area, owners in _roll_rows(rnd):
+        ws.append([csv_cell(b), csv_cell(n), Decimal(area), csv_cell(owners)])
+    out = io.BytesIO()
+    wb.save(out)
+    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=roll-{rnd.id}.xlsx"})
+
+
+# ---- QR links --------------------------------------------------------------------------------
+
+def public_base_url() -> str:
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
+    return base.rstrip("/")
+
+
+def qr_data_uri(url: str) -> str:
+    import segno
+
+    return segno.make(url, error="m").svg_data_uri(scale=4, border=2)
+
+
+@bp.route("/estates/<int:estate_id>/links")
+@staff_required
+def links_page(estate_id: int):
+    estate = estate_or_404(estate_id)
+    active = svc.link_status(estate.id)
+    return render_template("rounds/links.html", estate=estate, active=active, can_edit=_can_edit(estate))
+
+
+def _issue_from_form(estate):
+    raw = request.form.get("building_id", "")
+    building_id = None
+    if raw:
+        b = db.session.get(Building, int(raw)) if raw.isdigit() else None
+        if b is None or b.estate_id != estate.id:
+            raise ValidationFailed("请选择本小区的楼栋", errors={"building_id": "楼栋不存在"})
+        building_id = b.id
+    return svc.issue_links(estate.id, utcnow(), current_user, building_id=building_id,
+                           reissue=request.form.get("reissue") == "1")
+
+
+@bp.route("/estates/<int:estate_id>/links/sheet", methods=["POST"])
+@staff_required
+def links_sheet(estate_id: int):
+    estate = estate_or_404(estate_id, edit=True)
+    issued = _issue_from_form(estate)
+    db.session.commit()
+    base = public_base_url()
+    by_building: dict[str, list] = {}
+    for unit, token in issued:
+        url = f"{base}/v/{token}"
+        by_building.setdefault(unit.building.name, []).append({"label": unit.label, "number": unit.number,
+                                                               "url": url, "qr": qr_data_uri(url)})
+    return render_template("rounds/sheet.html", estate=estate, by_building=by_building)
+
+
+@bp.route("/estates/<int:estate_id>/links.csv", methods=["POST"])
+@staff_required
+def links_csv(estate_id: int):
+    estate = estate_or_404(estate_id, edit=True)
+    issued = _issue_from_form(estate)
+    db.session.commit()
+    base = public_base_url()
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["楼栋", "房号", "投票链接"])
+    for unit, token in issued:
+        w.writerow([csv_cell(unit.building.name), csv_cell(unit.number), f"{base}/v/{token}"])
+    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=links-{estate.code}.csv"})
+
+
+@bp.route("/units/<int:unit_id>/link/revoke", methods=["POST"])
+@staff_required
+def link_revoke(unit_id: int):
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        abort(404)
+    estate = estate_or_404(unit.estate_id, edit=True)
+    svc.revoke_link(unit.id, utcnow(), current_user)
+    db.session.commit()
+    flash(f"{unit.label} 的二维码已收回", "success")
+    return redirect(url_for("rounds.links_page", estate_id=estate.id))

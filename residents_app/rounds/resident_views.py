@@ -1,0 +1,139 @@
+"""Resident pages (phone, large text, one question per screen): QR entry, home, vote, receipt."""
+
+from __future__ import annotations
+
+from flask import g, redirect, render_template, request, url_for
+
+from residents_app.auth.resident import current_resident, resident_required, resolve_token, sign_in_resident
+from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
+from residents_app.db import utcnow
+from residents_app.errors import DomainError, NotFound, ValidationFailed
+from residents_app.extensions import db, limiter
+from residents_app.rounds import services as svc
+from residents_app.rounds.blueprints import bp
+
+IDENTITY_LIMIT = "10 per minute"
+
+# Other features' resident pages, linked from the unit's home.
+RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/publicity", "公示"),
+                  ("/r/objections", "异议与意见")]
+
+
+@bp.before_request
+def _fresh_resident():
+    # current_resident() caches in g; an app context reused across requests (as in tests) must not
+    # carry the previous request's answer.
+    g.pop("resident_obj", None)
+
+
+def rule_text(rnd) -> dict:
+    preset = PRESETS[rnd.rule_preset]
+    return {"label": preset.label, "description": preset.description,
+            "counting": COUNTING_MODE_LABELS[rnd.counting_mode]}
+
+
+@bp.route("/v/<token>", methods=["GET", "POST"])
+@limiter.limit(IDENTITY_LIMIT, methods=["POST"])
+def entry(token: str):
+    link = resolve_token(token)
+    if link is None or not link.is_active:
+        return render_template("resident/link_invalid.html"), 404
+    resident = current_resident()
+    if request.method == "GET":
+        if resident is not None and resident.link_id == link.id:
+            return redirect(url_for("rounds.home"))
+        return render_template("resident/identity.html", unit=link.unit, token=token, errors={}, form={})
+    form = {"name": request.form.get("name", ""), "phone_last4": request.form.get("phone_last4", "")}
+    try:
+        owner = svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(),
+                                     request.remote_addr or "")
+    except ValidationFailed as exc:
+        db.session.commit()  # the failure is kept (it counts towards the lockout)
+        return render_template("resident/identity.html", unit=link.unit, token=token, errors=exc.errors,
+                               message=exc.message, form=form), 422
+    sign_in_resident(link, owner)
+    db.session.commit()
+    return redirect(url_for("rounds.home"))
+
+
+@bp.route("/r/home")
+@resident_required
+def home():
+    res = current_resident()
+    now = utcnow()
+    rounds = svc.open_rounds_for_unit(res.unit.id, now)
+    current = {r.id: svc.current_ballot_for(r.id, res.unit.id) for r in rounds}
+    return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS)
+
+
+def _resident_round(round_id: int):
+    res = current_resident()
+    rnd = svc.get_round(round_id)
+    if rnd.estate_id != res.unit.estate_id or svc._roll_entry(rnd.id, res.unit.id) is None:
+        raise NotFound("找不到该表决")
+    return res, rnd
+
+
+@bp.route("/r/rounds/<int:round_id>", methods=["GET", "POST"])
+@resident_required
+def vote(round_id: int):
+    res, rnd = _resident_round(round_id)
+    now = utcnow()
+    current = svc.current_ballot_for(rnd.id, res.unit.id)
+    ctx = {"res": res, "rnd": rnd, "rule": rule_text(rnd), "current": current}
+    if not rnd.accepts_ballots_at(now):
+        return render_template("resident/vote_closed.html", **ctx, not_yet=now < rnd.opens_at or rnd.status == "draft")
+    if request.method == "GET":
+        return render_template("resident/vote.html", **ctx, errors={})
+    step = request.form.get("step", "choose")
+    choice = request.form.get("choice", "")
+    items = request.form.getlist("items")
+    rating = request.form.get("rating") or None
+    comment = request.form.get("comment", "")
+    if choice not in rnd.option_labels:
+        return render_template("resident/vote.html", **ctx, errors={"choice": "请先选择一项"}), 422
+    if rating is not None:
+        if not rating.isdigit() or not 1 <= int(rating) <= 5:
+            return render_template("resident/vote.html", **ctx, errors={"rating": "请选择 1 到 5 分"}), 422
+        rating = int(rating)
+    chosen = {"choice": choice, "items": items, "rating": rating, "comment": comment}
+    if step == "choose" and rnd.item_menu:
+        return render_template("resident/vote_items.html", **ctx, chosen=chosen)
+    if step in ("choose", "items"):
+        return render_template("resident/vote_confirm.html", **ctx, chosen=chosen,
+                               item_labels=[i["label"] for i in rnd.item_menu if i["key"] in items])
+    if step != "confirm":
+        raise ValidationFailed("页面已过期，请重新选择", errors={"step": "未知的步骤"})
+    try:
+        svc.cast_ballot(rnd.id, res.unit.id, res.owner.id, choice, now, items=items, rating=rating,
+                        comment=comment)
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.code in ("vote_window_closed", "vote_not_open"):
+            return render_template("resident/vote_closed.html", **ctx, not_yet=exc.code == "vote_not_open"), 409
+        raise
+    db.session.commit()
+    return redirect(url_for("rounds.vote_done", round_id=rnd.id))
+
+
+@bp.route("/r/rounds/<int:round_id>/done")
+@resident_required
+def vote_done(round_id: int):
+    res, rnd = _resident_round(round_id)
+    current = svc.current_ballot_for(rnd.id, res.unit.id)
+    if current is None:
+        return redirect(url_for("rounds.vote", round_id=rnd.id))
+    return render_template("resident/vote_done.html", res=res, rnd=rnd, current=current)
+
+
+@bp.route("/receipt")
+def receipt():
+    code = request.args.get("code", "").strip()
+    info = error = None
+    status = 200
+    if code:
+        try:
+            info = svc.check_receipt(code)
+        except (ValidationFailed, NotFound) as exc:
+            error, status = exc.message, exc.status
+    return render_template("resident/receipt.html", code=code, info=info, error=error), status

@@ -1,0 +1,226 @@
+"""Scheduler jobs. Each is idempotent: it acts on what is due at `now`, re-checks every window under a
+row lock in its own transaction, and running it twice changes nothing the second time.
+
+`tick(now)` processes, in this order, each step in order of due time:
+1. open rounds due to open, 2. close rounds due to close (the rounds feature stores the final tally),
+3. end publicity periods past their end with no open objection, 4. close pledge windows,
+5. queue reminders in the outbox.
+On PostgreSQL the whole tick holds an advisory lock (pg_try_advisory_lock): a second scheduler
+process finds it taken and skips. On SQLite every transaction is BEGIN IMMEDIATE, which serialises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from residents_app.db import utcnow
+from residents_app.extensions import db
+from residents_app.scheduler.models import JobRun
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:scheduler"
+TICK_LOCK_KEY = 73_010_001  # pg advisory lock id of the tick
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _optional(module: str, name: str) -> Callable | None:
+    """A function another feature provides, or None while that feature is not built yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    return getattr(mod, name, None)
+
+
+@contextlib.contextmanager
+def advisory_lock(enabled: bool = True) -> Iterator[bool]:
+    """Yield True if this process may run the tick. PostgreSQL: a session advisory lock held on a
+    dedicated connection for the whole tick. SQLite: always True (BEGIN IMMEDIATE serialises)."""
+    if not enabled or db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    conn = db.engine.connect()
+    try:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": TICK_LOCK_KEY}).scalar_one()
+        conn.commit()
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": TICK_LOCK_KEY})
+                conn.commit()
+    finally:
+        conn.close()
+
+
+def _rounds_in_order(items, attr: str) -> list[tuple[int, datetime]]:
+    """Round ids (or rounds) in order of their due time (`opens_at` / `closes_at`), then id."""
+    from residents_app.rounds.models import Round
+
+    ids = [int(getattr(it, "id", it)) for it in (items or [])]
+    if not ids:
+        return []
+    column = getattr(Round, attr)
+    rows = db.session.execute(sa.select(Round.id, column).where(Round.id.in_(ids)).order_by(column, Round.id)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _each_window(actions: list, kind: str, items: list[tuple[int, datetime | None]],
+                 act: Callable[[int], bool]) -> None:
+    """Run `act` per window in its own transaction; one failing window never blocks the others."""
+    for wid, due in items:
+        try:
+            acted = bool(act(wid))
+            db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - logged and recorded; the next tick retries
+            db.session.rollback()
+            log.exception("scheduler: %s %s failed", kind, wid)
+            actions.append({"kind": kind, "id": wid, "due": due.isoformat() if due else None,
+                            "error": f"{type(exc).__name__}: {exc}"[:300]})
+            continue
+        if acted:
+            actions.append({"kind": kind, "id": wid, "due": due.isoformat() if due else None})
+
+
+def open_due_rounds(now: datetime, actions: list) -> None:
+    due = _optional("residents_app.rounds.services", "rounds_due_to_open")
+    act = _optional("residents_app.rounds.services", "open_round")
+    if due is None or act is None:
+        return
+    items = _rounds_in_order(due(now), "opens_at")
+    db.session.commit()
+    _each_window(actions, "round_opened", items, lambda rid: act(rid, now, ACTOR))
+
+
+def close_due_rounds(now: datetime, actions: list) -> None:
+    due = _optional("residents_app.rounds.services", "rounds_due_to_close")
+    act = _optional("residents_app.rounds.services", "close_round")
+    if due is None or act is None:
+        return
+    items = _rounds_in_order(due(now), "closes_at")
+    db.session.commit()
+    _each_window(actions, "round_closed", items, lambda rid: act(rid, now, ACTOR))
+
+
+def end_due_publicity(now: datetime, actions: list) -> None:
+    from residents_app.publicity.services import end_publicity_if_due, publicity_due
+
+    items = publicity_due(now)
+    db.session.commit()
+    _each_window(actions, "publicity_ended", items, lambda pid: end_publicity_if_due(pid, now, ACTOR))
+
+
+def close_pledge_windows(now: datetime, actions: list) -> None:
+    fn = _optional("residents_app.plans.services", "close_due_pledge_windows")
+    if fn is None:
+        return
+    try:
+        n = int(fn(now) or 0)
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001
+        db.session.rollback()
+        log.exception("scheduler: closing pledge windows failed")
+        actions.append({"kind": "pledge_windows_closed", "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    if n:
+        actions.append({"kind": "pledge_windows_closed", "count": n})
+
+
+def queue_reminders(now: datetime, actions: list) -> None:
+    """A notice to every unit of the estate when a publicity starts (once per posting)."""
+    from residents_app.core.calendar import beijing_date
+    from residents_app.publicity.models import Publicity
+
+    today = beijing_date(now)
+    ids = db.session.execute(
+        sa.select(Publicity.id, Publicity.ends_at).where(
+            Publicity.status != "completed", Publicity.started_notice_queued.is_(False),
+            Publicity.posted_on <= today, Publicity.ends_at > now)
+        .order_by(Publicity.posted_on, Publicity.id)).all()
+    db.session.commit()
+    _each_window(actions, "publicity_notice_queued", [(r.id, None) for r in ids],
+                 lambda pid: _queue_publicity_notice(pid, now))
+
+
+def _queue_publicity_notice(publicity_id: int, now: datetime) -> bool:
+    from residents_app.publicity.models import Publicity
+    from residents_app.publicity.services import period_text
+    from residents_app.registry.models import Estate, Unit
+    from residents_app.scheduler.outbox import queue
+
+    pub = db.session.execute(sa.select(Publicity).where(Publicity.id == publicity_id).with_for_update()
+                             .execution_options(populate_existing=True)).scalar_one_or_none()
+    if pub is None or pub.started_notice_queued or pub.is_completed:
+        return False
+    estate = db.session.get(Estate, pub.estate_id)
+    text = (f"【{estate.name}】{pub.title} 正在公示。{period_text(pub)}。"
+            f"请到小区公示栏或扫码查看；如有异议，请在 {pub.last_day:%Y-%m-%d} 24:00 前提出。")
+    unit_ids = db.session.execute(sa.select(Unit.id).where(Unit.estate_id == pub.estate_id)
+                                  .order_by(Unit.id)).scalars().all()
+    for uid in unit_ids:
+        queue(estate_id=pub.estate_id, unit_id=uid, text=text, now=now,
+              dedupe_key=f"publicity:{pub.id}:posted:{pub.posted_on.isoformat()}:unit:{uid}")
+    pub.started_notice_queued = True
+    db.session.flush()
+    return True
+
+
+STEPS = (open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders)
+
+
+def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:
+    """Everything due at `now`, once. Returns the JobRun recorded for this run."""
+    if now.tzinfo is None:
+        raise ValueError("tick needs an aware datetime")
+    started = utcnow()
+    db.session.commit()  # start from a clean transaction; each window gets its own
+    actions: list[dict] = []
+    with advisory_lock(use_advisory_lock) as acquired:
+        if not acquired:
+            status = "skipped"
+            log.info("scheduler: another process holds the tick lock; skipping")
+        else:
+            for step in STEPS:
+                step(now, actions)
+            status = "error" if any("error" in a for a in actions) else "ok"
+        run = JobRun(job="tick", now=now, started_at=started, finished_at=utcnow(), status=status,
+                     actions=actions, summary=_summarise(actions), worker=worker_name())
+        db.session.add(run)
+        db.session.commit()
+    if actions:
+        log.info("scheduler tick for %s: %s", now.isoformat(), run.summary)
+    return run
+
+
+def _summarise(actions: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for a in actions:
+        key = a["kind"] + ("_errors" if "error" in a else "")
+        out[key] = out.get(key, 0) + int(a.get("count", 1))
+    return out
+
+
+def send_outbox(now: datetime, sender=None) -> JobRun:
+    from residents_app.scheduler.outbox import send_pending
+
+    started = utcnow()
+    counts = send_pending(now, sender)
+    run = JobRun(job="send_outbox", now=now, started_at=started, finished_at=utcnow(), status="ok", actions=[],
+                 summary=counts, worker=worker_name())
+    db.session.add(run)
+    db.session.commit()
+    return run

@@ -1,0 +1,69 @@
+"""Public receipt check: tied to the ballot's audit entry; "counted as cast" only once the round is closed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from residents_app.audit.models import AuditEvent
+
+
+def test_counted_as_cast_after_close(client, voted_round):
+    code = voted_round.receipts["1幢-101"]
+    resp = client.get(f"/audit/receipt/{code}")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert "已按所投计入：同意改造，2026-09-01 11:00" in html
+    assert "外立面及屋面改造意愿征求" in html
+    # No unit number and no name on the public page.
+    assert "1幢" not in html and "业主" not in html.replace("业主姓名", "")
+
+
+def test_receipt_is_the_prefix_of_the_ballot_entry_hash(db, voted_round):
+    code = voted_round.receipts["1幢-101"]
+    ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.hash.like(code + "%"))).scalar_one()
+    assert ev.kind == "ballot.cast"
+    assert ev.data["choice"] == "agree"
+
+
+def test_superseded_vote_says_so(client, voted_round):
+    html = client.get(f"/audit/receipt/{voted_round.receipts['first_202']}").get_data(as_text=True)
+    assert "该次投票已被本户后来的投票替代" in html
+    html = client.get(f"/audit/receipt?code={voted_round.receipts['last_202'].upper()}").get_data(as_text=True)
+    assert "已按所投计入：不同意改造，2026-09-08 09:30" in html
+
+
+def test_open_round_does_not_say_counted(client, db, voted_round, now):
+    from residents_app.registry.models import Unit
+    from residents_app.rounds import services as rs
+
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="进行中", opens_at=now,
+                                                              closes_at=now + timedelta(days=30)), now, voted_round.c1)
+    rs.open_round(r2.id, now, voted_round.c1)
+    unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])
+    b = rs.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1))
+    html = client.get(f"/audit/receipt/{b.receipt_code}").get_data(as_text=True)
+    assert "您的投票已记入审计日志" in html
+    assert "已按所投计入" not in html
+    assert "表决尚未结束" in html
+
+
+def test_bad_and_unknown_codes(client, voted_round):
+    resp = client.get("/audit/receipt/xyz")
+    assert resp.status_code == 422
+    assert "回执码应为 20 位，由数字 0-9 和字母 a-f 组成" in resp.get_data(as_text=True)
+    resp = client.get("/audit/receipt/" + "0" * 20)
+    assert resp.status_code == 404
+    assert "没有找到该回执码对应的投票记录" in resp.get_data(as_text=True)
+    assert client.get("/audit/receipt").status_code == 200
+
+
+def test_tampered_entry_is_reported(client, voted_round, tamper):
+    code = voted_round.receipts["1幢-101"]
+    t = AuditEvent.__table__
+    tamper(sa.update(t).where(t.c.hash.like(code + "%")).values(data={"round_id": voted_round.id,
+                                                                       "choice": "disagree"}))
+    html = client.get(f"/audit/receipt/{code}").get_data(as_text=True)
+    assert "审计日志校验异常，请联系街道办事处" in html
+    assert "已按所投计入" not in html

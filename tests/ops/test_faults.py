@@ -1,0 +1,163 @@
+"""A database that is read-only, full, unreachable or restarted: a clear 503, never a traceback,
+and the app recovers by itself when the database comes back."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from residents_app.extensions import db
+from tests.conftest import TEST_DB
+
+from .conftest import add_write_routes, create_schema, db_name, pg_admin
+
+UNAVAILABLE = {"code": "service_unavailable", "status": 503, "message": "服务暂时不可用，请稍后再试", "errors": {}}
+
+
+@pytest.fixture
+def working(make_database_url, make_app):
+    url = make_database_url()
+    app = make_app(url)
+    create_schema(app)
+    add_write_routes(app)
+    return url, app
+
+
+def _assert_clean_503(resp, caplog):
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "30"
+    assert not any(r.exc_info for r in caplog.records)
+    assert "Traceback" not in caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith("database unavailable on ")
+
+
+def make_read_only(url: str, make_app):
+    """The same database, opened read-only (a read-only mount, a hot standby)."""
+    if TEST_DB == "postgresql":
+        pg_admin(f'ALTER DATABASE "{db_name(url)}" SET default_transaction_read_only = on')
+        app = make_app(url)
+    else:
+        app = make_app("sqlite:///file:" + url.removeprefix("sqlite:///") + "?mode=ro&uri=true")
+    add_write_routes(app)
+    return app
+
+
+def test_write_to_read_only_database_is_503_json_and_page(working, make_app, caplog):
+    url, app = working
+    assert app.test_client().post("/api/test-write").status_code == 200
+    ro = make_read_only(url, make_app)
+    client = ro.test_client()
+    assert client.get("/test-read").get_data(as_text=True) == "0"  # reading still works
+    with caplog.at_level(logging.INFO):
+        resp = client.post("/api/test-write")
+    assert resp.get_json() == UNAVAILABLE
+    _assert_clean_503(resp, caplog)
+    page = client.post("/test-write")
+    assert page.status_code == 503
+    html = page.get_data(as_text=True)
+    assert "<h1>服务暂时不可用，请稍后再试</h1>" in html
+    assert "service_unavailable（503）" in html
+    assert "Traceback" not in html and "sqlalchemy" not in html.lower()
+
+
+def test_full_database_is_503(working, caplog):
+    url, app = working
+    with app.app_context():
+        if TEST_DB == "postgresql":
+            # A disk-full error as PostgreSQL raises it (SQLSTATE 53100), from a trigger.
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("""
+                    CREATE FUNCTION fake_disk_full() RETURNS trigger AS $$
+                    BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'
+                          USING ERRCODE = 'disk_full'; END; $$ LANGUAGE plpgsql"""))
+                conn.execute(sa.text("CREATE TRIGGER disk_is_full BEFORE INSERT ON audit_event "
+                                     "FOR EACH ROW EXECUTE FUNCTION fake_disk_full()"))
+        else:
+            # SQLite answers SQLITE_FULL ("database or disk is full") once max_page_count is reached.
+            def cap(dbapi_connection, record):
+                pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+                dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 1}")
+
+            db.engine.dispose()
+            sa.event.listen(db.engine, "connect", cap)
+    with caplog.at_level(logging.INFO):
+        resp = app.test_client().post("/api/test-write")
+    assert resp.get_json() == UNAVAILABLE
+    _assert_clean_503(resp, caplog)
+
+
+def test_unreachable_database_page_for_a_logged_in_user_is_503_not_a_crash(working, make_app, tmp_path, caplog):
+    url, app = working
+    from residents_app.auth.models import User
+
+    with app.app_context():
+        user = User(username="c1", display_name="委员甲", role="admin")
+        user.set_password("correct-horse-1")
+        db.session.add(user)
+        db.session.commit()
+    client = app.test_client()
+    assert client.post("/api/auth/login", json={"username": "c1", "password": "correct-horse-1"}).status_code == 200
+    assert "委员甲" in client.get("/dashboard").get_data(as_text=True)
+    with app.app_context():
+        db.engine.dispose()
+        if TEST_DB == "postgresql":
+            pg_admin(f'ALTER DATABASE "{db_name(url)}" ALLOW_CONNECTIONS false')
+        else:
+            path = url.removeprefix("sqlite:///")
+            os.rename(path, path + ".gone")
+            os.makedirs(path)  # a directory where the file was: sqlite cannot open it
+    with caplog.at_level(logging.INFO):
+        resp = client.get("/dashboard")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 503, html
+    assert "<h1>服务暂时不可用，请稍后再试</h1>" in html
+    assert "委员甲" not in html  # the page could not load the user, and does not try
+    _assert_clean_503(resp, caplog)
+    api = client.get("/api/auth/me")
+    assert (api.status_code, api.get_json()) == (503, UNAVAILABLE)
+
+
+def _break(url: str) -> None:
+    if TEST_DB == "postgresql":
+        # What a restart does: every server process for this database ends; no new one for now.
+        pg_admin(f'ALTER DATABASE "{db_name(url)}" ALLOW_CONNECTIONS false')
+        pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", db_name(url))
+    else:
+        path = url.removeprefix("sqlite:///")
+        os.rename(path, path + ".away")
+        os.makedirs(path)
+
+
+def _repair(url: str) -> None:
+    if TEST_DB == "postgresql":
+        pg_admin(f'ALTER DATABASE "{db_name(url)}" ALLOW_CONNECTIONS true')
+    else:
+        path = url.removeprefix("sqlite:///")
+        os.rmdir(path)
+        os.rename(path + ".away", path)
+
+
+def test_app_recovers_by_itself_when_the_database_comes_back(working):
+    url, app = working
+    client = app.test_client()
+    assert client.post("/api/test-write").get_json() == {"seq": 1}
+    if TEST_DB == "sqlite":
+        with app.app_context():
+            db.engine.dispose()  # SQLite keeps the open file; a restart of the app is what reopens it
+    _break(url)
+    resp = client.post("/api/test-write")
+    assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
+    _repair(url)
+    # No restart of the app: the pool's pre-ping (PostgreSQL) or a fresh open (SQLite) reconnects.
+    assert client.post("/api/test-write").get_json() == {"seq": 2}
+    assert client.post("/api/test-write").get_json() == {"seq": 3}
+    if TEST_DB == "postgresql":
+        # killed in the middle of a request: 503, and the next request works
+        resp = client.get("/api/test-killed")
+        assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
+        assert client.post("/api/test-write").get_json() == {"seq": 4}

@@ -1,0 +1,200 @@
+"""Every route, called as every outsider, with the ids of estate B's objects: always refused.
+
+Outsiders: anonymous; a resident signed in for a unit of estate A; the committee of estate A; the
+street office of estate A's district (estate B lies in another district). The route list comes from
+app.url_map, so routes added later are covered without editing this file; ids come from one row
+of every table seeded for estate B (tests/security/conftest.py).
+
+A route without ids is "self-scoped" (a dashboard, the resident's own page): it may answer, but
+its body must not contain anything of estate B. Routes public by design are listed with a reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.routing import Rule
+
+from .conftest import World, sign_in_resident
+
+# endpoint -> why it is public (no login, no token)
+PUBLIC = {
+    "static": "CSS, JS and fonts; no data",
+    "auth.index": "landing page",
+    "auth.login": "the login form itself",
+    "auth.logout": "logging out needs no rights",
+    "auth_api.api_login": "the login API itself",
+    "auth_api.api_logout": "logging out needs no rights",
+    "auth.resident_expired": "the page a resident lands on when the link session is gone",
+    "api-docs.openapi_json": "the API description; contains no data",
+    "ops.healthz": "liveness probe for the process manager; no data",
+    "ops.readyz": "readiness probe for the load balancer; no data",
+    "publicity.board": "public notice board 公示栏 (DOMAIN: published in a prominent place, QR on the wall)",
+    "publicity.board_qr": "QR code of the public notice board",
+    "publicity.public_document": "documents posted on the public notice board (unit numbers only, no names)",
+    "audit.receipt": "anyone holding a receipt code checks it; shows no names or unit numbers",
+}
+
+# (endpoint, method, role) -> the status this known gap returns today. Kept strict: when the gap
+# is fixed the test fails and asks for the entry to be removed.
+KNOWN_GAPS: dict[tuple[str, str, str], tuple[int, str]] = {}
+
+ROLES = ("anonymous", "resident_of_other_unit", "committee_of_other_estate", "street_of_other_district")
+REFUSED = {401, 403, 404}
+LOGIN_PATHS = ("/login", "/r/expired")
+MAX_COMBINATIONS = 4
+UNSEEDED_ID = 987654
+
+
+def _rules(app) -> list[Rule]:
+    return sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
+
+
+def _fk_targets(param: str) -> set[str]:
+    from residents_app.extensions import db
+
+    return {next(iter(c.foreign_keys)).column.table.name
+            for t in db.metadata.sorted_tables for c in t.columns
+            if c.name == param and c.foreign_keys}
+
+
+def candidate_ids(param: str, world: World) -> list:
+    """B's ids a route parameter may stand for, most specific tables first."""
+    if param == "estate_code":
+        return [world.estate_b.code]
+    if param == "token":
+        return ["AAAAAAAAAAAAAAAAAAAAAAAAAAA"]  # a guessed token
+    if param == "code":
+        return ["R-GUESSED-0000"]
+    if param == "filename":
+        return ["css/app.css"]
+    stem = param[:-3] if param.endswith("_id") else param
+    ids = world.ids
+    for tables in ([stem] if stem in ids else [],
+                   sorted(_fk_targets(param)),
+                   [t for t in ids if t.endswith("_" + stem)],
+                   [t for t in ids if t.startswith(stem + "_")],
+                   [t for t in ids if stem in t]):
+        found = sorted({i for t in tables for i in ids.get(t, [])})
+        if found:
+            return found
+    return [UNSEEDED_ID]
+
+
+def urls_for(rule: Rule, world: World) -> list[str]:
+    params = sorted(rule.arguments - set(rule.defaults or {}))
+    options = [candidate_ids(p, world) for p in params]
+    urls = []
+    for combo in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
+        path = rule.rule
+        for param, value in zip(params, combo, strict=True):
+            path = re.sub(r"<(?:[^:<>]+:)?" + re.escape(param) + r">", str(value), path)
+        urls.append(path)
+    return urls
+
+
+def _client(app, n: int):
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = f"10.250.0.{n}"
+    return c
+
+
+@pytest.fixture
+def clients(app, world, login_as):
+    from residents_app.extensions import limiter
+
+    limiter.reset()
+    anonymous = _client(app, 1)
+    resident = _client(app, 2)
+    sign_in_resident(resident, world)
+    committee = _client(app, 3)
+    login_as(committee, world.committee_a)
+    street = _client(app, 4)
+    login_as(street, world.street_a)
+    return dict(zip(ROLES, (anonymous, resident, committee, street), strict=True))
+
+
+def _is_refusal(resp) -> bool:
+    if resp.status_code in REFUSED:
+        return True
+    if resp.status_code in (301, 302, 303, 307, 308):
+        return urlsplit(resp.headers.get("Location", "")).path in LOGIN_PATHS
+    return False
+
+
+def _call(client, method: str, url: str):
+    if url.startswith("/api/"):
+        return client.open(url, method=method, json={} if method != "GET" else None)
+    return client.open(url, method=method, data={} if method != "GET" else None)
+
+
+def test_every_route_refuses_outsiders(app, world, clients):
+    problems: list[str] = []
+    seen_gaps: set[tuple[str, str, str]] = set()
+    checked = 0
+    leak_checked = 0
+    for rule in _rules(app):
+        if rule.endpoint in PUBLIC:
+            continue
+        params = rule.arguments - set(rule.defaults or {})
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for url in urls_for(rule, world):
+                for role, client in clients.items():
+                    resp = _call(client, method, url)
+                    body = resp.get_data(as_text=True) if resp.mimetype.startswith(("text/", "application/json")) \
+                        else ""
+                    leaked = [m for m in world.markers if m in body]
+                    key = (rule.endpoint, method, role)
+                    if not params:
+                        leak_checked += 1
+                        if leaked:
+                            problems.append(f"{method} {url} as {role}: {resp.status_code} shows estate B: {leaked}")
+                        continue
+                    checked += 1
+                    if resp.status_code >= 500:
+                        problems.append(f"{method} {url} as {role}: server error {resp.status_code}")
+                    elif key in KNOWN_GAPS:
+                        seen_gaps.add(key)
+                        if resp.status_code != KNOWN_GAPS[key][0]:
+                            problems.append(f"{key} listed in KNOWN_GAPS with {KNOWN_GAPS[key][0]} "
+                                            f"now answers {resp.status_code}: remove or update the entry")
+                    elif not _is_refusal(resp) or leaked:
+                        problems.append(f"{method} {url} as {role}: not refused ({resp.status_code}"
+                                        f"{' -> ' + resp.headers['Location'] if 'Location' in resp.headers else ''})"
+                                        f"{' and shows estate B: ' + str(leaked) if leaked else ''}")
+    stale = set(KNOWN_GAPS) - seen_gaps
+    problems += [f"KNOWN_GAPS entry {k} no longer exists: remove it" for k in sorted(stale)]
+    assert checked > 100 and leak_checked > 10
+    assert problems == []
+
+
+def test_public_list_names_only_existing_routes(app):
+    endpoints = {r.endpoint for r in app.url_map.iter_rules()}
+    assert sorted(set(PUBLIC) - endpoints) == []
+
+
+def test_every_table_owned_by_an_estate_is_seeded_for_estate_b(world):
+    """If this fails, the generic seeder could not build a row: the matrix would use a dead id."""
+    owned = {t: why for t, why in world.unseeded.items() if not why.startswith("no foreign key")}
+    assert owned == {}, owned
+
+
+def test_candidate_ids_resolve_for_every_route_parameter(app, world):
+    unresolved = sorted({(r.rule, p) for r in _rules(app) for p in r.arguments - set(r.defaults or {})
+                         if candidate_ids(p, world) == [UNSEEDED_ID]})
+    assert unresolved == []
+
+
+def test_refusal_is_real_for_the_insider(app, world, login_as, factory):
+    """The same URLs answer B's own committee: the refusals above are about who asks, not dead ids."""
+    insider = _client(app, 9)
+    login_as(insider, factory.user("committee", estate=world.estate_b))
+    resp = insider.get(f"/estates/{world.estate_b.id}/units")
+    assert resp.status_code == 200
+    assert "9901" in resp.get_data(as_text=True)
+    outsider = _client(app, 10)
+    login_as(outsider, world.committee_a)
+    assert outsider.get(f"/estates/{world.estate_b.id}/units").status_code == 404
