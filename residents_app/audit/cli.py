@@ -30,11 +30,17 @@ def _estate_labels() -> dict[int, str]:
 
 @cli.command("verify", help="逐条重算哈希与链接，指出第一条被改动、删除或调换的记录；有问题时以非零状态退出。")
 @click.option("--estate", "estate_code", metavar="CODE", help="只校验该小区（小区编码）的链")
-def verify_command(estate_code: str | None) -> None:
+@click.option("--anchor", metavar="SEQ:HASH",
+              help="与 --estate 同用：核对此前公布的末条（如报告上印的“第 N 条”及其哈希，可只写前 12 位以上），"
+                   "发现末尾条目被删除")
+def verify_command(estate_code: str | None, anchor: str | None) -> None:
     from residents_app.audit.verify import verify_all, verify_chain
     from residents_app.registry.models import Estate
 
     labels = _estate_labels()
+    if anchor is not None and estate_code is None:
+        click.echo("错误：--anchor 须与 --estate 一起使用", err=True)
+        sys.exit(EXIT_USAGE)
     if estate_code is not None:
         estate = db.session.execute(sa.select(Estate).where(Estate.code == estate_code)).scalar_one_or_none()
         if estate is None:
@@ -54,9 +60,33 @@ def verify_command(estate_code: str | None) -> None:
             click.echo(f"BROKEN 链 {rep.chain}（{label}）：前 {rep.entry_count} 条完好；"
                        f"第一条有问题的记录：seq={b.seq} id={b.event_id} kind={b.kind} problem={b.problem}")
             click.echo(f"       {b.message}")
+    if anchor is not None:
+        broken += _check_anchor(reports[0].chain, anchor)
     if not reports:
         click.echo("审计日志为空：没有可校验的链")
     if broken:
         click.echo(f"校验失败：{broken} 条链有问题", err=True)
         sys.exit(EXIT_BROKEN)
     click.echo(f"校验通过：{len(reports)} 条链全部完好")
+
+
+def _check_anchor(chain: int, anchor: str) -> int:
+    """1 when the published entry is missing or differs (the end of the chain was cut or rewritten)."""
+    from residents_app.audit.models import AuditEvent
+
+    seq_text, _, prefix = anchor.partition(":")
+    prefix = prefix.strip().lower()
+    if not seq_text.strip().isdigit() or len(prefix) < 12 or any(c not in "0123456789abcdef" for c in prefix):
+        click.echo("错误：--anchor 格式应为 第几条:哈希（至少 12 位十六进制），例如 57:3fa2b19c0d4e", err=True)
+        sys.exit(EXIT_USAGE)
+    seq = int(seq_text)
+    stored = db.session.execute(
+        sa.select(AuditEvent.hash).where(AuditEvent.chain == chain, AuditEvent.seq == seq)).scalar_one_or_none()
+    if stored is None:
+        click.echo(f"BROKEN 锚点：链 {chain} 已没有第 {seq} 条（末尾条目被删除）")
+        return 1
+    if not stored.startswith(prefix):
+        click.echo(f"BROKEN 锚点：链 {chain} 第 {seq} 条的哈希 {stored[:16]}… 与公布的 {prefix[:16]}… 不一致")
+        return 1
+    click.echo(f"OK    锚点：链 {chain} 第 {seq} 条与公布的哈希一致")
+    return 0

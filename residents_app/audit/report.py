@@ -80,7 +80,8 @@ class RoundReportData:
     publicity: str  # "2026-09-29 发布，公示至 2026-10-12 24:00（5 个工作日）" or "尚未公示"
     generated_at: datetime
     audit_head: str  # "链 3 第 57 条 sha256 …"
-    ballot_counts: dict[str, int] = field(default_factory=dict)  # {"网上": 10, "纸质": 3, "委托": 1}
+    ballot_counts: dict[str, int] = field(default_factory=dict)  # {"线上": 10, "纸质": 3, "委托代理": 1}
+    signoff: str = ""  # the street office's latest verdict from the log, "" when none yet
 
 
 def _ensure_font() -> None:
@@ -191,6 +192,7 @@ def render_round_report(data: RoundReportData) -> bytes:
         p(f"公示期：{data.publicity}"),
         p("公示期内业主如有异议，由小区业委会或自治小组牵头协商调解。", small),
         p("六、审计", h2),
+        p(f"街道核验：{data.signoff or '尚未核验'}"),
         p(f"本报告依据平台审计日志生成，生成时日志末条：{data.audit_head}。"
           "可用 flask audit verify 校验该日志链未被改动。", small),
     ]

@@ -192,7 +192,20 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         audit_head=(f"链 {head.chain} 第 {head.seq} 条（{format_local_dt(head.at)}），SHA-256 {head.hash}"
                     if head else "日志为空"),
         ballot_counts=ballot_counts(rnd.id),
+        signoff=signoff_text(rnd),
     )
+
+
+def signoff_text(rnd) -> str:
+    from residents_app.audit.services import DECISIONS, signoffs
+
+    events = signoffs(rnd.id, rnd.estate_id)
+    if not events:
+        return ""
+    last = events[-1]
+    who = last.actor.split(":")[-1]
+    comment = f"：{last.data['comment']}" if last.data.get("comment") else ""
+    return f"{DECISIONS[last.data['decision']]}（{format_local_dt(last.at)}，{who}，审计日志第 {last.seq} 条）{comment}"
 
 
 # ---- Flags for the verification desk ----------------------------------------------------------
@@ -289,10 +302,20 @@ def round_flags(rnd) -> list[Flag]:
     if rnd.opened_at is not None:
         owner_ids = {oid: e.unit_id for e in entries for oid in (e.owner_ids or [])}
         events = db.session.execute(
-            sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id, AuditEvent.kind == "register.change",
+            sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id,
+                                        AuditEvent.kind.in_(("register.change", "register.import")),
                                         AuditEvent.at > rnd.opened_at).order_by(AuditEvent.seq)).scalars().all()
         changed: dict[int, list[str]] = {}
+        unit_of_label = {label: unit_id for unit_id, label in label_of.items()}
         for ev in events:
+            if ev.kind == "register.import":
+                # The import lists "1幢-101 张三" per ownership added or removed.
+                for key, what in (("ownerships_added", "导入名册新增业主"), ("ownerships_removed", "导入名册移除业主")):
+                    for item in (ev.data or {}).get(key, []):
+                        unit_id = unit_of_label.get(str(item).split(" ")[0])
+                        if unit_id is not None:
+                            changed.setdefault(unit_id, []).append(f"{format_local_dt(ev.at)} {what}")
+                continue
             action = (ev.data or {}).get("action", "")
             if ev.subject_type == "unit" and action in ("owner_added", "owner_removed") \
                     and ev.subject_id.isdigit() and int(ev.subject_id) in label_of:

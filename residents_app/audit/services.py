@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -48,6 +48,10 @@ def _lock_chain(chain: int) -> None:
 def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: str = "",
            subject_id: str | int = "", data: dict | None = None) -> AuditEvent:
     """Append one event to the chain of an estate (chain=estate_id) in the current transaction."""
+    if now.tzinfo is None:
+        raise ValueError("audit.record needs an aware datetime")
+    # Hash the instant as the database returns it (UTC), or a caller's +08:00 would not verify after reload.
+    now = now.astimezone(UTC)
     _lock_chain(chain)
     last = db.session.execute(
         sa.select(AuditEvent.seq, AuditEvent.hash)

@@ -7,6 +7,7 @@ import io
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from flask_smorest import Blueprint as ApiBlueprint
 
 from residents_app.audit import dashboards, round_facts
 from residents_app.audit import services as audit_services
@@ -183,3 +184,37 @@ def district():
     return render_template(
         "audit/district.html", rows=list(by_estate.values()), deadlines=items,
         months=dashboards.calendar_months(now, items), closed=dashboards.rounds_awaiting_verification(ids))
+
+
+# ---- JSON API ---------------------------------------------------------------------------------
+
+api_bp = ApiBlueprint("audit_api", __name__, url_prefix="/api/audit", description="审计日志、回执核验")
+
+
+@api_bp.route("/receipt/<code>")
+@api_bp.response(200)
+def api_receipt(code: str):
+    """Check a receipt code (public): counted as cast only once the round is closed."""
+    from residents_app.audit.receipts import check_receipt
+
+    r = check_receipt(code, utcnow())
+    return {"state": r.state, "headline": r.headline, "round_title": r.round_title, "estate_name": r.estate_name,
+            "choice_label": r.choice_label, "cast_at": r.cast_at.isoformat(), "round_closed": r.round_closed,
+            "chain": r.chain, "seq": r.seq, "entry_hash": r.entry_hash, "detail": r.detail}
+
+
+@api_bp.route("/estates/<int:estate_id>/chain")
+@api_bp.response(200)
+@staff_required
+def api_chain(estate_id: int):
+    """Verify an estate's chain: entry count, head, and the first broken entry if any."""
+    from residents_app.audit.verify import verify_chain
+
+    estate = estate_or_404(estate_id)
+    rep = verify_chain(estate.id)
+    broken = None
+    if rep.broken is not None:
+        b = rep.broken
+        broken = {"seq": b.seq, "id": b.event_id, "kind": b.kind, "problem": b.problem, "message": b.message}
+    return {"estate_id": estate.id, "ok": rep.ok, "entry_count": rep.entry_count, "head_seq": rep.head_seq,
+            "head_hash": rep.head_hash, "broken": broken}

@@ -34,7 +34,7 @@ class _Sheet:
     def __init__(self, ws, headers: list[str], money_cols: set[int]):
         self.ws = ws
         self.money_cols = money_cols
-        ws.append(headers)
+        ws.append([neutralise(h) for h in headers])
 
     def row(self, values: list) -> None:
         self.ws.append([neutralise(v) for v in values])

@@ -219,7 +219,7 @@ def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tup
             raise Conflict("表决尚未结束，结果不能公示", code="round_not_closed")
         from residents_app.rounds import services as rounds_services
 
-        labels = list(rounds_services.agreeing_unit_labels(subject_id))
+        labels = sorted(rounds_services.agreeing_unit_labels(subject_id), key=_label_key)
         outcome = rounds_services.round_outcome(subject_id)
         return "同意改造居民房号汇总表", labels, _outcome_lines(outcome)
     if subject_type == "plan_version":
@@ -248,31 +248,25 @@ def _label_key(label: str):
 
 
 def _outcome_lines(outcome) -> list[str]:
-    """Accepts what rounds.round_outcome returns: a list of lines, a dict with 'lines'/'summary', or text."""
-    if outcome is None:
+    """Lines for the notice from what rounds.round_outcome returns (a dict with title, passed, tally)."""
+    if not outcome:
         return []
-    if isinstance(outcome, str):
-        return [outcome]
-    if isinstance(outcome, dict):
-        for key in ("lines", "summary_lines"):
-            if isinstance(outcome.get(key), list):
-                return [str(x) for x in outcome[key]]
-        if outcome.get("summary"):
-            return [str(outcome["summary"])]
-        if "passed" in outcome:
-            return ["表决结果：通过" if outcome["passed"] else "表决结果：未通过"]
-        return []
-    if isinstance(outcome, list | tuple):
-        return [str(x) for x in outcome]
-    for attr in ("lines", "summary"):
-        value = getattr(outcome, attr, None)
-        if isinstance(value, list):
-            return [str(x) for x in value]
-        if isinstance(value, str) and value:
-            return [value]
-    if hasattr(outcome, "passed"):
-        return ["表决结果：通过" if outcome.passed else "表决结果：未通过"]
-    return [str(outcome)]
+    if not isinstance(outcome, dict):
+        return [str(outcome)]
+    lines = []
+    verdict = "通过" if outcome.get("passed") else "未通过"
+    lines.append(f"{outcome.get('title', '表决')}：表决结果 {verdict}")
+    tally = outcome.get("tally") or {}
+    f = tally.get("figures") or {}
+    if f:
+        lines.append(f"同意 {f.get('agree_count')} 户 / 共 {f.get('total_count')} 户；"
+                     f"同意户的产权面积 {f.get('agree_area')} m² / 总面积 {f.get('total_area')} m²；"
+                     f"参与表决 {f.get('voted_count')} 户")
+    for c in tally.get("conditions") or []:
+        unit = "户" if c.get("measure") == "count" else " m²"
+        lines.append(f"{c.get('label')}：{c.get('value')}{unit} / {c.get('denominator')}{unit}，"
+                     f"要求 {c.get('required')}，{'已达到' if c.get('met') else '未达到'}")
+    return lines
 
 
 def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str, notice_text: str,

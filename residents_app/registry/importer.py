@@ -86,6 +86,8 @@ class RosterFormatError(Exception):
 
 def _text(value) -> str:
     """A cell as text. Whole-number floats from Excel (101.0) become "101"."""
+    if type(value) is str:  # the common case first: every CSV cell
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -297,30 +299,35 @@ def _read_header(headers: list[str], number: int, parsed: ParsedRoster) -> dict[
     return columns
 
 
-def _parse_row(number: int, cells: list, columns: dict[str, int], headers: list[str], parsed: ParsedRoster) -> None:
-    def cell(key):
-        index = columns.get(key)
-        if index is None or index >= len(cells):
-            return None
-        return cells[index]
+def _name_converter(what: str, max_len: int):
+    def convert(value):
+        return _name_field(value, what, max_len)
 
+    return convert
+
+
+CONVERTERS = {
+    "building": _name_converter("楼栋", 40),
+    "unit": _name_converter("房号", 40),
+    "title_area_m2": parse_area,
+    "owner_name": _name_converter("业主姓名", 60),
+    "owner_phone": parse_phone,
+    "id_last4": parse_id_last4,
+    "hardship": parse_hardship,
+    "kind": parse_kind,
+}
+
+
+def _parse_row(number: int, cells: list, columns: dict[str, int], headers: list[str], parsed: ParsedRoster) -> None:
     values = {}
-    converters = {
-        "building": lambda v: _name_field(v, "楼栋", 40),
-        "unit": lambda v: _name_field(v, "房号", 40),
-        "title_area_m2": parse_area,
-        "owner_name": lambda v: _name_field(v, "业主姓名", 60),
-        "owner_phone": parse_phone,
-        "id_last4": parse_id_last4,
-        "hardship": parse_hardship,
-        "kind": parse_kind,
-    }
     bad = False
-    for key, convert in converters.items():
+    n_cells = len(cells)
+    for key, convert in CONVERTERS.items():
+        index = columns.get(key)
         try:
-            values[key] = convert(cell(key))
+            values[key] = convert(cells[index] if index is not None and index < n_cells else None)
         except ValueError as exc:
-            parsed.errors.append(RowError(number, headers[columns[key]], str(exc)))
+            parsed.errors.append(RowError(number, headers[index], str(exc)))
             bad = True
     if bad:
         return

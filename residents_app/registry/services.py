@@ -341,12 +341,17 @@ def remove_owner(estate_id: int, unit_id: int, owner_id: int, *, actor: str, now
                  "after": {"owners": sorted(o.owner_id for o in unit.ownerships)}})
 
 
-def update_owner(estate_id: int, owner_id: int, *, name: str, phone: str, id_last4: str | None,
-                 actor: str, now: datetime) -> Owner:
-    """Correct an owner's name, phone or ID digits (for every unit they own)."""
+def get_owner(estate_id: int, owner_id: int) -> Owner:
     owner = db.session.get(Owner, owner_id)
     if owner is None or owner.estate_id != estate_id:
         raise NotFound("找不到该业主")
+    return owner
+
+
+def update_owner(estate_id: int, owner_id: int, *, name: str, phone: str, id_last4: str | None,
+                 actor: str, now: datetime) -> Owner:
+    """Correct an owner's name, phone or ID digits (for every unit they own)."""
+    owner = get_owner(estate_id, owner_id)
     name, phone, id_last4 = _owner_fields(name, phone, id_last4)
     if phone != owner.phone and db.session.execute(
             sa.select(Owner.id).where(Owner.estate_id == estate_id, Owner.phone == phone)).first():
@@ -430,15 +435,17 @@ class _Existing:
 
 
 def _load_existing(estate_id: int) -> _Existing:
-    buildings = dict(db.session.execute(
+    # Core rows on the session's connection: no ORM row processing for tens of thousands of tuples.
+    conn = db.session.connection()
+    buildings = dict(conn.execute(
         sa.select(Building.name, Building.id).where(Building.estate_id == estate_id)).all())
-    units = {(b, n): (i, int(a), k, h) for i, b, n, a, k, h in db.session.execute(
+    units = {(b, n): (i, int(a), k, h) for i, b, n, a, k, h in conn.execute(
         sa.select(Unit.id, Unit.building_id, Unit.number, sa.type_coerce(Unit.title_area_m2, sa.BigInteger),
                   Unit.kind, Unit.is_hardship).where(Unit.estate_id == estate_id)).all()}
-    owners = {p: (i, n, d) for i, p, n, d in db.session.execute(
+    owners = {p: (i, n, d) for i, p, n, d in conn.execute(
         sa.select(Owner.id, Owner.phone, Owner.name, Owner.id_last4).where(Owner.estate_id == estate_id)).all()}
     ownerships: dict[int, set[int]] = {}
-    for unit_id, owner_id in db.session.execute(
+    for unit_id, owner_id in conn.execute(
             sa.select(Ownership.unit_id, Ownership.owner_id).join(Unit, Unit.id == Ownership.unit_id)
             .where(Unit.estate_id == estate_id)).all():
         ownerships.setdefault(unit_id, set()).add(owner_id)
@@ -563,36 +570,44 @@ def apply_roster(estate: Estate, parsed: importer.ParsedRoster, *, actor: str, n
     if dry_run or not plan.has_changes:
         return plan
 
-    # ---- write, in bulk ----
+    # ---- write, in bulk: Core executemany on the session's connection (same transaction) ----
+    db.session.flush()
+    conn = db.session.connection()
     if new_buildings:
-        db.session.execute(sa.insert(Building), [{"estate_id": estate_id, "name": n} for n in new_buildings])
-        ex.buildings = dict(db.session.execute(
+        conn.execute(sa.insert(Building.__table__), [{"estate_id": estate_id, "name": n} for n in new_buildings])
+        ex.buildings = dict(conn.execute(
             sa.select(Building.name, Building.id).where(Building.estate_id == estate_id)).all())
     if new_units:
-        db.session.execute(sa.insert(Unit), [
+        conn.execute(sa.insert(Unit.__table__), [
             {"estate_id": estate_id, "building_id": ex.buildings[u["building"]], "number": u["number"],
              "title_area_m2": u["title_area_m2"], "kind": u["kind"], "is_hardship": u["is_hardship"]}
             for u in new_units])
+    unit_table, owner_table = Unit.__table__, Owner.__table__
     if changed_units:
-        db.session.execute(sa.update(Unit), changed_units)
+        conn.execute(sa.update(unit_table).where(unit_table.c.id == sa.bindparam("b_id")).values(
+            title_area_m2=sa.bindparam("b_area"), kind=sa.bindparam("b_kind"),
+            is_hardship=sa.bindparam("b_hardship")),
+            [{"b_id": u["id"], "b_area": u["title_area_m2"], "b_kind": u["kind"], "b_hardship": u["is_hardship"]}
+             for u in changed_units])
     if new_owners:
-        db.session.execute(sa.insert(Owner), new_owners)
+        conn.execute(sa.insert(owner_table), new_owners)
     if changed_owners:
-        db.session.execute(sa.update(Owner), changed_owners)
+        conn.execute(sa.update(owner_table).where(owner_table.c.id == sa.bindparam("b_id")).values(
+            name=sa.bindparam("b_name"), id_last4=sa.bindparam("b_digits")),
+            [{"b_id": o["id"], "b_name": o["name"], "b_digits": o["id_last4"]} for o in changed_owners])
     if removed_pairs:
         for i in range(0, len(removed_pairs), CHUNK):
             chunk = removed_pairs[i:i + CHUNK]
-            db.session.execute(
-                sa.delete(Ownership).where(sa.tuple_(Ownership.unit_id, Ownership.owner_id).in_(chunk))
-                .execution_options(synchronize_session=False))
+            conn.execute(sa.delete(Ownership.__table__).where(
+                sa.tuple_(Ownership.unit_id, Ownership.owner_id).in_(chunk)))
     if plan.ownerships_added:
         unit_ids = {(b, n): i for (b, n), (i, *_r) in ex.units.items()}
         if new_units:
-            unit_ids = {(b, n): i for i, b, n in db.session.execute(
+            unit_ids = {(b, n): i for i, b, n in conn.execute(
                 sa.select(Unit.id, Unit.building_id, Unit.number).where(Unit.estate_id == estate_id)).all()}
         owner_ids = {p: i for p, (i, *_r) in ex.owners.items()}
         if new_owners:
-            owner_ids = dict(db.session.execute(
+            owner_ids = dict(conn.execute(
                 sa.select(Owner.phone, Owner.id).where(Owner.estate_id == estate_id)).all())
         pairs = []
         for (bname, number), phones in wanted_owners.items():
@@ -600,7 +615,7 @@ def apply_roster(estate: Estate, parsed: importer.ParsedRoster, *, actor: str, n
             current = ex.ownerships.get(unit_id, set())
             pairs.extend({"unit_id": unit_id, "owner_id": owner_ids[p]} for p in phones
                          if owner_ids[p] not in current)
-        db.session.execute(sa.insert(Ownership), pairs)
+        conn.execute(sa.insert(Ownership.__table__), pairs)
     db.session.expire_all()  # bulk statements bypass the identity map
     record("register.import", chain=estate_id, actor=actor, now=now, subject_type="estate", subject_id=estate_id,
            data={"file_sha256": file_sha256, "counts": plan.counts(), "buildings_added": plan.buildings_added,

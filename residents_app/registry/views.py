@@ -25,6 +25,7 @@ from residents_app.registry.schemas import (
     ImportFormSchema,
     ImportResultSchema,
     OwnerAddSchema,
+    OwnerSchema,
     UnitPageSchema,
     UnitQuerySchema,
     UnitSchema,
@@ -166,6 +167,29 @@ def owner_remove(estate_id: int, unit_id: int, owner_id: int):
     return redirect(url_for("registry.unit_edit", estate_id=estate.id, unit_id=unit.id))
 
 
+@bp.route("/estates/<int:estate_id>/owners/<int:owner_id>", methods=["GET", "POST"])
+@staff_required
+def owner_edit(estate_id: int, owner_id: int):
+    estate = estate_or_404(estate_id, edit=request.method == "POST")
+    owner = services.get_owner(estate.id, owner_id)
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            services.update_owner(estate.id, owner.id, name=request.form.get("name", ""),
+                                  phone=request.form.get("phone", ""), id_last4=request.form.get("id_last4") or None,
+                                  actor=_actor(), now=utcnow())
+        except ValidationFailed as exc:
+            db.session.rollback()
+            owner = services.get_owner(estate.id, owner_id)
+            errors, status = exc.errors, 422
+        else:
+            db.session.commit()
+            flash(f"已保存业主 {owner.name}", "success")
+            return redirect(url_for("registry.owner_edit", estate_id=estate.id, owner_id=owner.id))
+    return render_template("registry/owner.html", estate=estate, owner=owner, errors=errors,
+                           form=request.form if errors else {}, can_edit=can_edit_estate(current_user, estate)), status
+
+
 @bp.route("/estates/<int:estate_id>/import", methods=["GET", "POST"])
 @staff_required
 def import_page(estate_id: int):
@@ -300,6 +324,18 @@ def api_owner_remove(estate_id: int, unit_id: int, owner_id: int):
     services.remove_owner(estate.id, unit_id, owner_id, actor=_actor(), now=utcnow())
     db.session.commit()
     return services.get_unit(estate.id, unit_id)
+
+
+@api_bp.route("/<int:estate_id>/owners/<int:owner_id>", methods=["PUT"])
+@api_bp.arguments(OwnerAddSchema)
+@api_bp.response(200, OwnerSchema)
+@staff_required
+def api_owner_update(data, estate_id: int, owner_id: int):
+    """Correct an owner's name, phone or ID digits (for every unit they own)."""
+    estate = estate_or_404(estate_id, edit=True)
+    owner = services.update_owner(estate.id, owner_id, actor=_actor(), now=utcnow(), **data)
+    db.session.commit()
+    return owner
 
 
 @api_bp.route("/<int:estate_id>/import", methods=["POST"])

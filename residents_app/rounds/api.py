@@ -6,7 +6,7 @@ Unknown fields are refused (schemas use RAISE); every error has the one shape
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 from flask_login import current_user
 
 from residents_app.auth.resident import current_resident, resolve_token, sign_in_resident
@@ -18,6 +18,11 @@ from residents_app.rounds import schemas as sc
 from residents_app.rounds import services as svc
 from residents_app.rounds.blueprints import api_bp
 from residents_app.rounds.resident_views import IDENTITY_LIMIT, rule_text
+
+
+@api_bp.before_request
+def _fresh_resident():
+    g.pop("resident_obj", None)  # see resident_views._fresh_resident
 
 
 def _link_or_404(token: str):

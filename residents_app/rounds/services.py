@@ -142,7 +142,7 @@ def create_round(estate_id: int, data: RoundInput, now: datetime, user=None) -> 
         options=[{"key": k, "label": v} for k, v in DEFAULT_OPTIONS[data.kind]],
         plan_version_id=data.plan_version_id, results_visibility=data.results_visibility,
         status="draft", opens_at=data.opens_at, closes_at=data.closes_at, created_at=now,
-        created_by_id=user.id if user is not None else None,
+        created_by_id=getattr(user, "id", None),
     )
     db.session.add(rnd)
     db.session.flush()
@@ -170,7 +170,7 @@ def update_round(round_id: int, data: RoundInput, now: datetime, user=None) -> R
 def extend_round(round_id: int, new_closes_at: datetime, reason: str, now: datetime, user=None) -> Round:
     rnd = _lock_round(round_id) or get_round(round_id)
     old = rnd.closes_at
-    rnd.extend_to(new_closes_at, reason, now, user.id if user is not None else None)
+    rnd.extend_to(new_closes_at, reason, now, getattr(user, "id", None))
     db.session.flush()
     record("round.extended", chain=rnd.estate_id, actor=_actor(user), now=now, subject_type="round",
            subject_id=rnd.id, data={"from": old.isoformat(), "to": new_closes_at.isoformat(), "reason": reason})
@@ -413,14 +413,22 @@ def _window_check(rnd: Round, now: datetime) -> None:
         raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
 
 
-def _count(ballot: Ballot, now: datetime, actor: str) -> Ballot:
-    """Make `ballot` the counted one of its unit: audit, receipt, upsert of current_ballot."""
-    rnd = db.session.get(Round, ballot.round_id)
-    ev = record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot",
-                subject_id=ballot.id, data={"round_id": ballot.round_id, "unit_id": ballot.unit_id,
-                                            "choice": ballot.choice, "channel": ballot.channel,
-                                            "items": ballot.items or []})
+def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
+    """Make `ballot` the counted one of its unit: audit event, receipt, upsert of current_ballot.
+
+    A new ballot (no id yet) is inserted once, already carrying its receipt code.
+    """
+    rnd = rnd or db.session.get(Round, ballot.round_id)
+    ev = record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="unit",
+                subject_id=ballot.unit_id, data={"round_id": ballot.round_id, "unit_id": ballot.unit_id,
+                                                 "choice": ballot.choice, "channel": ballot.channel,
+                                                 "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat(),
+                                                 "paper_ballot_id": ballot.id})
     ballot.receipt_code = ev.hash[:20]
+    ballot.status = "counted"
+    if ballot.id is None:
+        db.session.add(ballot)
+    db.session.flush()
     values = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
               "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
     if _dialect() == "postgresql":
@@ -438,30 +446,35 @@ def _count(ballot: Ballot, now: datetime, actor: str) -> Ballot:
         sa.update(Ballot).where(Ballot.round_id == ballot.round_id, Ballot.unit_id == ballot.unit_id,
                                 Ballot.status == "counted", Ballot.id != ballot.id)
         .values(status="superseded").execution_options(synchronize_session=False))
-    ballot.status = "counted"
-    db.session.flush()
     return ballot
+
+
+def _round_and_roll(round_id: int, unit_id: int) -> tuple[Round, bool]:
+    """The round and whether the unit is on its frozen roll, in one query (the hot path of casting)."""
+    row = db.session.execute(
+        sa.select(Round, RollEntry.id).outerjoin(
+            RollEntry, sa.and_(RollEntry.round_id == Round.id, RollEntry.unit_id == unit_id))
+        .where(Round.id == round_id)).first()
+    if row is None:
+        raise NotFound("找不到该表决")
+    return row[0], row[1] is not None
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
                 items: list[str] | None = None, rating: int | None = None, comment: str = "") -> Ballot:
     """An owner (any co-owner) casts or changes the online ballot of their unit."""
-    rnd = get_round(round_id)
+    rnd, on_roll = _round_and_roll(round_id, unit_id)
     _window_check(rnd, now)
-    entry = _roll_entry(round_id, unit_id)
-    if entry is None:
+    if not on_roll:
         raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
-    is_owner = db.session.execute(sa.select(Ownership).where(
-        Ownership.unit_id == unit_id, Ownership.owner_id == owner_id)).first() is not None
-    if not is_owner:
+    # Usually already in the identity map (the resident session loaded the unit's owners).
+    if db.session.get(Ownership, (unit_id, owner_id)) is None:
         raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
     items = _check_choice(rnd, choice, items, rating)
     ballot = Ballot(round_id=round_id, unit_id=unit_id, choice=choice, items=items, rating=rating,
                     comment=(comment or "").strip()[:500], channel="online", status="counted",
                     cast_by_owner_id=owner_id, cast_at=now)
-    db.session.add(ballot)
-    db.session.flush()
-    return _count(ballot, now, owner_actor(unit_id, owner_id))
+    return _count(ballot, now, owner_actor(unit_id, owner_id), rnd)
 
 
 def current_ballot_for(round_id: int, unit_id: int) -> Ballot | None:
@@ -498,7 +511,7 @@ def check_receipt(code: str) -> dict:
 def store_file(round_id: int, purpose: str, data: bytes, mime: str, now: datetime, user=None) -> RoundFile:
     f = RoundFile(round_id=round_id, purpose=purpose, mime=mime, size_bytes=len(data),
                   sha256=hashlib.sha256(data).hexdigest(), data=data, uploaded_at=now,
-                  uploaded_by_id=user.id if user is not None else None)
+                  uploaded_by_id=getattr(user, "id", None))
     db.session.add(f)
     db.session.flush()
     return f

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import time
 from datetime import UTC, datetime
 
 import click
@@ -46,9 +47,15 @@ def run_tick_job(app, clock=utcnow):
 
     with app.app_context():
         try:
-            return tick(clock())
+            return _as_dict(tick(clock()))
         finally:
             db.session.remove()
+
+
+def _as_dict(run) -> dict:
+    """A JobRun as plain data (the session is gone once the job returns)."""
+    return {"job": run.job, "now": run.now.isoformat(), "status": run.status, "summary": run.summary,
+            "actions": run.actions, "worker": run.worker}
 
 
 def run_send_job(app, clock=utcnow):
@@ -57,7 +64,7 @@ def run_send_job(app, clock=utcnow):
 
     with app.app_context():
         try:
-            return send_outbox(clock())
+            return _as_dict(send_outbox(clock()))
         finally:
             db.session.remove()
 
@@ -82,16 +89,21 @@ def build_scheduler(app, clock=utcnow):
 def run_cmd():
     """Run the scheduler in the foreground (catch up first, then every minute)."""
     app = current_app._get_current_object()
-    run = run_tick_job(app)  # catch-up after downtime: everything overdue, in order of due time
-    click.echo(f"启动补跑完成：{run.status} {json.dumps(run.summary, ensure_ascii=False)}")
-    run_send_job(app)
     sched = build_scheduler(app)
+    stopping = []
 
     def _stop(signum, frame):
         log.info("scheduler: signal %s, shutting down", signum)
-        sched.shutdown(wait=True)
+        stopping.append(signum)
+        if sched.running:
+            sched.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, _stop)
+    run = run_tick_job(app)  # catch-up after downtime: everything overdue, in order of due time
+    click.echo(f"启动补跑完成：{run['status']} {json.dumps(run['summary'], ensure_ascii=False)}")
+    run_send_job(app)
+    if stopping:
+        return
     log.info("scheduler started; tick every %s s", TICK_SECONDS)
     try:
         sched.start()
@@ -105,11 +117,17 @@ def run_cmd():
 @click.option("--no-send", is_flag=True, help="Queue reminders but do not send the outbox.")
 @click.option("--skip-advisory-lock", is_flag=True, hidden=True,
               help="Diagnostics only: rely on row locks alone (used by the concurrency test).")
-def run_once_cmd(now_text: str | None, no_send: bool, skip_advisory_lock: bool):
+@click.option("--not-before", type=float, default=None, hidden=True,
+              help="Diagnostics only: wait until this Unix time (lets a test start two processes together).")
+def run_once_cmd(now_text: str | None, no_send: bool, skip_advisory_lock: bool, not_before: float | None):
     """One tick (and one send) for NOW, then exit. Prints the run as JSON."""
     from residents_app.scheduler.jobs import send_outbox, tick
 
     now = parse_now(now_text)
+    if not_before is not None:
+        delay = not_before - time.time()
+        if 0 < delay < 30:
+            time.sleep(delay)
     run = tick(now, use_advisory_lock=not skip_advisory_lock)
     out = {"job": "tick", "now": now.isoformat(), "status": run.status, "summary": run.summary,
            "actions": run.actions, "worker": run.worker}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from residents_app.audit import db_guards
 from residents_app.audit.services import record
+from residents_app.formatting import to_local
 
 
 @pytest.fixture
@@ -43,8 +44,7 @@ def tamper(db):
 PDF_BYTES = b"%PDF-1.4\n% scan\n"
 
 
-@pytest.fixture
-def voted_round(db, factory, now):
+def build_voted_round(db, factory, now):
     """A closed willingness round over 6 units, one of every kind of ballot, and its publicity.
 
     1幢-101 88.50 online agree · 1幢-102 92.30 online agree · 1幢-201 88.50 paper agree (confirmed)
@@ -92,7 +92,7 @@ def voted_round(db, factory, now):
               now=now + timedelta(days=2))
     assert rs.close_round(rnd.id, closes, None)
     pub = post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="意愿征求结果公示",
-                         notice_text="经统计，本次征求意见通过。", posted_on=date(2026, 9, 8), working_days=5,
+                         notice_text="经统计，本次征求意见通过。", posted_on=to_local(closes).date(), working_days=5,
                          actor="user:0:test", now=closes + timedelta(hours=1))
     db.session.flush()
     return SimpleNamespace(
@@ -102,3 +102,29 @@ def voted_round(db, factory, now):
                   "last_202": last_202.receipt_code},
         unit_ids={k: u.id for k, u in units.items()}, publicity_id=pub.id,
     )
+
+
+def build_open_round(voted_round, opens, closes, title="进行中的表决"):
+    """1幢-101 agree +1h (changed to disagree +4h), 1幢-102 agree +2h, 1幢-202 disagree +3h."""
+    from residents_app.extensions import db
+    from residents_app.registry.models import Unit
+    from residents_app.rounds import services as rs
+
+    rnd = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title=title, opens_at=opens,
+                                                               closes_at=closes), opens, voted_round.c1)
+    rs.open_round(rnd.id, opens, voted_round.c1)
+
+    def cast(label, choice, hours):
+        unit = db.session.get(Unit, voted_round.unit_ids[label])
+        rs.cast_ballot(rnd.id, unit.id, unit.owners[0].id, choice, opens + timedelta(hours=hours))
+
+    cast("1幢-101", "agree", 1)
+    cast("1幢-102", "agree", 2)
+    cast("1幢-202", "disagree", 3)
+    cast("1幢-101", "disagree", 4)
+    return rnd
+
+
+@pytest.fixture
+def voted_round(db, factory, now):
+    return build_voted_round(db, factory, now)

@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from residents_app.audit.models import AuditEvent
 from residents_app.audit.round_facts import round_flags
 from residents_app.extensions import db
+from residents_app.formatting import format_local_dt
 from residents_app.rounds.models import Round
 
 
@@ -114,6 +115,10 @@ def test_sign_off_verified_is_logged(client, login_as, voted_round):
     assert ev.actor == f"user:{voted_round.street.id}:vr_street"
     assert ev.data["chain_head_seq"] == ev.seq - 1
     assert "核验通过</strong>" in html and "材料齐全" in html
+    from residents_app.audit.round_facts import signoff_text
+
+    assert signoff_text(db.session.get(Round, voted_round.id)) == (
+        f"核验通过（{format_local_dt(ev.at)}，vr_street，审计日志第 {ev.seq} 条）：材料齐全")
 
 
 def test_return_needs_a_comment(client, login_as, voted_round):
@@ -213,3 +218,16 @@ def test_report_pdf_download_is_logged(client, login_as, voted_round):
 def test_anonymous_is_sent_to_login(client, voted_round):
     resp = client.get(f"/rounds/{voted_round.id}/verify")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_owner_change_by_roster_import_is_flagged(db, voted_round, now):
+    from residents_app.audit.services import record
+
+    # The register's import event, as registry.services.apply_roster writes it.
+    record("register.import", chain=voted_round.estate_id, actor="user:0:test", now=now + timedelta(days=3),
+           subject_type="estate", subject_id=voted_round.estate_id,
+           data={"ownerships_added": ["2幢-101 李四"], "ownerships_removed": ["2幢-101 业主7", "9幢-901 某人"]})
+    flag = next(f for f in round_flags(db.session.get(Round, voted_round.id)) if f.kind == "owner_changed")
+    assert flag.unit_labels == ["1幢-101", "2幢-101"]
+    assert flag.detail == ("1幢-101：2026-09-03 10:00 新增业主；"
+                           "2幢-101：2026-09-04 10:00 导入名册新增业主、2026-09-04 10:00 导入名册移除业主")

@@ -67,3 +67,46 @@ def test_tampered_entry_is_reported(client, voted_round, tamper):
     html = client.get(f"/audit/receipt/{code}").get_data(as_text=True)
     assert "审计日志校验异常，请联系街道办事处" in html
     assert "已按所投计入" not in html
+
+
+def test_receipt_api(client, voted_round):
+    resp = client.get(f"/api/audit/receipt/{voted_round.receipts['1幢-101']}")
+    body = resp.get_json()
+    assert resp.status_code == 200
+    assert (body["state"], body["headline"], body["round_closed"]) == (
+        "counted_as_cast", "已按所投计入：同意改造，2026-09-01 11:00", True)
+    bad = client.get("/api/audit/receipt/nothex")
+    assert bad.status_code == 422
+    assert bad.get_json()["code"] == "invalid_receipt"
+    assert bad.get_json()["errors"] == {"code": "回执码格式不正确"}
+
+
+def test_chain_api_is_scoped(client, login_as, factory, voted_round, tamper):
+    login_as(client, voted_round.street)
+    body = client.get(f"/api/audit/estates/{voted_round.estate_id}/chain").get_json()
+    assert body["ok"] is True and body["broken"] is None and body["entry_count"] == body["head_seq"]
+    t = AuditEvent.__table__
+    target = db_first_ballot_event(voted_round)
+    tamper(sa.update(t).where(t.c.id == target.id).values(data={"choice": "disagree"}))
+    body = client.get(f"/api/audit/estates/{voted_round.estate_id}/chain").get_json()
+    assert body["ok"] is False
+    assert (body["broken"]["seq"], body["broken"]["id"], body["broken"]["problem"]) == (
+        target.seq, target.id, "hash_mismatch")
+    other = factory.user("street", office=factory.street_office(code="ELSEWHERE"))
+    client.post("/logout")
+    login_as(client, other)
+    assert client.get(f"/api/audit/estates/{voted_round.estate_id}/chain").status_code == 404
+
+
+def test_chain_api_needs_login(client, voted_round):
+    resp = client.get(f"/api/audit/estates/{voted_round.estate_id}/chain")
+    assert resp.status_code == 401
+    assert resp.get_json()["code"] == "unauthorized"
+
+
+def db_first_ballot_event(voted_round):
+    from residents_app.extensions import db
+
+    return db.session.execute(sa.select(AuditEvent).where(AuditEvent.chain == voted_round.estate_id,
+                                                          AuditEvent.kind == "ballot.cast")
+                              .order_by(AuditEvent.seq).limit(1)).scalar_one()

@@ -23,7 +23,8 @@ def test_condition_rows_are_exact(voted_round):
     rnd = db.session.get(Round, voted_round.id)
     rows = condition_rows(round_tally(rnd, voted_round.closes))
     assert [(r.name, r.actual, r.bound, r.margin, r.met) for r in rows] == [
-        ("同意面积 ≥ 总面积的 2/3", "389.30 m²（69.91%）", "≥ 2/3 × 556.85 m²（至少 371.24 m²）", "超出 18.06 m²", True),
+        ("同意面积 ≥ 总面积的 2/3", "389.30 m²（69.91%）", "≥ 2/3 × 556.85 m²（至少 371.24 m²）", "超出 18.06 m²",
+         True),
         ("同意户数 ≥ 总户数的 2/3", "4 户（66.66%）", "≥ 2/3 × 6（至少 4）", "恰好达到", True),
     ]
 
@@ -50,7 +51,7 @@ def test_pdf_text_has_the_figures_exactly(voted_round, tmp_path):
                      "4 户（66.66%）", "恰好达到", "表决结果：通过", "共 4 户，仅列房号",
                      "1幢-101", "1幢-102", "1幢-201", "2幢-101", "6 户 / 556.85 m²",
                      "公示期：2026-09-09 至 2026-09-15（5个工作日）", "业主委员会（自治小组）盖章", "街道审核意见",
-                     "线上 3 张，纸质 1 张，委托代理 1 张"):
+                     "线上 3 张，纸质 1 张，委托代理 1 张", "街道核验：尚未核验"):
         assert expected in flat, expected
     # Unit numbers only: no owner's name and no phone number in the report.
     assert "业主" + "1" not in flat and "139" not in flat

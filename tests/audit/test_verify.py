@@ -147,3 +147,50 @@ def test_orm_refuses_changes(db, chain5):
     with pytest.raises(RuntimeError, match="append-only"):
         db.session.flush()
     db.session.rollback()
+
+
+def test_anchor_detects_a_cut_tail(app, chain5, tamper):
+    estate, events = chain5
+    ok = run_verify(app, "--estate", "AUD1", "--anchor", f"5:{events[4].hash[:12]}")
+    assert ok.exit_code == 0
+    assert f"OK    锚点：链 {estate.id} 第 5 条与公布的哈希一致" in ok.output
+    tamper(sa.delete(T).where(T.c.id == events[4].id))
+    cut = run_verify(app, "--estate", "AUD1", "--anchor", f"5:{events[4].hash[:12]}")
+    assert cut.exit_code == 1
+    assert f"BROKEN 锚点：链 {estate.id} 已没有第 5 条（末尾条目被删除）" in cut.output
+    # Without the anchor the shortened chain still looks whole: that is what anchors are for.
+    assert run_verify(app, "--estate", "AUD1").exit_code == 0
+
+
+def test_anchor_with_a_different_hash(app, chain5):
+    estate, events = chain5
+    result = run_verify(app, "--estate", "AUD1", "--anchor", "3:" + "f" * 12)
+    assert result.exit_code == 1
+    assert f"BROKEN 锚点：链 {estate.id} 第 3 条的哈希 {events[2].hash[:16]}… 与公布的 ffffffffffff… 不一致" \
+        in result.output
+
+
+@pytest.mark.parametrize("args", [["--anchor", "5:abcdefabcdef"], ["--estate", "AUD1", "--anchor", "x:12"]])
+def test_anchor_usage_errors(app, chain5, args):
+    result = run_verify(app, *args)
+    assert result.exit_code == 2
+
+
+def test_beijing_time_is_hashed_as_utc(app, db, factory):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    estate = factory.estate(code="AUDTZ")
+    ev = record("test.tz", chain=estate.id, actor="system",
+                now=datetime(2026, 9, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    assert ev.at.isoformat() == "2026-09-01T02:00:00+00:00"
+    db.session.expire_all()
+    assert verify_chain(estate.id).ok
+
+
+def test_naive_time_is_refused(db, factory):
+    from datetime import datetime
+
+    estate = factory.estate(code="AUDNV")
+    with pytest.raises(ValueError, match="aware datetime"):
+        record("test.naive", chain=estate.id, actor="system", now=datetime(2026, 9, 1, 10, 0))

@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from residents_app.core.money import (
@@ -65,11 +65,13 @@ weight_lists = st.lists(areas, min_size=1, max_size=40).filter(lambda ws: sum(ws
 totals = st.integers(min_value=0, max_value=10**12)
 
 
+@settings(deadline=None)
 @given(totals, weight_lists)
 def test_allocate_sum_is_exact(total, weights):
     assert sum(allocate(total, weights)) == total
 
 
+@settings(deadline=None)
 @given(totals, weight_lists)
 def test_allocate_each_part_within_one_fen(total, weights):
     w_sum = sum(Fraction(w) for w in weights)
@@ -81,6 +83,7 @@ def test_allocate_each_part_within_one_fen(total, weights):
             assert part == 0
 
 
+@settings(deadline=None)
 @given(totals, weight_lists)
 def test_allocate_is_deterministic_and_follows_documented_ties(total, weights):
     first = allocate(total, weights)
@@ -96,6 +99,7 @@ def test_allocate_is_deterministic_and_follows_documented_ties(total, weights):
             assert rem[b] > rem[k] or (rem[b] == rem[k] and b < k)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=1, max_value=30))
 def test_allocate_equal_weights_differ_by_at_most_one_fen_lower_indices_first(total, n):
     parts = allocate(total, [D(1)] * n)
@@ -210,6 +214,7 @@ def test_contributions_refuse_bad_items(items, message):
     assert str(info.value) == message
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["required", "basic", "improvement", "upgrade"]),
                           st.integers(min_value=1, max_value=10**9)), min_size=1, max_size=6),
        st.lists(st.decimals(min_value=D("0.01"), max_value=D("300.00"), places=2), min_size=1, max_size=12))

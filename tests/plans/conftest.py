@@ -23,6 +23,8 @@ class PlanWorld:
         self.u101, self.u102 = sorted(self.b1.units, key=lambda u: u.number)
         (self.u201,) = self.b2.units
         self.units = [self.u101, self.u102, self.u201]
+        # committed (to the test's savepoint): an error page rolls back the request's work only
+        db.session.commit()
 
     def owner(self, unit):
         return unit.owners[0]
@@ -42,6 +44,7 @@ class PlanWorld:
                                  pledge_closes_at=pledge_closes_at)
         if publish:
             services.publish_plan(plan, user=self.committee, now=self.now)
+        self.db.session.commit()
         return plan
 
     def default_items(self):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from fractions import Fraction
 
 import pytest
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from residents_app.audit.models import AuditEvent
 from residents_app.errors import Conflict, Forbidden, ValidationFailed
 from residents_app.plans import services
-from residents_app.plans.models import Payment, PlanItem
 
 
 def kinds(db, estate_id):
@@ -267,11 +266,3 @@ def test_settlement_refuses_missing_items(world):
     with pytest.raises(Conflict) as info:
         services.finalise_settlement(s, user=world.committee, now=world.now)
     assert info.value.message == "还有项目没有填写审计决算金额：外墙保温、停车位改造、1幢加装电梯"
-
-
-def test_plan_items_are_ordered(world):
-    plan = world.plan()
-    assert [i.position for i in plan.items] == [1, 2, 3, 4]
-    assert isinstance(plan.items[0], PlanItem)
-    assert Payment.__tablename__ == "payment"
-    assert timedelta(0) == world.later() - world.now

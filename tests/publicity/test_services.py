@@ -257,7 +257,8 @@ def test_calendar_import_file(db):
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
     with pytest.raises(ValidationFailed) as err:
         services.parse_year_file(2027, "2027-01-01,休,元旦\n2026-12-31,休\n2027-02-30,休\n2027-02-20,上\n")
-    assert err.value.errors == {"第2行": "日期 2026-12-31 不在 2027 年", "第3行": "日期“2027-02-30”无效，应为 YYYY-MM-DD",
+    assert err.value.errors == {"第2行": "日期 2026-12-31 不在 2027 年",
+                                "第3行": "日期“2027-02-30”无效，应为 YYYY-MM-DD",
                                 "第4行": "“上”无效，应为 休 或 班"}
     n = services.import_year(2027, "# 2027\n2027-01-01,休,元旦\n2027-02-20,班,春节调休\n", actor="cli", now=now)
     assert n == 2
@@ -265,3 +266,37 @@ def test_calendar_import_file(db):
     assert info["next_year"] == 2027 and info["next_year_missing"] is False
     assert [(y.year, y.source, y.override_count) for y in info["years"]][-2:] == [(2026, "package", 0),
                                                                                    (2027, "admin", 2)]
+
+
+def test_round_result_lists_agreeing_unit_numbers_only(db, estate, units):
+    from datetime import timedelta
+
+    from residents_app.rounds import services as rounds
+
+    opens = datetime(2026, 9, 20, 2, tzinfo=UTC)
+    closes = datetime(2026, 9, 28, 2, tzinfo=UTC)
+    rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="willingness", title="是否同意改造",
+                                                           opens_at=opens, closes_at=closes), opens)
+    assert rounds.open_round(rnd.id, opens, "a") is True
+    for label in ("2幢-1001", "1幢-101", "1幢-103", "2幢-201"):
+        u = units[label]
+        rounds.cast_ballot(rnd.id, u.id, u.owners[0].id, "agree", opens + timedelta(hours=1))
+    u = units["1幢-102"]
+    rounds.cast_ballot(rnd.id, u.id, u.owners[0].id, "disagree", opens + timedelta(hours=1))
+    with pytest.raises(Conflict, match="尚未结束"):
+        services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
+                                notice_text="n", posted_on=date(2026, 9, 29), actor="a", now=POSTED_NOW)
+    assert rounds.close_round(rnd.id, closes, "a") is True
+    pub = services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
+                                  notice_text="经统计，本次征求结果如下。", posted_on=date(2026, 9, 29), actor="a",
+                                  now=POSTED_NOW)
+    assert pub.unit_list_title == "同意改造居民房号汇总表"
+    assert pub.unit_labels == ["1幢-101", "1幢-103", "2幢-201", "2幢-1001"]  # natural order of numbers
+    assert pub.outcome_lines[0] == "是否同意改造：表决结果 通过"
+    # 4 of 5 households; 90 + 70 + 60 + 50 = 270.00 of 350.00 m²
+    assert pub.outcome_lines[1] == ("同意 4 户 / 共 5 户；同意户的产权面积 270.00 m² / 总面积 350.00 m²；"
+                                    "参与表决 5 户")
+    names = {o.name for u in units.values() for o in u.owners}
+    phones = {o.phone for u in units.values() for o in u.owners}
+    text = " ".join(pub.unit_labels + pub.outcome_lines)
+    assert not any(n in text for n in names) and not any(p in text for p in phones)

@@ -284,3 +284,34 @@ def test_api_import_dry_run_then_real_and_bad_file(client, login_as, world):
     assert snapshot() == after_good
     resp = client.post(f"/api/estates/{a.id}/import", data={}, content_type="multipart/form-data")
     assert resp.status_code == 422 and "file" in resp.get_json()["errors"]["files"]
+
+
+def test_owner_page_and_api_update(client, login_as, world):
+    from residents_app.audit.models import AuditEvent
+    from residents_app.extensions import db
+
+    a = world["a"]
+    owner = _unit(a, "101").owners[0]
+    other = _unit(a, "102").owners[0]
+    login_as(client, world["committee_a"])
+    assert "1幢-101" in client.get(f"/estates/{a.id}/owners/{owner.id}").get_data(as_text=True)
+    resp = client.post(f"/estates/{a.id}/owners/{owner.id}", data={"name": "更正名", "phone": "13811112222",
+                                                                    "id_last4": "0001"})
+    assert resp.status_code == 302
+    assert (owner.name, owner.phone, owner.id_last4) == ("更正名", "13811112222", "0001")
+    ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.chain == a.id)
+                            .order_by(AuditEvent.seq.desc()).limit(1)).scalar_one()
+    assert ev.data["after"] == {"name": "更正名", "phone": "138****2222", "id_last4": "0001"}
+    resp = client.post(f"/estates/{a.id}/owners/{owner.id}", data={"name": "更正名", "phone": other.phone})
+    assert resp.status_code == 422 and "已登记为另一位业主" in resp.get_data(as_text=True)
+    resp = client.put(f"/api/estates/{a.id}/owners/{owner.id}", json={"name": "再改", "phone": "13811112222"})
+    assert resp.status_code == 200 and resp.get_json()["name"] == "再改"
+    b_owner = world["b"].buildings[0].units[0].owners[0]
+    assert client.get(f"/estates/{a.id}/owners/{b_owner.id}").status_code == 404
+    assert client.put(f"/api/estates/{a.id}/owners/{b_owner.id}",
+                      json={"name": "x", "phone": "13811113333"}).status_code == 404
+    assert client.get(f"/estates/{world['b'].id}/owners/{b_owner.id}").status_code == 404
+    login_as(client, world["street"])
+    assert client.get(f"/estates/{a.id}/owners/{owner.id}").status_code == 200
+    resp = client.post(f"/estates/{a.id}/owners/{owner.id}", data={"name": "x", "phone": "13811114444"})
+    assert resp.status_code == 403

@@ -10,20 +10,27 @@ from residents_app.rounds import services as svc
 
 
 @pytest.fixture
-def estate(factory):
+def estate(factory, db):
     # 1幢: 100.00 + 100.00 + 100.00; 2幢: 60.00 + 40.00  -> 5 households, 400.00 m²
-    return factory.estate(buildings={"1幢": [("101", "100.00"), ("102", "100.00"), ("103", "100.00")],
-                                     "2幢": [("201", "60.00"), ("202", "40.00")]})
+    e = factory.estate(buildings={"1幢": [("101", "100.00"), ("102", "100.00"), ("103", "100.00")],
+                                  "2幢": [("201", "60.00"), ("202", "40.00")]})
+    # Commit (a savepoint here): an error page's rollback must not take the fixture data with it.
+    db.session.commit()
+    return e
 
 
 @pytest.fixture
-def committee(factory, estate):
-    return factory.user("committee", estate=estate)
+def committee(factory, estate, db):
+    user = factory.user("committee", estate=estate)
+    db.session.commit()
+    return user
 
 
 @pytest.fixture
-def committee2(factory, estate):
-    return factory.user("committee", estate=estate)
+def committee2(factory, estate, db):
+    user = factory.user("committee", estate=estate)
+    db.session.commit()
+    return user
 
 
 def units_of(estate):
@@ -60,6 +67,7 @@ def live_round(db, estate, committee):
                               opens_at=t - timedelta(hours=1), closes_at=t + timedelta(days=14), **kw)
         rnd = svc.create_round(estate.id, data, t - timedelta(hours=1), committee)
         assert svc.open_round(rnd.id, t - timedelta(hours=1), committee) is True
+        db.session.commit()
         return rnd
     return make
 
@@ -70,5 +78,7 @@ def link_for(db, estate):
     from residents_app.db import utcnow
 
     def make():
-        return {u.label: tok for u, tok in svc.issue_links(estate.id, utcnow())}
+        tokens = {u.label: tok for u, tok in svc.issue_links(estate.id, utcnow())}
+        db.session.commit()
+        return tokens
     return make

@@ -16,7 +16,7 @@ from residents_app.rounds.models import Round, RoundResult
 from residents_app.scheduler import jobs, outbox
 from residents_app.scheduler.models import JobRun, OutboxMessage
 
-from .conftest import BACK, T0, build_outage_scenario
+from .conftest import BACK, build_outage_scenario
 
 
 def count(db, model, *where):
@@ -75,11 +75,12 @@ def test_three_day_outage_catch_up_in_order_then_nothing(db, factory):
 def test_round_closed_by_the_job_and_a_late_ballot_refused_before_it_ran(db, factory):
     estate = factory.estate(buildings={"1幢": [("101", "100.00"), ("102", "80.00")]})
     closes = datetime(2026, 9, 15, 12, 0, tzinfo=UTC)
+    opens = closes - timedelta(days=10)
     rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="willingness", title="改不改",
-                                                           opens_at=T0 - timedelta(days=60), closes_at=closes),
+                                                           opens_at=opens, closes_at=closes),
                               closes - timedelta(days=20))
-    assert jobs.tick(closes - timedelta(days=14)).actions == [
-        {"kind": "round_opened", "id": rnd.id, "due": (T0 - timedelta(days=60)).isoformat()}]
+    assert jobs.tick(opens - timedelta(seconds=1)).actions == []
+    assert jobs.tick(opens).actions == [{"kind": "round_opened", "id": rnd.id, "due": opens.isoformat()}]
     unit = estate.buildings[0].units[0]
     owner = unit.owners[0]
     rounds.cast_ballot(rnd.id, unit.id, owner.id, "agree", closes - timedelta(seconds=1))

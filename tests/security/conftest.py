@@ -31,6 +31,7 @@ class World:
     office_a: object
     office_b: object
     committee_a: object
+    committee_b: object
     street_a: object
     resident_unit: object
     resident_owner: object
@@ -162,14 +163,22 @@ def world(db, factory, now) -> World:
     db.session.add(link)
     db.session.flush()
     owners_b = db.session.execute(sa.select(Owner).where(Owner.estate_id == estate_b.id)).scalars().all()
+    for i, owner in enumerate(owners_b, start=1):
+        owner.name = f"乙业主标记{i}"
+    db.session.flush()
     markers = [estate_b.name, office_b.name] + [o.name for o in owners_b] + [o.phone for o in owners_b]
-    return World(
+    world = World(
         estate_a=estate_a, estate_b=estate_b, office_a=office_a, office_b=office_b,
         committee_a=factory.user("committee", estate=estate_a),
+        committee_b=committee_b,
         street_a=factory.user("street", office=office_a),
         resident_unit=resident_unit, resident_owner=resident_owner, resident_link=link,
         ids=ids, unseeded=unseeded, markers=markers,
     )
+    # Commit (to the test's savepoint; the db fixture still rolls everything back): a refused
+    # request rolls the app's session back, which would otherwise take the seeded rows with it.
+    db.session.commit()
+    return world
 
 
 def sign_in_resident(client, world: World) -> None:

@@ -1,0 +1,90 @@
+"""Schemathesis against the app's own OpenAPI document, through the WSGI app (no server).
+
+Every documented operation gets a bounded number of generated requests (valid and invalid), as an
+administrator (who may reach every handler) on a database holding two estates: no response may be
+a 5xx, and every documented response must match its schema. Deterministic (derandomize) so that CI
+failures reproduce.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+MAX_EXAMPLES = 20
+
+
+@pytest.fixture
+def admin_cookie(app, world, factory, login_as):
+    from residents_app.extensions import db, limiter
+
+    limiter.reset()
+    admin = factory.user("admin")
+    db.session.commit()
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.251.0.1"
+    login_as(client, admin)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return f"session={cookie.value}"
+
+
+# The one error shape every JSON error has (errors.py). flask-smorest documents its own default
+# ({code: integer, status: string, ...}) until extensions.py declares this one (see the report).
+ERROR_PROPERTIES = {"code": "string", "status": "integer", "message": "string", "errors": "object"}
+
+
+def _documented_error_types(spec: dict) -> dict[str, str]:
+    props = spec["components"]["schemas"]["Error"]["properties"]
+    return {name: props.get(name, {}).get("type") for name in ERROR_PROPERTIES}
+
+
+def _operations(app):
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    if _documented_error_types(spec) != ERROR_PROPERTIES:
+        # Check the responses against the shape the app really uses; the wrong document itself is
+        # reported by test_error_responses_are_documented_with_the_one_error_shape.
+        spec["components"]["schemas"]["Error"] = {
+            "type": "object", "required": list(ERROR_PROPERTIES),
+            "properties": {name: {"type": kind} for name, kind in ERROR_PROPERTIES.items()}}
+    schema = schemathesis.openapi.from_dict(spec)
+    schema.app = app
+    schema.location = "/api/openapi.json"
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.xfail(strict=True, reason="extensions.py: Api.ERROR_SCHEMA must be the app's error shape (report)")
+def test_error_responses_are_documented_with_the_one_error_shape(app):
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    assert _documented_error_types(spec) == ERROR_PROPERTIES
+
+
+def test_api_operations_never_5xx_and_match_their_schemas(app, admin_cookie):
+    """One hypothesis run per operation (schemathesis' pytest plugin does not load under pytest 9)."""
+    from residents_app.extensions import limiter
+
+    operations = _operations(app)
+    assert len(operations) >= 5
+    failures: dict[str, str] = {}
+    calls = 0
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def run(case):
+            nonlocal calls
+            limiter.reset()  # generated logins must not turn every later call into a 429
+            calls += 1
+            case.call_and_validate(headers={"Cookie": admin_cookie},
+                                   checks=[not_a_server_error, response_schema_conformance])
+
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then report all
+            failures[f"{operation.method.upper()} {operation.path}"] = str(exc)[:2000]
+    assert failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
+    assert calls >= len(operations) * 5
