@@ -81,12 +81,15 @@ def prepare(url: str, n_units: int):
 def run(kind: str, n: int) -> dict:
     with scratch_database(kind) as url:
         requests, round_id, app = prepare(url, n)
+        seq = min(200, n // 5)
         with gunicorn("bench.common:minimal_app()", url) as port:
             run_load(port, [("POST", "/insert", {}, {})] * 50)  # warm up
+            minimal_seq_s, _ = run_load(port, [("POST", "/insert", {}, {})] * seq, concurrency=1)
             minimal_s, minimal_status = run_load(port, [("POST", "/insert", {}, {})] * n)
         with gunicorn("residents_app:create_app()", url) as port:
-            warm, requests = requests[:50], requests[50:]
+            warm, seq_part, requests = requests[:50], requests[50:50 + seq], requests[50 + seq:]
             run_load(port, warm)
+            real_seq_s, _ = run_load(port, seq_part, concurrency=1)
             real_s, real_status = run_load(port, requests)
         from residents_app.rounds import services as svc
 
@@ -98,6 +101,7 @@ def run(kind: str, n: int) -> dict:
             db.engine.dispose()
     real_rps, minimal_rps = len(requests) / real_s, n / minimal_s
     return {"db": kind, "real_rps": real_rps, "minimal_rps": minimal_rps, "ratio": real_rps / minimal_rps,
+            "seq_real_ms": real_seq_s / seq * 1000, "seq_minimal_ms": minimal_seq_s / seq * 1000,
             "real_status": real_status, "minimal_status": minimal_status, "counted": voted}
 
 
@@ -113,6 +117,8 @@ def main() -> None:
         print(f"[{r['db']}] cast via /api/ballot/<token>/cast: {r['real_rps']:.0f} req/s {r['real_status']}; "
               f"minimal insert: {r['minimal_rps']:.0f} req/s {r['minimal_status']}; "
               f"ratio {r['ratio']:.2f} (goal >= 0.6); 5xx {fivexx}; ballots counted {r['counted']}")
+        print(f"[{r['db']}] one client at a time: cast {r['seq_real_ms']:.1f} ms/request, minimal insert "
+              f"{r['seq_minimal_ms']:.1f} ms/request, ratio {r['seq_minimal_ms'] / r['seq_real_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app_spec: str, db_url: str, workers: int = 2, threads: int = 4):
+def gunicorn(app_spec: str, db_url: str, workers: int = 2, threads: int = int(os.environ.get("BENCH_THREADS", "4"))):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
     cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads",

@@ -50,20 +50,25 @@ def check_receipt(code: str, now: datetime) -> ReceiptCheck:
     from residents_app.rounds.models import Ballot, CurrentBallot, Round
 
     code = normalise_code(code)
+    ballot = db.session.execute(sa.select(Ballot).where(Ballot.receipt_code == code)).scalar_one_or_none()
     ev = db.session.execute(
         sa.select(AuditEvent).where(AuditEvent.kind == "ballot.cast", AuditEvent.hash.like(code + "%"))
     ).scalar_one_or_none()
-    if ev is None:
+    if ballot is None or ev is None:
         raise NotFound("没有找到该回执码对应的投票记录，请核对回执码", code="receipt_not_found")
-    ballot = db.session.get(Ballot, int(ev.subject_id))
     rnd = db.session.get(Round, ballot.round_id)
     estate = db.session.get(Estate, rnd.estate_id)
-    choice = ev.data.get("choice", "")
+    data = ev.data or {}
+    choice = data.get("choice", "")
     base = dict(round_title=rnd.title, estate_name=estate.name,
                 choice_label=rnd.option_labels.get(choice, choice), cast_at=ballot.cast_at, chain=ev.chain,
                 seq=ev.seq, entry_hash=ev.hash, round_closed=rnd.status == "closed")
+    # The entry must describe this very ballot: same round, unit and choice, in the round's estate chain.
+    same_ballot = (ev.chain == rnd.estate_id and str(data.get("round_id")) == str(ballot.round_id)
+                   and str(data.get("unit_id")) == str(ballot.unit_id) and choice == ballot.choice)
     chain = verify_chain(ev.chain)
-    if compute_hash(ev) != ev.hash or (chain.broken is not None and chain.broken.seq <= ev.seq):
+    if (not same_ballot or compute_hash(ev) != ev.hash
+            or (chain.broken is not None and chain.broken.seq <= ev.seq)):
         return ReceiptCheck(state="log_broken", headline="审计日志校验异常，请联系街道办事处", **base,
                             detail="该投票记录或其之前的日志与哈希不一致。")
     if rnd.status != "closed":
@@ -71,8 +76,7 @@ def check_receipt(code: str, now: datetime) -> ReceiptCheck:
                             detail="表决尚未结束。结束后可用同一回执码核验是否按所投计入"
                                    "（截止前改票的，以最后一次为准，请使用最后一次的回执码）。")
     current = db.session.get(CurrentBallot, (ballot.round_id, ballot.unit_id))
-    counted = (current is not None and current.ballot_id == ballot.id and ballot.status == "counted"
-               and ballot.choice == choice)
+    counted = current is not None and current.ballot_id == ballot.id and ballot.status == "counted"
     if counted:
         headline = f"已按所投计入：{base['choice_label']}，{format_local_dt(ballot.cast_at)}"
         return ReceiptCheck(state="counted_as_cast", headline=headline, **base)

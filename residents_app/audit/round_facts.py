@@ -226,24 +226,28 @@ def _ballots(round_id: int):
         sa.select(Ballot).where(Ballot.round_id == round_id).order_by(Ballot.cast_at, Ballot.id)).scalars().all()
 
 
-def ballot_client_keys(round_id: int) -> dict[int, str]:
-    """ballot id -> a key for the device/address it came from, from the ballot's audit entry.
+def ballot_client_keys(rnd, ballots) -> dict[int, str]:
+    """ballot id -> a key for the device/address it came from, read from the ballot's audit entry.
 
-    The rounds feature writes `ip_hash` / `ua_hash` (never the raw address) into the data of its
-    ballot events; entries without them are left out.
+    A ballot's receipt code is the start of its `ballot.cast` entry's hash. The rounds feature is asked
+    to write `ip_hash` / `ua_hash` (never the raw address) into that entry's data; ballots whose
+    entry has neither are left out.
     """
+    by_code = {b.receipt_code: b.id for b in ballots if b.receipt_code}
+    if not by_code:
+        return {}
     rows = db.session.execute(
-        sa.select(AuditEvent.subject_id, AuditEvent.data)
-        .where(AuditEvent.subject_type == "ballot", AuditEvent.kind.like("ballot.%"))
-        .where(AuditEvent.data.is_not(None))
+        sa.select(AuditEvent.hash, AuditEvent.data)
+        .where(AuditEvent.chain == rnd.estate_id, AuditEvent.kind == "ballot.cast")
     ).all()
     keys = {}
-    for subject_id, data in rows:
-        if not isinstance(data, dict) or data.get("round_id") not in (round_id, str(round_id)):
+    for hash_, data in rows:
+        ballot_id = by_code.get(hash_[:20])
+        if ballot_id is None or not isinstance(data, dict):
             continue
-        key = data.get("ip_hash") or data.get("device") or data.get("ua_hash")
-        if key and str(subject_id).isdigit():
-            keys[int(subject_id)] = str(key)
+        key = data.get("ip_hash") or data.get("ua_hash")
+        if key:
+            keys[ballot_id] = str(key)
     return keys
 
 
@@ -254,7 +258,7 @@ def round_flags(rnd) -> list[Flag]:
     flags: list[Flag] = []
 
     # 1. Many ballots from one device or address within a short time.
-    keys = ballot_client_keys(rnd.id)
+    keys = ballot_client_keys(rnd, ballots)
     by_key: dict[str, list] = {}
     for b in ballots:
         if b.channel == "online" and b.id in keys:

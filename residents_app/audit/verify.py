@@ -5,7 +5,7 @@ Read-only. Used by `flask audit verify`, the verification desk and the dashboard
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -40,8 +40,7 @@ class ChainReport:
     entry_count: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS
-    broken: Break | None = None
-    extra: list[str] = field(default_factory=list)
+    broken: Break | None = None  # head_seq / head_hash then describe the last good entry
 
     @property
     def ok(self) -> bool:

@@ -13,7 +13,7 @@ from residents_app.audit import dashboards, round_facts
 from residents_app.audit import services as audit_services
 from residents_app.auth.scoping import estate_or_404, roles_required, staff_required, visible_estates_query
 from residents_app.db import utcnow
-from residents_app.errors import DomainError, NotFound
+from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
 
 bp = Blueprint("audit", __name__)
@@ -93,6 +93,8 @@ def round_report(round_id: int):
     from residents_app.audit.report import render_round_report
 
     rnd, estate = _round_or_404(round_id)
+    if rnd.status == "draft":
+        raise Conflict("该表决尚未开始，还没有可出具报告的结果", code="round_not_started")
     now = utcnow()
     pdf = render_round_report(round_facts.round_report_data(rnd, now))
     audit_services.log_export("round_report_pdf", estate_id=estate.id, user=current_user, now=now,

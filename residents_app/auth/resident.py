@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from functools import wraps
 
 import sqlalchemy as sa
-from flask import g, redirect, session, url_for
+from flask import redirect, request, session, url_for
 
 from residents_app.extensions import db
 from residents_app.registry.models import Owner, Unit, UnitLink
 
 SESSION_KEY = "resident"
+_CACHE_KEY = "residents_app.resident"
 
 
 def new_token() -> str:
@@ -47,16 +48,19 @@ class Resident:
 
 def sign_in_resident(link: UnitLink, owner: Owner) -> None:
     session[SESSION_KEY] = {"unit_id": link.unit_id, "owner_id": owner.id, "link_id": link.id}
+    request.environ.pop(_CACHE_KEY, None)
     session.permanent = False
 
 
 def sign_out_resident() -> None:
     session.pop(SESSION_KEY, None)
+    request.environ.pop(_CACHE_KEY, None)
 
 
 def current_resident() -> Resident | None:
-    if "resident_obj" in g:
-        return g.resident_obj
+    # Cached per request (not on g: g outlives a request when an app context is already pushed).
+    if _CACHE_KEY in request.environ:
+        return request.environ[_CACHE_KEY]
     data = session.get(SESSION_KEY)
     resident = None
     if data:
@@ -69,7 +73,7 @@ def current_resident() -> Resident | None:
             resident = Resident(unit=unit, owner=owner, link_id=link.id)
         else:
             sign_out_resident()
-    g.resident_obj = resident
+    request.environ[_CACHE_KEY] = resident
     return resident
 
 

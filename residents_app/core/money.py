@@ -24,6 +24,7 @@ The rules, as computed by `compute_contributions`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,13 +59,20 @@ def allocate(total_fen: int, weights: Sequence[Decimal | int | Fraction]) -> lis
         if fw < 0:
             raise MoneyError(f"第 {index + 1} 个权重不能为负数：{w}")
         exact_weights.append(fw)
-    weight_sum = sum(exact_weights, Fraction(0))
+    # Integers over a common denominator: exact, and much faster than Fraction arithmetic.
+    denominator = math.lcm(*(w.denominator for w in exact_weights))
+    ints = [w.numerator * (denominator // w.denominator) for w in exact_weights]
+    weight_sum = sum(ints)
     if weight_sum == 0:
         raise MoneyError("权重之和为零，无法按比例分摊")
-    exact = [Fraction(total_fen) * w / weight_sum for w in exact_weights]
-    parts = [int(e.numerator // e.denominator) for e in exact]
+    # exact share i = total × ints[i] / weight_sum = parts[i] + rems[i] / weight_sum
+    parts, rems = [], []
+    for w in ints:
+        q, r = divmod(total_fen * w, weight_sum)
+        parts.append(q)
+        rems.append(r)
     left = total_fen - sum(parts)
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
+    order = sorted(range(len(ints)), key=lambda i: (-rems[i], i))
     for i in order[:left]:
         parts[i] += 1
     return parts

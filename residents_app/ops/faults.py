@@ -51,7 +51,7 @@ def handle_database_error(exc: sa.exc.DBAPIError):
     # The error page shows the logged-in user's name; loading it would hit the same database.
     if "_login_user" not in g:
         g._login_user = AnonymousUserMixin()
-    g.resident_obj = g.get("resident_obj")
+    request.environ.setdefault("residents_app.resident", None)  # see auth.resident.current_resident
     code, message = HTTP_CODES[503]
     resp = error_response(code, 503, message)
     if isinstance(resp, tuple):

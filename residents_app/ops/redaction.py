@@ -1,8 +1,9 @@
-"""Keep secrets out of logs: the per-unit token in /v/<token> is a password to a household's vote.
+"""Keep secrets out of logs: the per-unit token in /v/<token> and /api/ballot/<token>/... is a
+password to a household's vote, and a receipt code shows how that household voted.
 
 werkzeug's and gunicorn's access logs print request paths (and gunicorn the Referer), and the
-app's own error log prints the path. A filter rewrites /v/<token> as /v/[已隐藏] in every record
-before any handler formats it.
+app's own error log prints the path. A filter rewrites /v/<token> as /v/[已隐藏] (and the same for
+the ballot API and receipt paths) in every record before any handler formats it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import logging
 import re
 
 REDACTED = "[已隐藏]"
-# Token alphabet of secrets.token_urlsafe; also matches percent-encoded or dotted variants.
-TOKEN_PATH = re.compile(r"/v/[^/?#\s\"']+")
-SECRET_QUERY = re.compile(r"(?i)([?&](?:token|password|passwd|secret|csrf_token)=)[^&#\s\"']*")
+# The path segment after these prefixes is a secret (any characters up to the next / ? # or space).
+TOKEN_PATH = re.compile(r"(/v/|/api/ballot/receipt/|/api/ballot/|/receipt/)(?!receipt/)[^/?#\s\"']+")
+SECRET_QUERY = re.compile(r"(?i)([?&](?:token|code|password|passwd|secret|csrf_token)=)[^&#\s\"']*")
 LOGGER_NAMES = ("werkzeug", "gunicorn.access", "gunicorn.error", "flask.app")
 
 
 def redact(text: str) -> str:
-    text = TOKEN_PATH.sub("/v/" + REDACTED, text)
+    text = TOKEN_PATH.sub(r"\1" + REDACTED, text)
     return SECRET_QUERY.sub(r"\1" + REDACTED, text)
 
 

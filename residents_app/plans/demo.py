@@ -44,7 +44,7 @@ def extend_demo(estate, now) -> list[str]:
         ids = [buildings[building].id] if building and building in buildings else None
         services.add_item(plan, name=name, category=category, cost_fen=cost, building_ids=ids, user=committee,
                           now=now)
-    services.update_plan(plan, user=committee, now=now, pledge_opens_at=now, pledge_closes_at=now + timedelta(days=30))
+    services.update_plan(plan, user=committee, now=now, pledge_window=(now, now + timedelta(days=30)))
     units = services.estate_units(estate.id)
     hardship = [u for u in units if u.is_hardship]
     for i, unit in enumerate(hardship):

@@ -146,17 +146,18 @@ def create_plan(estate: Estate, *, title: str, user, now: datetime, **texts) -> 
     return plan
 
 
-def update_plan(plan: PlanVersion, *, user, now: datetime, pledge_opens_at: datetime | None = None,
-                pledge_closes_at: datetime | None = None, **texts) -> PlanVersion:
+def update_plan(plan: PlanVersion, *, user, now: datetime, pledge_window: tuple | None = None,
+                **texts) -> PlanVersion:
+    """Change a draft's texts; `pledge_window` = (opens_at, closes_at), either may be None (open-ended)."""
     plan.ensure_editable()
     for key, value in _clean_text(texts).items():
         setattr(plan, key, value)
-    if pledge_opens_at is not None or pledge_closes_at is not None:
-        if pledge_opens_at and pledge_closes_at and pledge_closes_at <= pledge_opens_at:
+    if pledge_window is not None:
+        opens_at, closes_at = pledge_window
+        if opens_at and closes_at and closes_at <= opens_at:
             raise ValidationFailed("出资承诺截止时间必须晚于开始时间",
                                    errors={"pledge_closes_at": ["必须晚于开始时间"]})
-        plan.pledge_opens_at = pledge_opens_at
-        plan.pledge_closes_at = pledge_closes_at
+        plan.pledge_opens_at, plan.pledge_closes_at = opens_at, closes_at
     db.session.flush()
     return plan
 

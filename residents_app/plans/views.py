@@ -125,8 +125,8 @@ def plan_edit(plan_id: int):
         plan, user=current_user, now=utcnow(), title=form.get("title", ""),
         budget_summary=form.get("budget_summary", ""), funding_plan=form.get("funding_plan", ""),
         management_plan=form.get("management_plan", ""), change_summary=form.get("change_summary", ""),
-        pledge_opens_at=parse_local_dt(form.get("pledge_opens_at"), "pledge_opens_at", "承诺开始时间"),
-        pledge_closes_at=parse_local_dt(form.get("pledge_closes_at"), "pledge_closes_at", "承诺截止时间"))
+        pledge_window=(parse_local_dt(form.get("pledge_opens_at"), "pledge_opens_at", "承诺开始时间"),
+                       parse_local_dt(form.get("pledge_closes_at"), "pledge_closes_at", "承诺截止时间")))
     db.session.commit()
     flash("方案内容已保存", "success")
     return redirect(url_for("plans.plan_detail", plan_id=plan.id))

@@ -84,8 +84,11 @@ def calendar_overview(now: datetime) -> dict:
     this_year = beijing_date(now).year
     next_year = this_year + 1
     covered = pkg | set(declared)
+    older = [y for y in years if y.year < this_year - 2 and y.source == "package" and not y.override_count]
     return {
         "years": years,
+        "recent_years": [y for y in years if y not in older],
+        "older_range": (older[0].year, older[-1].year) if older else None,
         "declared": declared,
         "overrides": overrides,
         "this_year": this_year,
@@ -237,7 +240,7 @@ def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tup
         units = db.session.execute(
             sa.select(Unit).where(Unit.estate_id == estate.id, Unit.is_hardship.is_(True))).scalars().all()
         labels = sorted((u.label for u in units), key=_label_key)
-        return "困难群众房号名单", labels, [f"共 {len(labels)} 户"]
+        return "困难群众房号名单", labels, []
     raise ValidationFailed("公示对象类型无效", errors={"subject_type": str(subject_type)})
 
 
@@ -317,6 +320,24 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
                  "posted_on": posted_on.isoformat(), "working_days": working_days,
                  "last_day": last_day.isoformat(), "unit_labels": labels})
     return pub
+
+
+def publishable_subjects(estate: Estate) -> list[tuple[str, str]]:
+    """(value "type:id", label) of what the committee may publish now: closed rounds, published
+    plan versions, the hardship list."""
+    from residents_app.plans.models import PlanVersion
+    from residents_app.rounds.models import Round
+
+    out = []
+    for r in db.session.execute(sa.select(Round).where(Round.estate_id == estate.id, Round.status == "closed")
+                                .order_by(Round.id.desc())).scalars():
+        out.append((f"round_result:{r.id}", f"表决结果：{r.title}（#{r.id}）"))
+    for p in db.session.execute(sa.select(PlanVersion).where(PlanVersion.estate_id == estate.id,
+                                                             PlanVersion.status != "draft")
+                                .order_by(PlanVersion.number.desc())).scalars():
+        out.append((f"plan_version:{p.id}", f"改造方案第 {p.number} 版：{p.title}"))
+    out.append((f"hardship_list:{estate.id}", "困难群众名单"))
+    return out
 
 
 def sniff_type(data: bytes) -> str | None:

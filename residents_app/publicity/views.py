@@ -21,7 +21,7 @@ from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.publicity import services
-from residents_app.publicity.models import SUBJECT_LABELS, Objection, Publicity, PublicityDocument
+from residents_app.publicity.models import Objection, Publicity, PublicityDocument
 from residents_app.publicity.schemas import StatusQuerySchema
 from residents_app.registry.models import Estate
 from residents_app.uploads import check_upload
@@ -63,8 +63,11 @@ def estate_publicity(estate_id: int):
         estate = estate_or_404(estate_id, edit=True)
         f = request.form
         actor = actor_for_user(current_user)
+        subject_type, subject_id = f.get("subject_type", ""), f.get("subject_id", "")
+        if f.get("subject"):  # the page's select: "round_result:12"
+            subject_type, _, subject_id = f["subject"].partition(":")
         pub = services.post_publicity(
-            estate, subject_type=f.get("subject_type", ""), subject_id=f.get("subject_id", ""),
+            estate, subject_type=subject_type, subject_id=subject_id,
             title=f.get("title", ""), notice_text=f.get("notice_text", ""),
             posted_on=_parse_date(f.get("posted_on", ""), "posted_on", "张贴日期"),
             working_days=f.get("working_days", "5"), actor=actor, now=now)
@@ -78,7 +81,8 @@ def estate_publicity(estate_id: int):
     estate = estate_or_404(estate_id)
     items = services.estate_publicity(estate.id)
     cal = services.load_calendar()
-    return render_template("publicity/estate_list.html", estate=estate, items=items, subject_labels=SUBJECT_LABELS,
+    return render_template("publicity/estate_list.html", estate=estate, items=items,
+                           subjects=services.publishable_subjects(estate),
                            period_text=lambda p: services.period_text(p, cal), today=services.beijing_date(now),
                            can_edit=_can_edit(estate))
 
@@ -121,7 +125,6 @@ def _send_document(doc: PublicityDocument) -> Response:
     from urllib.parse import quote
 
     resp.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(doc.filename)}"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; plugin-types application/pdf"
     return resp
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 
 # canonical name -> accepted headers (Chinese first, as the issue lists them)
@@ -178,6 +179,9 @@ def parse_kind(value) -> str:
 
 
 def _name_field(value, what: str, max_len: int) -> str:
+    if isinstance(value, datetime | date | time):
+        # Excel turns "1-2" or "3/4" typed into a number cell into a date.
+        raise ValueError(f"{what}被 Excel 识别成了日期，请把该列设为“文本”格式后重新输入")
     text = _text(value)
     if not text:
         raise ValueError(f"{what}不能为空")

@@ -452,6 +452,12 @@ def _load_existing(estate_id: int) -> _Existing:
     return _Existing(buildings, units, owners, ownerships)
 
 
+def _lock_estate_register(estate_id: int) -> None:
+    """Serialise writers of one estate's register (PostgreSQL); SQLite's BEGIN IMMEDIATE already does."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(7303, :estate)"), {"estate": estate_id})
+
+
 def _hundredths(area: Decimal) -> int:
     return int(area * 100)
 
@@ -487,6 +493,8 @@ def apply_roster(estate: Estate, parsed: importer.ParsedRoster, *, actor: str, n
     if not parsed.ok:
         raise RosterRejected(parsed.errors)
     estate_id = estate.id
+    if not dry_run:
+        _lock_estate_register(estate_id)  # two imports of one estate must not plan on the same snapshot
     ex = _load_existing(estate_id)
     grouped = _group_units(parsed)
     plan = ImportPlan(file_sha256=file_sha256, unit_count_in_file=len(grouped), owner_rows_in_file=len(parsed.rows))
@@ -655,9 +663,12 @@ def export_roster_xlsx(estate_id: int) -> bytes:
     for b, n, area, kind, hardship, name, phone, digits in roster_rows(estate_id):
         # float(Decimal) of a 2-place value is read back exactly through repr() on import.
         ws.append([b, n, float(area), kind, hardship, name, phone, digits])
-        ws.cell(row=ws.max_row, column=3).number_format = "0.00"
-        for col in (2, 7, 8):
-            ws.cell(row=ws.max_row, column=col).number_format = "@"
+        row = ws.max_row
+        ws.cell(row=row, column=3).number_format = "0.00"
+        for col in (1, 2, 4, 5, 6, 7, 8):
+            cell = ws.cell(row=row, column=col)
+            cell.data_type = "s"  # text, never a formula: a name like "=HYPERLINK(...)" stays inert
+            cell.number_format = "@"
     for col, width in zip("ABCDEFGH", (10, 10, 12, 8, 8, 12, 16, 14), strict=True):
         ws.column_dimensions[col].width = width
     buf = io.BytesIO()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -269,13 +270,19 @@ def round_outcome(round_id: int) -> dict | None:
             "closed_at": res.closed_at}
 
 
+def natural_key(text: str) -> tuple:
+    """"2幢" before "10幢", "201" before "1001"."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
 def _agreeing_labels_live(round_id: int) -> list[str]:
-    return list(db.session.execute(
-        sa.select(RollEntry.label)
+    rows = db.session.execute(
+        sa.select(RollEntry.building_name, RollEntry.unit_number, RollEntry.label)
         .join(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
                                      CurrentBallot.unit_id == RollEntry.unit_id))
-        .where(RollEntry.round_id == round_id, CurrentBallot.choice == th.AGREE)
-        .order_by(RollEntry.building_name, RollEntry.unit_number)).scalars())
+        .where(RollEntry.round_id == round_id, CurrentBallot.choice == th.AGREE)).all()
+    rows.sort(key=lambda r: (natural_key(r[0]), natural_key(r[1])))
+    return [r[2] for r in rows]
 
 
 def agreeing_unit_labels(round_id: int) -> list[str]:
@@ -359,7 +366,7 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
         t = th.tally(entries, ballots, rnd.rule_preset, rnd.counting_mode)
     for row in t.buildings:
         row["building_name"] = names.get(row["building_id"], str(row["building_id"]))
-    t.buildings.sort(key=lambda r: r["building_name"])
+    t.buildings.sort(key=lambda r: natural_key(r["building_name"]))
     return t
 
 
@@ -369,8 +376,8 @@ def non_voters_by_building(round_id: int) -> dict[str, list[str]]:
         sa.select(RollEntry.building_name, RollEntry.unit_number)
         .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
                                           CurrentBallot.unit_id == RollEntry.unit_id))
-        .where(RollEntry.round_id == round_id, CurrentBallot.unit_id.is_(None))
-        .order_by(RollEntry.building_name, RollEntry.unit_number)).all()
+        .where(RollEntry.round_id == round_id, CurrentBallot.unit_id.is_(None))).all()
+    rows.sort(key=lambda r: (natural_key(r[0]), natural_key(r[1])))
     out: dict[str, list[str]] = {}
     for building, number in rows:
         out.setdefault(building, []).append(number)
@@ -378,9 +385,9 @@ def non_voters_by_building(round_id: int) -> dict[str, list[str]]:
 
 
 def roll_entries(round_id: int) -> list[RollEntry]:
-    return list(db.session.execute(
-        sa.select(RollEntry).where(RollEntry.round_id == round_id)
-        .order_by(RollEntry.building_name, RollEntry.unit_number)).scalars())
+    entries = list(db.session.execute(sa.select(RollEntry).where(RollEntry.round_id == round_id)).scalars())
+    entries.sort(key=lambda e: (natural_key(e.building_name), natural_key(e.unit_number)))
+    return entries
 
 
 # ---- ballots ---------------------------------------------------------------------------------
@@ -414,17 +421,12 @@ def _window_check(rnd: Round, now: datetime) -> None:
 
 
 def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
-    """Make `ballot` the counted one of its unit: audit event, receipt, upsert of current_ballot.
+    """Make `ballot` the counted one of its unit: upsert of current_ballot, audit event, receipt.
 
-    A new ballot (no id yet) is inserted once, already carrying its receipt code.
+    The audit append comes last: on PostgreSQL it takes the estate's chain lock, held until commit,
+    so the work done under that lock is as short as possible.
     """
     rnd = rnd or db.session.get(Round, ballot.round_id)
-    ev = record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="unit",
-                subject_id=ballot.unit_id, data={"round_id": ballot.round_id, "unit_id": ballot.unit_id,
-                                                 "choice": ballot.choice, "channel": ballot.channel,
-                                                 "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat(),
-                                                 "paper_ballot_id": ballot.id})
-    ballot.receipt_code = ev.hash[:20]
     ballot.status = "counted"
     if ballot.id is None:
         db.session.add(ballot)
@@ -446,6 +448,12 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
         sa.update(Ballot).where(Ballot.round_id == ballot.round_id, Ballot.unit_id == ballot.unit_id,
                                 Ballot.status == "counted", Ballot.id != ballot.id)
         .values(status="superseded").execution_options(synchronize_session=False))
+    ev = record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot",
+                subject_id=ballot.id, data={"round_id": ballot.round_id, "unit_id": ballot.unit_id,
+                                            "choice": ballot.choice, "channel": ballot.channel,
+                                            "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat()})
+    ballot.receipt_code = ev.hash[:20]
+    db.session.flush()
     return ballot
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -140,8 +140,63 @@ def close_pledge_windows(now: datetime, actions: list) -> None:
         actions.append({"kind": "pledge_windows_closed", "count": n})
 
 
+ROUND_REMINDER_BEFORE = timedelta(hours=24)
+
+
 def queue_reminders(now: datetime, actions: list) -> None:
-    """A notice to every unit of the estate when a publicity starts (once per posting)."""
+    """Reminders, each queued once: a notice to every unit when a publicity starts, and a reminder to
+    the units that have not voted 24 hours before a round closes."""
+    _queue_publicity_notices(now, actions)
+    _queue_round_reminders(now, actions)
+
+
+def _queue_round_reminders(now: datetime, actions: list) -> None:
+    try:
+        from residents_app.rounds.models import Round
+    except ImportError:
+        return
+    rows = db.session.execute(
+        sa.select(Round.id, Round.closes_at).where(
+            Round.status == "open", Round.closes_at > now, Round.closes_at <= now + ROUND_REMINDER_BEFORE)
+        .order_by(Round.closes_at, Round.id)).all()
+    db.session.commit()
+    _each_window(actions, "round_reminders_queued", [(r.id, r.closes_at) for r in rows],
+                 lambda rid: _queue_round_reminder(rid, now))
+
+
+def _queue_round_reminder(round_id: int, now: datetime) -> bool:
+    from residents_app.formatting import format_local_dt
+    from residents_app.registry.models import Estate
+    from residents_app.rounds.models import CurrentBallot, RollEntry, Round
+    from residents_app.scheduler.models import OutboxMessage
+    from residents_app.scheduler.outbox import queue
+
+    rnd = db.session.execute(sa.select(Round).where(Round.id == round_id).with_for_update()
+                             .execution_options(populate_existing=True)).scalar_one_or_none()
+    if rnd is None or rnd.status != "open" or now >= rnd.closes_at:
+        return False
+    prefix = f"round:{rnd.id}:closing:"
+    done = set(db.session.execute(sa.select(OutboxMessage.unit_id).where(
+        OutboxMessage.dedupe_key.like(prefix + "%"))).scalars())
+    missing = db.session.execute(
+        sa.select(RollEntry.unit_id, RollEntry.label)
+        .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                          CurrentBallot.unit_id == RollEntry.unit_id))
+        .where(RollEntry.round_id == rnd.id, CurrentBallot.unit_id.is_(None))
+        .order_by(RollEntry.unit_id)).all()
+    estate = db.session.get(Estate, rnd.estate_id)
+    queued = 0
+    for unit_id, label in missing:
+        if unit_id in done:
+            continue
+        text = (f"【{estate.name}】“{rnd.title}”将于 {format_local_dt(rnd.closes_at)} 截止，"
+                f"您家（{label}）尚未表决。请扫描本户二维码参与，逾期不能再投。")
+        queue(estate_id=rnd.estate_id, unit_id=unit_id, text=text, now=now, dedupe_key=f"{prefix}{unit_id}")
+        queued += 1
+    return queued > 0
+
+
+def _queue_publicity_notices(now: datetime, actions: list) -> None:
     from residents_app.core.calendar import beijing_date
     from residents_app.publicity.models import Publicity
 

@@ -96,3 +96,24 @@ def test_district_page_lists_only_its_estates(client, login_as, factory, voted_r
 def test_committee_has_no_district_page(client, login_as, voted_round):
     login_as(client, voted_round.c1)
     assert client.get("/district").status_code == 404
+
+
+def test_funding_ratio_on_the_estate_dashboard(client, login_as, factory, db, now):
+    from datetime import date as _date
+
+    from residents_app.plans import services as plans_services
+    from tests.plans.conftest import PlanWorld
+
+    world = PlanWorld(factory, db, now)
+    world.plan()  # owed: 1幢-101 540,000 + 1幢-102 360,000 + 2幢-101 200,000 fen
+    plans_services.record_payment(world.estate, unit_id=world.u201.id, amount_fen=250_000, method="cash",
+                                  paid_on=_date(2026, 9, 1), user=world.committee, now=now)
+    # 50,000 fen paid over 2幢-101's share does not cover anyone else's.
+    assert dashboards.funding(world.estate.id) == {
+        "owed_fen": 1_100_000, "counted_fen": 200_000, "ratio_text": "18.18%", "complete": False,
+        "fill_pct": "18.18%", "owing_units": 2}
+    login_as(client, world.street)
+    html = client.get(f"/estates/{world.estate.id}/dashboard").get_data(as_text=True)
+    assert "18.18%" in html and "已到位 2,000.00 元 / 应筹 11,000.00 元 · 未缴清 2 户" in html
+    html = client.get("/district").get_data(as_text=True)
+    assert "18.18%" in html

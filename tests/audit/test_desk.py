@@ -61,14 +61,20 @@ def test_burst_from_one_source_is_flagged(db, voted_round, now):
                                                               closes_at=now + timedelta(days=1)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     from residents_app.registry.models import Unit
+    from residents_app.rounds.models import Ballot
 
     times = {"1幢-101": 0, "1幢-102": 4, "1幢-201": 10, "1幢-202": 30}
     for label, minute in times.items():
         unit = db.session.get(Unit, voted_round.unit_ids[label])
-        b = rs.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1, minutes=minute))
-        # What the rounds feature is asked to record with each online ballot (hash of the client address).
-        record("ballot.client", chain=voted_round.estate_id, actor="system", now=b.cast_at, subject_type="ballot",
-               subject_id=b.id, data={"round_id": r2.id, "ip_hash": "a1b2c3d4e5f6"})
+        at = now + timedelta(hours=1, minutes=minute)
+        # The ballot.cast entry as the rounds feature is asked to write it: with a hash of the client address.
+        ev = record("ballot.cast", chain=voted_round.estate_id, actor=f"unit:{unit.id}/owner:0", now=at,
+                    subject_type="unit", subject_id=unit.id,
+                    data={"round_id": r2.id, "unit_id": unit.id, "choice": "agree", "channel": "online",
+                          "ip_hash": "a1b2c3d4e5f6"})
+        db.session.add(Ballot(round_id=r2.id, unit_id=unit.id, choice="agree", channel="online", status="counted",
+                              cast_at=at, receipt_code=ev.hash[:20]))
+    db.session.flush()
     flags = [f for f in round_flags(r2) if f.kind == "burst"]
     assert len(flags) == 1
     assert flags[0].unit_labels == ["1幢-101", "1幢-102", "1幢-201"]
@@ -231,3 +237,28 @@ def test_owner_change_by_roster_import_is_flagged(db, voted_round, now):
     assert flag.unit_labels == ["1幢-101", "2幢-101"]
     assert flag.detail == ("1幢-101：2026-09-03 10:00 新增业主；"
                            "2幢-101：2026-09-04 10:00 导入名册新增业主、2026-09-04 10:00 导入名册移除业主")
+
+
+def test_report_of_an_open_round_is_interim_and_of_a_draft_refused(client, login_as, voted_round, now, tmp_path):
+    import subprocess
+
+    from residents_app.rounds import services as rs
+
+    def new_round(title):
+        return rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title=title, opens_at=now,
+                                                                    closes_at=now + timedelta(days=30)), now,
+                               voted_round.c1)
+
+    opened, draft = new_round("进行中表决"), new_round("草稿表决")
+    rs.open_round(opened.id, now, voted_round.c1)
+    login_as(client, voted_round.c1)
+    resp = client.get(f"/rounds/{opened.id}/report.pdf")
+    assert resp.status_code == 200
+    path = tmp_path / "interim.pdf"
+    path.write_bytes(resp.data)
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True).stdout
+    assert "投票中（中间结果，非最终结果）" in text.decode()
+    # Last: an error response rolls the test's transaction back.
+    resp = client.get(f"/rounds/{draft.id}/report.pdf")
+    assert resp.status_code == 409
+    assert "该表决尚未开始，还没有可出具报告的结果" in resp.get_data(as_text=True)

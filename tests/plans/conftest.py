@@ -40,8 +40,8 @@ class PlanWorld:
                               building_ids=[b.id for b in buildings] if buildings else None,
                               user=self.committee, now=self.now)
         if pledge_closes_at is not None:
-            services.update_plan(plan, user=self.committee, now=self.now, pledge_opens_at=self.now,
-                                 pledge_closes_at=pledge_closes_at)
+            services.update_plan(plan, user=self.committee, now=self.now,
+                                 pledge_window=(self.now, pledge_closes_at))
         if publish:
             services.publish_plan(plan, user=self.committee, now=self.now)
         self.db.session.commit()

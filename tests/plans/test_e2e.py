@@ -30,7 +30,8 @@ def test_plan_pages_and_resident_pledge(live_server, live_app, phone_page, lapto
         plan = services.create_plan(estate, title="示范小区综合改造方案", user=committee, now=now,
                                     management_plan="物业服务，维修资金按年归集。")
         b1 = next(b for b in estate.buildings if b.name == "1幢")
-        for name, cat, cost, bids in [("雨污分流", "required", 30_000_000, None), ("外墙整治", "basic", 12_000_000, None),
+        for name, cat, cost, bids in [("雨污分流", "required", 30_000_000, None),
+                                      ("外墙整治", "basic", 12_000_000, None),
                                       ("停车位", "improvement", 3_000_000, None),
                                       ("1幢加装电梯", "upgrade", 60_000_000, [b1.id])]:
             services.add_item(plan, name=name, category=cat, cost_fen=cost, building_ids=bids, user=committee, now=now)

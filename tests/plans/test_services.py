@@ -266,3 +266,18 @@ def test_settlement_refuses_missing_items(world):
     with pytest.raises(Conflict) as info:
         services.finalise_settlement(s, user=world.committee, now=world.now)
     assert info.value.message == "还有项目没有填写审计决算金额：外墙保温、停车位改造、1幢加装电梯"
+
+
+def test_cli_sets_the_rule_of_a_street_office(app, world, db):
+    from residents_app.plans.cli import rule_cmd
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(rule_cmd, [world.office.code, "--basic", "15", "--cap-yuan-per-m2", "300"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{world.office.name}：必选 0%，基础 15%，完善 30%，提升 70%，补助上限 300 元/m²"
+    rule = services.rule_for_estate(world.estate)
+    assert (rule.pct["basic"], rule.cap_fen_per_m2) == (15, 30000)
+    result = runner.invoke(rule_cmd, [world.office.code, "--upgrade", "101"])
+    assert result.exit_code == 1
+    assert "提升类居民出资比例必须是 0 到 100 之间的整数" in result.output
+    assert runner.invoke(rule_cmd, ["NOPE"]).output.strip() == "Error: 找不到街道代码 NOPE"

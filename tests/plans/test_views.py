@@ -195,3 +195,22 @@ def test_start_page_lists_reasons(client, login_as, world):
     assert resp.status_code == 409
     data = client.get(f"/api/plans/estates/{world.estate.id}/start").get_json()
     assert [c["met"] for c in data["checks"]] == [False, False, False, True, False, False]
+
+
+def test_edit_form_reads_beijing_times_and_refuses_bad_ones(client, login_as, world):
+    plan = world.plan(publish=False)
+    login_as(client, world.committee)
+    resp = client.post(f"/plans/{plan.id}/edit", data={
+        "title": "新标题", "management_plan": "物业", "pledge_opens_at": "2026-09-01T09:00",
+        "pledge_closes_at": "2026-09-10T18:00"})
+    assert resp.status_code == 302
+    assert (plan.title, plan.pledge_opens_at, plan.pledge_closes_at) == (
+        "新标题", datetime(2026, 9, 1, 1, 0, tzinfo=UTC), datetime(2026, 9, 10, 10, 0, tzinfo=UTC))
+    resp = client.post(f"/plans/{plan.id}/edit", data={"title": "新标题", "pledge_closes_at": "明天"})
+    assert resp.status_code == 422
+    assert "承诺截止时间格式有误，请按 2026-09-01 09:00 的格式填写" in resp.get_data(as_text=True)
+    resp = client.post(f"/plans/{plan.id}/edit", data={"title": "新标题", "pledge_opens_at": "2026-09-10T18:00",
+                                                        "pledge_closes_at": "2026-09-01T09:00"})
+    assert resp.status_code == 422
+    resp = client.post(f"/plans/{plan.id}/edit", data={"title": ""})
+    assert resp.status_code == 422 and "方案内容有误" in resp.get_data(as_text=True)

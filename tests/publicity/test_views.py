@@ -170,7 +170,7 @@ def test_admin_calendar_page_warns_and_accepts_2027(client, login_as, admin, com
     clock.set(datetime(2026, 11, 23, 2, tzinfo=UTC))
     page = client.get("/admin/calendar").get_data(as_text=True)
     assert "明年（2027 年）的节假日安排尚未录入" in page
-    assert "2026" in page and "内置数据（chinesecalendar）" in page
+    assert "<td>2026</td>" in page and "<td>2004–2023</td>" in page and "内置数据（chinesecalendar）" in page
     assert client.post("/admin/calendar/years", data={"year": "2027"}).status_code == 409
     resp = client.post("/admin/calendar/overrides", data={"day": "2027-01-01", "kind": "rest", "note": "元旦"})
     assert resp.status_code == 302
@@ -204,7 +204,40 @@ def test_calendar_cli_import(app, db, tmp_path):
     result = runner.invoke(args=["calendar", "import-year", "2027", str(path)])
     assert result.exit_code == 0, result.output
     assert "已导入 2027 年 2 个日期，2027 年已确认完整" in result.output
+    years = runner.invoke(args=["calendar", "years"])
+    assert years.exit_code == 0 and "2027\tadmin\t调整 2 天" in years.output and "2026\tpackage" in years.output
     bad = tmp_path / "bad.csv"
     bad.write_text("2027-01-01,maybe\n", encoding="utf-8")
     result = runner.invoke(args=["calendar", "import-year", "2028", str(bad)])
     assert result.exit_code == 1 and "不在 2028 年" in result.output
+
+
+def test_committee_publishes_a_closed_round_result_from_the_select(client, login_as, estate, units, committee,
+                                                                    clock, db):
+    from datetime import timedelta
+
+    from residents_app.rounds import services as rounds
+
+    opens = datetime(2026, 9, 20, 2, tzinfo=UTC)
+    rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="willingness", title="是否同意改造",
+                                                           opens_at=opens, closes_at=opens + timedelta(days=7)), opens)
+    rounds.open_round(rnd.id, opens, "a")
+    for label in ("1幢-101", "2幢-201"):
+        rounds.cast_ballot(rnd.id, units[label].id, units[label].owners[0].id, "agree", opens + timedelta(hours=1))
+    db.session.commit()
+    login_as(client, committee)
+    page = client.get(f"/estates/{estate.id}/publicity").get_data(as_text=True)
+    assert f'value="hardship_list:{estate.id}"' in page and f'value="round_result:{rnd.id}"' not in page
+    rounds.close_round(rnd.id, opens + timedelta(days=7), "a")
+    db.session.commit()
+    page = client.get(f"/estates/{estate.id}/publicity").get_data(as_text=True)
+    assert f'<option value="round_result:{rnd.id}">表决结果：是否同意改造（#{rnd.id}）</option>' in page
+    resp = client.post(f"/estates/{estate.id}/publicity", data={**FORM, "subject": f"round_result:{rnd.id}"})
+    assert resp.status_code == 302
+    pub = db.session.execute(sa.select(Publicity)).scalar_one()
+    assert (pub.subject_type, pub.subject_id, pub.unit_labels) == ("round_result", rnd.id, ["1幢-101", "2幢-201"])
+    board = client.get(f"/p/{estate.code}").get_data(as_text=True)
+    assert "同意改造居民房号汇总表（共 2 户）" in board and "1幢-101、2幢-201" in board
+    assert "是否同意改造：表决结果 未通过" in board  # 2 of 5 households
+    bad = client.post(f"/estates/{estate.id}/publicity", data={**FORM, "subject": "bogus:1"})
+    assert bad.status_code == 422 and "subject_type" in bad.get_data(as_text=True)

@@ -20,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.e2e
-def test_committee_register_pages(live_server, live_app, laptop_page, screenshot_dir, tmp_path):
+def test_committee_register_pages(live_server, live_app, laptop_page, screenshot_dir, tmp_path, roster_upload_dir):
     with live_app.app_context():
         f = Factory(_db)
         office = f.street_office(name="五马街道")

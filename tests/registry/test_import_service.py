@@ -176,3 +176,19 @@ def test_same_phone_in_two_estates_are_two_people(db, factory, now):
     _import(b, csv_bytes(ROWS[:1]), now)
     assert register_summary(a.id).owner_count == 1 and register_summary(b.id).owner_count == 1
     assert db.session.execute(sa.select(sa.func.count(Owner.id)).where(Owner.phone == "13900000001")).scalar() == 2
+
+
+def test_export_writes_formula_like_names_as_inert_text(db, estate, now):
+    import io as _io
+    import zipfile
+
+    from residents_app.registry.services import export_roster_xlsx
+
+    rows = [["1幢", "101", "88.50", '=HYPERLINK("http://evil","x")', "13900000001", "", "否", "住宅"]]
+    _import(estate, csv_bytes(rows), now)
+    data = export_roster_xlsx(estate.id)
+    sheet = zipfile.ZipFile(_io.BytesIO(data)).read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet
+    before = snapshot()
+    assert _import(estate, data, now, name="x.xlsx").has_changes is False
+    assert snapshot() == before

@@ -180,3 +180,25 @@ def test_xlsx_row_numbers_skip_nothing():
             ["1幢", "102", -3, "李四", "13900000002", "", "", ""]]
     parsed = parse_roster("r.xlsx", xlsx_bytes(rows))
     assert parsed.errors == [RowError(4, "产权面积", "面积「-3」必须大于 0")]
+
+
+def test_xlsx_cell_that_excel_turned_into_a_date_is_refused():
+    from datetime import datetime
+
+    rows = [["1幢", datetime(2026, 1, 2), 88.5, "张三", "13900000001", "", "", ""]]
+    parsed = parse_roster("r.xlsx", xlsx_bytes(rows))
+    assert [str(e) for e in parsed.errors] == [
+        "第 2 行「房号」列：房号被 Excel 识别成了日期，请把该列设为“文本”格式后重新输入"]
+
+
+def test_every_two_place_area_survives_the_float_round_trip():
+    """Every area 0.01 .. 99999.99 m² typed in Excel (a float) converts back to exactly itself."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(st.integers(min_value=1, max_value=9_999_999))
+    def check(hundredths):
+        exact = Decimal(hundredths).scaleb(-2)
+        assert parse_area(float(exact)) == exact
+
+    check()

@@ -315,3 +315,19 @@ def test_owner_page_and_api_update(client, login_as, world):
     assert client.get(f"/estates/{a.id}/owners/{owner.id}").status_code == 200
     resp = client.post(f"/estates/{a.id}/owners/{owner.id}", data={"name": "x", "phone": "13811114444"})
     assert resp.status_code == 403
+
+
+def test_units_page_filters_by_building(client, login_as, world, factory):
+    from residents_app.extensions import db
+    from residents_app.registry.models import Building
+
+    login_as(client, world["committee_a"])
+    a = world["a"]
+    b2 = Building(estate_id=a.id, name="2幢")
+    db.session.add(b2)
+    db.session.flush()
+    db.session.add(Unit(estate_id=a.id, building_id=b2.id, number="201", title_area_m2=Decimal("50.00")))
+    db.session.commit()
+    html = client.get(f"/estates/{a.id}/units?building={b2.id}").get_data(as_text=True)
+    assert "共 1 户" in html and "2幢-201" in html and "1幢-101" not in html
+    assert "共 3 户" in client.get(f"/estates/{a.id}/units?building=").get_data(as_text=True)

@@ -171,3 +171,41 @@ def test_extend_and_open_from_pages(client, db, login_as, committee, estate):
     assert client.post(f"/rounds/{rnd.id}/extend", data={"closes_at": new, "reason": "春节"}).status_code == 302
     db.session.expire_all()
     assert [e.reason for e in db.session.get(Round, rnd.id).extensions] == ["春节"]
+
+
+def test_conflict_and_proxy_through_pages(client, db, login_as, committee, committee2, live_round, units):
+    rnd = live_round()
+    u = units["2幢-201"]
+    online = vote(rnd, u, "disagree")
+    db.session.commit()
+    login_as(client, committee)
+    client.post(f"/rounds/{rnd.id}/paper", data={"unit_id": u.id, "choice": "agree",
+                                                 "scan": (io.BytesIO(PNG), "form.png")})
+    paper = db.session.execute(sa.select(Ballot).where(Ballot.channel == "paper")).scalar_one()
+    client.post("/api/auth/logout")
+    login_as(client, committee2)
+    client.post(f"/rounds/{rnd.id}/paper/{paper.id}/confirm")
+    page = client.get(f"/rounds/{rnd.id}").get_data(as_text=True)
+    assert "线上与纸质冲突，待处理" in page
+    no_reason = client.post(f"/rounds/{rnd.id}/conflicts/{paper.id}", data={"keep": "online", "reason": ""})
+    assert no_reason.status_code == 422 and "处理冲突必须填写理由" in no_reason.get_data(as_text=True)
+    client.post(f"/rounds/{rnd.id}/conflicts/{paper.id}", data={"keep": "online", "reason": "业主电话确认以线上为准"})
+    db.session.expire_all()
+    assert db.session.get(Ballot, paper.id).status == "rejected"
+    assert db.session.get(Ballot, online.id).status == "counted"
+
+    owner_id = units["2幢-202"].ownerships[0].owner_id
+    wrong = client.post(f"/rounds/{rnd.id}/mandates", data={
+        "unit_owner": f"{units['2幢-202'].id}:{owner_id}", "proxy_name": "李四",
+        "evidence": (io.BytesIO(b"<html>x</html>"), "mandate.pdf")})
+    assert wrong.status_code == 422 and "委托书的内容是网页（HTML/SVG/XML）文件" in wrong.get_data(as_text=True)
+    client.post(f"/rounds/{rnd.id}/mandates", data={
+        "unit_owner": f"{units['2幢-202'].id}:{owner_id}", "proxy_name": "李四", "proxy_phone": "13900001111",
+        "evidence": (io.BytesIO(b"%PDF-1.4 mandate"), "mandate.pdf")})
+    from residents_app.rounds.models import ProxyMandate
+
+    m = db.session.execute(sa.select(ProxyMandate)).scalar_one()
+    assert client.post(f"/rounds/{rnd.id}/mandates/{m.id}/cast", data={"choice": "agree"}).status_code == 302
+    proxy = db.session.execute(sa.select(Ballot).where(Ballot.channel == "proxy")).scalar_one()
+    assert (proxy.unit_id, proxy.proxy_name, proxy.status) == (units["2幢-202"].id, "李四", "counted")
+    assert "委托代理（李四）" in client.get(f"/rounds/{rnd.id}").get_data(as_text=True)

@@ -63,3 +63,40 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app):
         t = svc.compute_tally(round_id)
         assert (t.figures.voted_count, t.figures.total_count) == (2, 2)
         _db.session.remove()
+
+
+def test_two_schedulers_closing_at_once_close_once(live_app):
+    from residents_app.rounds.models import RoundResult
+
+    with live_app.app_context():
+        estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00")]})
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发结束", opens_at=NOW,
+                                                         closes_at=NOW + timedelta(days=1)), NOW)
+        svc.open_round(rnd.id, NOW, None)
+        round_id = rnd.id
+        _db.session.commit()
+        _db.session.remove()
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def worker():
+        with live_app.app_context():
+            try:
+                barrier.wait()
+                results.append(svc.close_round(round_id, NOW + timedelta(days=1), "system:scheduler"))
+                _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(results) == [False, False, False, True]
+    with live_app.app_context():
+        assert _db.session.execute(sa.select(sa.func.count()).select_from(RoundResult)).scalar_one() == 1
+        _db.session.remove()

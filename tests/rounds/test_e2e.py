@@ -71,3 +71,11 @@ def test_resident_votes_by_qr_link_and_committee_sees_the_tally_change(live_serv
     assert int(laptop.inner_text("#agree-count")) == before + 1
     assert int(laptop.inner_text("#voted-count")) == voted_before + 1
     laptop.screenshot(path=os.path.join(screenshot_dir, "rounds-6-tally.png"), full_page=True)
+
+    laptop.goto(live_server + f"/estates/{estate_id}/links")
+    laptop.select_option("#building_id", label="3幢")
+    laptop.check("input[name=reissue]")
+    laptop.click("#make-sheet")
+    assert laptop.locator(".qr-card").count() == 2
+    assert laptop.inner_text(".qr-card >> nth=0").startswith("3幢-203")
+    laptop.screenshot(path=os.path.join(screenshot_dir, "rounds-7-qr-sheet.png"), full_page=True)

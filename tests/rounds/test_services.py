@@ -273,3 +273,41 @@ def test_identity_confirmation_and_lockout(db, estate, units, now):
         svc.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=14))
     assert (exc.value.code, exc.value.status) == ("identity_locked", 429)
     assert svc.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=16)) is owner
+
+
+def test_unit_lists_sort_naturally(db, factory, now):
+    estate = factory.estate(buildings={"10幢": [("101", "50.00")], "2幢": [("1001", "50.00"), ("201", "50.00")]})
+    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="排序", opens_at=now,
+                                                     closes_at=now + timedelta(days=1)), now)
+    svc.open_round(rnd.id, now, None)
+    assert [e.label for e in svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-1001", "10幢-101"]
+    assert svc.non_voters_by_building(rnd.id) == {"2幢": ["201", "1001"], "10幢": ["101"]}
+    for b in estate.buildings:
+        for u in b.units:
+            svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, "agree", now)
+    assert svc.agreeing_unit_labels(rnd.id) == ["2幢-201", "2幢-1001", "10幢-101"]
+    assert [b["building_name"] for b in svc.compute_tally(rnd.id).buildings] == ["2幢", "10幢"]
+
+
+def test_plan_vote_needs_a_plan_version_of_this_estate(db, factory, estate, now):
+    from residents_app.plans.models import PlanVersion
+
+    other = factory.estate(buildings={"A": [("1", "10.00")]})
+    mine = PlanVersion(estate_id=estate.id, number=1, title="方案一")
+    theirs = PlanVersion(estate_id=other.id, number=1, title="别人的方案")
+    db.session.add_all([mine, theirs])
+    db.session.flush()
+    base = {"kind": "plan_vote", "title": "方案表决", "opens_at": now, "closes_at": now + timedelta(days=7)}
+    with pytest.raises(ValidationFailed) as exc:
+        svc.create_round(estate.id, svc.RoundInput(**base), now)
+    assert exc.value.errors == {"plan_version_id": "方案表决必须选择一个方案版本"}
+    with pytest.raises(ValidationFailed) as exc:
+        svc.create_round(estate.id, svc.RoundInput(**base, plan_version_id=theirs.id), now)
+    assert exc.value.errors == {"plan_version_id": "所选方案版本不属于本小区"}
+    rnd = svc.create_round(estate.id, svc.RoundInput(**base, plan_version_id=mine.id), now)
+    assert (rnd.plan_version_id, rnd.option_labels["agree"]) == (mine.id, "同意该方案")
+    svc.open_round(rnd.id, now, None)
+    assert svc.round_outcome(rnd.id) is None
+    svc.close_round(rnd.id, now + timedelta(days=7), None)
+    out = svc.round_outcome(rnd.id)
+    assert (out["plan_version_id"], out["passed"], out["kind"]) == (mine.id, False, "plan_vote")

@@ -90,7 +90,8 @@ def test_round_closed_by_the_job_and_a_late_ballot_refused_before_it_ran(db, fac
         rounds.cast_ballot(rnd.id, unit.id, owner.id, "disagree", closes + timedelta(seconds=1))
     assert err.value.code == "vote_window_closed"
     # ...and the job closes it afterwards, counting only the ballot cast in time.
-    assert jobs.tick(closes - timedelta(seconds=1)).actions == []
+    assert jobs.tick(closes - timedelta(seconds=1)).actions == [  # 1幢-102 has not voted: reminded
+        {"kind": "round_reminders_queued", "id": rnd.id, "due": closes.isoformat()}]
     run = jobs.tick(closes + timedelta(seconds=30))
     assert run.actions == [{"kind": "round_closed", "id": rnd.id, "due": closes.isoformat()}]
     assert db.session.get(Round, rnd.id).status == "closed"
@@ -185,12 +186,30 @@ def test_outbox_send_and_retry(db, factory):
     assert jobs.send_outbox(BACK, sender).summary == {"sent": 0, "failed": 0, "retry": 0}
 
 
-def test_log_sender_is_the_default(db, factory, caplog):
+def test_log_sender_is_the_default(db, factory, monkeypatch):
+    import logging
+
     build_outage_scenario(factory)
     jobs.tick(BACK)
-    with caplog.at_level("INFO", logger="residents_app.scheduler.outbox"):
+    seen = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("residents_app.scheduler.outbox")
+    monkeypatch.setattr(logger, "disabled", False)  # other suites may reconfigure logging
+    old_level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel also clears the logger's isEnabledFor cache
+    handler = ListHandler()
+    logger.addHandler(handler)
+    try:
         assert jobs.send_outbox(BACK).summary == {"sent": 5, "failed": 0, "retry": 0}
-    assert sum("outbox message" in r.getMessage() for r in caplog.records) == 5
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert len(seen) == 5 and all(m.startswith("outbox message ") for m in seen)
+    assert "正在公示" in seen[0]
 
 
 def test_restart_queues_a_new_notice(db, factory):
@@ -230,3 +249,27 @@ def test_check_window_end_matches_calendar():
 
     assert [publicity_last_day(date(2026, 11, d), 5) for d in (2, 3, 9)] == [
         date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 16)]
+
+
+def test_round_reminder_24_hours_before_closing_to_units_that_have_not_voted(db, factory):
+    estate = factory.estate(buildings={"1幢": [("101", "100.00"), ("102", "80.00"), ("103", "70.00")]})
+    closes = datetime(2026, 9, 15, 12, 0, tzinfo=UTC)  # 20:00 Beijing
+    opens = closes - timedelta(days=7)
+    rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="willingness", title="是否同意改造",
+                                                           opens_at=opens, closes_at=closes), opens)
+    rounds.open_round(rnd.id, opens, "a")
+    u101, u102, u103 = estate.buildings[0].units
+    rounds.cast_ballot(rnd.id, u101.id, u101.owners[0].id, "agree", opens + timedelta(hours=1))
+    db.session.commit()
+    assert jobs.tick(closes - timedelta(hours=24, seconds=1)).actions == []
+    run = jobs.tick(closes - timedelta(hours=24))
+    assert run.actions == [{"kind": "round_reminders_queued", "id": rnd.id, "due": closes.isoformat()}]
+    msgs = db.session.execute(sa.select(OutboxMessage).order_by(OutboxMessage.unit_id)).scalars().all()
+    assert [m.unit_id for m in msgs] == [u102.id, u103.id]
+    assert msgs[0].text == ("【" + estate.name + "】“是否同意改造”将于 2026-09-15 20:00 截止，"
+                            "您家（1幢-102）尚未表决。请扫描本户二维码参与，逾期不能再投。")
+    # 102 votes; the next ticks queue nothing new (103 was already reminded).
+    rounds.cast_ballot(rnd.id, u102.id, u102.owners[0].id, "agree", closes - timedelta(hours=2))
+    db.session.commit()
+    assert jobs.tick(closes - timedelta(hours=1)).actions == []
+    assert count(db, OutboxMessage) == 2

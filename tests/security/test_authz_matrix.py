@@ -37,6 +37,8 @@ PUBLIC = {
     "publicity.board_qr": "QR code of the public notice board",
     "publicity.public_document": "documents posted on the public notice board (unit numbers only, no names)",
     "audit.receipt": "anyone holding a receipt code checks it; shows no names or unit numbers",
+    "audit_api.api_receipt": "the same receipt check as JSON",
+    "rounds_api.receipt_check": "the same receipt check, from the voting API",
 }
 
 # (endpoint, method, role) -> the status this known gap returns today. Kept strict: when the gap
@@ -156,8 +158,13 @@ def minimal_instance(spec: dict, schema: dict, world: World, name: str = ""):
     fmt = schema.get("format")
     if fmt == "binary":
         return "binary"
-    value = {"date": "2026-09-01", "date-time": "2026-09-01T10:00:00+08:00", "email": "a@example.com"}.get(fmt, "1")
-    return value * max(1, schema.get("minLength", 1)) if fmt is None else value
+    if fmt in ("date", "date-time", "email"):
+        return {"date": "2026-09-01", "date-time": "2026-09-01T10:00:00+08:00", "email": "a@example.com"}[fmt]
+    if "pattern" in schema:
+        for guess in ("1111", "1", "11111111111", "a", "A1", "1幢"):
+            if re.search(schema["pattern"], guess):
+                return guess
+    return "1" * max(1, schema.get("minLength", 1))
 
 
 def _api_operation(spec: dict, rule: Rule, method: str) -> dict | None:

@@ -90,6 +90,11 @@ def test_no_template_has_inline_script_or_foreign_hosts():
     (f"http://x/v/{TOKEN}/vote", f"http://x/v/{REDACTED}/vote"),
     ("/login?next=/dashboard&password=hunter2", f"/login?next=/dashboard&password={REDACTED}"),
     ("/r/plan?token=abc&x=1", f"/r/plan?token={REDACTED}&x=1"),
+    (f'"POST /api/ballot/{TOKEN}/cast HTTP/1.1"', f'"POST /api/ballot/{REDACTED}/cast HTTP/1.1"'),
+    ("/api/ballot/receipt/0123456789abcdef0123", f"/api/ballot/receipt/{REDACTED}"),
+    ("/audit/receipt/0123456789abcdef0123", f"/audit/receipt/{REDACTED}"),
+    ("/audit/receipt?code=0123456789abcdef0123", f"/audit/receipt?code={REDACTED}"),
+    ("/receipt", "/receipt"),
     ("/estates/3/units", "/estates/3/units"),
     ("/views/3", "/views/3"),
 ])
