@@ -551,7 +551,8 @@ def close_due_pledge_windows(now: datetime) -> int:
         sa.select(PlanVersion).where(PlanVersion.pledge_closes_at.is_not(None),
                                      PlanVersion.pledge_closes_at <= now,
                                      PlanVersion.pledge_closed_at.is_(None))
-        .order_by(PlanVersion.id)).scalars().all()
+        # FOR UPDATE: a second scheduler waits, then re-checks the WHERE and skips what was closed.
+        .order_by(PlanVersion.pledge_closes_at, PlanVersion.id).with_for_update()).scalars().all()
     for plan in due:
         plan.pledge_closed_at = plan.pledge_closes_at
         signed = db.session.execute(

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_TEXT = 5000
+MIN_RESULT_DAYS = 5  # 公示不少于5个工作日 (seed 001)
 DOCUMENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
 PHOTO_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
@@ -300,6 +301,9 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
     if errors:
         raise ValidationFailed("公示信息有误：" + "；".join(f"{k}：{v}" for k, v in errors.items()), errors=errors)
     working_days = _check_working_days(working_days)
+    if subject_type == "round_result" and working_days < MIN_RESULT_DAYS:
+        raise ValidationFailed(f"表决结果公示不少于 {MIN_RESULT_DAYS} 个工作日（鹿城区实施办法）",
+                               errors={"working_days": str(working_days)})
     active = db.session.execute(sa.select(Publicity).where(
         Publicity.subject_type == subject_type, Publicity.subject_id == subject_id,
         Publicity.estate_id == estate.id, Publicity.status != "completed")).scalar_one_or_none()

@@ -94,6 +94,8 @@ def test_backup_restore_into_fresh_database_keeps_everything_and_the_chain(make_
         ev = record("test.after_restore", chain=events[-1].chain, actor="system", now=NOW, data={})
         assert ev.prev_hash == events[-1].hash
         db.session.commit()
+    # The audit feature's own verifier agrees (exit code 0 = every chain intact).
+    assert target.test_cli_runner().invoke(args=["audit", "verify"]).exit_code == 0
 
 
 def test_verification_after_restore_detects_tampering(make_database_url, make_app, tmp_path):
@@ -112,6 +114,7 @@ def test_verification_after_restore_detects_tampering(make_database_url, make_ap
     with target.app_context():
         checked, problems = audit_chain_problems()
     assert (checked, problems) == (19, ["链 2 第 4 条（test.event）：内容与哈希不符（被改动）"])
+    assert target.test_cli_runner().invoke(args=["audit", "verify"]).exit_code != 0
 
 
 def test_backup_refuses_to_overwrite_and_restore_refuses_foreign_files(make_database_url, make_app, tmp_path):

@@ -287,6 +287,11 @@ def test_round_result_lists_agreeing_unit_numbers_only(db, estate, units):
         services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
                                 notice_text="n", posted_on=date(2026, 9, 29), actor="a", now=POSTED_NOW)
     assert rounds.close_round(rnd.id, closes, "a") is True
+    with pytest.raises(ValidationFailed, match="不少于 5 个工作日") as err:
+        services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
+                                notice_text="n", posted_on=date(2026, 9, 29), working_days=4, actor="a",
+                                now=POSTED_NOW)
+    assert err.value.errors == {"working_days": "4"}
     pub = services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
                                   notice_text="经统计，本次征求结果如下。", posted_on=date(2026, 9, 29), actor="a",
                                   now=POSTED_NOW)
