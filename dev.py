@@ -98,13 +98,27 @@ def cmd_test(args: list[str]) -> int:
     return subprocess.run(base, cwd=ROOT, env=dict(os.environ, RAPP_TEST_DB="postgresql")).returncode
 
 
+def lan_address() -> str:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # no packet is sent; picks the outgoing interface
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
 def cmd_demo(args: list[str]) -> int:
     ensure_venv("requirements.txt")
     env = dict(os.environ, FLASK_APP="wsgi:app", RAPP_DEMO="1")
+    port = os.environ.get("PORT", "5000")
+    if "PUBLIC_BASE_URL" not in env:
+        # QR links must point at an address a phone on the same network can reach.
+        env["PUBLIC_BASE_URL"] = f"http://{lan_address()}:{port}"
     flask = [str(PY), "-m", "flask"]
     run([*flask, "db", "upgrade"], env=env)
     run([*flask, "demo", "load"], env=env)
-    port = os.environ.get("PORT", "5000")
     say(f"serving on http://0.0.0.0:{port} (Ctrl+C to stop)")
     return subprocess.run([*flask, "run", "--host", "0.0.0.0", "--port", port], cwd=ROOT, env=env).returncode
 

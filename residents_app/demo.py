@@ -129,3 +129,21 @@ def demo_load():
     db.session.commit()
     for line in lines:
         click.echo(line)
+    _print_first_link_as_qr(lines)
+
+
+def _print_first_link_as_qr(lines: list[str]) -> None:
+    """Scan this with a phone on the same network (set PUBLIC_BASE_URL to this machine's LAN address)."""
+    import io
+    import re
+
+    import segno
+
+    for line in lines:
+        match = re.search(r"(https?://\S+/v/\S+)", line)
+        if match:
+            buf = io.StringIO()
+            segno.make(match.group(1), error="m").terminal(out=buf, compact=True)
+            click.echo("扫码投票（第一个演示链接）：")
+            click.echo(buf.getvalue())
+            return
