@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -9,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -88,12 +92,99 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # The main database file, which keys the process-wide write lock ("" for in-memory databases).
+    row = cursor.execute("PRAGMA database_list").fetchone()
+    connection_record.info[_DB_FILE] = os.path.realpath(row[2]) if row and row[2] else ""
     cursor.close()
+
+
+# ---- SQLite writers queue on a lock instead of sleep-polling ------------------------------------
+# pysqlite's busy handler retries a locked BEGIN IMMEDIATE after sleeping 1, 2, 5, 10, 15, 20, 25 ... ms,
+# so under concurrent writes the lock is mostly free while the waiters sleep. Threads of one process
+# therefore queue on a lock (per database file) taken just before BEGIN IMMEDIATE and released right
+# after COMMIT or ROLLBACK: the next writer starts at once. Other processes still meet SQLite's own
+# lock and busy handler, so correctness never depends on this lock. A waiter gives up queueing after
+# the busy timeout and falls back to the busy handler (a thread that holds one write transaction and
+# opens another one must not wait for itself forever).
+SQLITE_BUSY_TIMEOUT_S = 5.0
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+_HOLDS = "residents_app.sqlite_write_lock"
+_DB_FILE = "residents_app.sqlite_file"
+
+
+def _write_lock_for(info: dict) -> threading.Lock | None:
+    key = info.get(_DB_FILE)
+    if not key:  # in-memory or temporary databases are private to their connection
+        return None
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
+
+
+def _release_write_lock(info: dict) -> None:
+    lock = info.pop(_HOLDS, None)
+    if lock is not None:
+        lock.release()
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":
+        info = conn.connection.info
+        lock = _write_lock_for(info)
+        if lock is not None and _HOLDS not in info and lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            info[_HOLDS] = lock
         # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
         # instead of one failing with SQLITE_BUSY when it upgrades a read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release_write_lock(info)
+            raise
+
+
+def _end_and_release(conn, end: str) -> None:
+    # These events fire before SQLAlchemy ends the transaction: end it here (pysqlite's commit() and
+    # rollback() are no-ops afterwards, outside a transaction), then let the next writer in.
+    info = conn.connection.info
+    if _HOLDS not in info:
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    try:
+        getattr(dbapi_connection, end)()
+    finally:
+        if dbapi_connection.in_transaction:
+            with contextlib.suppress(Exception):
+                dbapi_connection.rollback()
+        _release_write_lock(info)
+
+
+@event.listens_for(Engine, "commit")
+def _sqlite_commit(conn):
+    if conn.dialect.name == "sqlite":
+        _end_and_release(conn, "commit")
+
+
+@event.listens_for(Engine, "rollback")
+def _sqlite_rollback(conn):
+    if conn.dialect.name == "sqlite":
+        _end_and_release(conn, "rollback")
+
+
+@event.listens_for(Pool, "checkin")
+def _sqlite_checkin(dbapi_connection, connection_record):
+    # Safety net: a connection returned (and reset) without a commit/rollback event still lets go.
+    if connection_record is not None:
+        _release_write_lock(connection_record.info)
+
+
+@event.listens_for(Pool, "close")
+def _sqlite_close(dbapi_connection, connection_record):
+    if connection_record is not None:
+        _release_write_lock(connection_record.info)
+
+
+@event.listens_for(Pool, "invalidate")
+def _sqlite_invalidate(dbapi_connection, connection_record, exception):
+    if connection_record is not None:
+        _release_write_lock(connection_record.info)

@@ -7,12 +7,30 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from marshmallow import Schema, fields
 
 from residents_app.db import Base
 
-db = SQLAlchemy(model_class=Base)
+# expire_on_commit=False: a view that commits and then renders must not re-read rows (on SQLite that
+# re-read can queue behind another writer after the work is already committed).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-api = Api()
+
+
+class ErrorSchema(Schema):
+    """The one error shape of errors.py, as the OpenAPI document describes every error response."""
+
+    code = fields.String(required=True, metadata={"description": "stable English error code"})
+    status = fields.Integer(required=True, metadata={"description": "HTTP status"})
+    message = fields.String(required=True, metadata={"description": "message for the user, in Chinese"})
+    errors = fields.Dict(required=True, metadata={"description": "field -> message"})
+
+
+class _Api(Api):
+    ERROR_SCHEMA = ErrorSchema
+
+
+api = _Api()

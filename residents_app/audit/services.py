@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.orm import make_transient_to_detached
 
 from residents_app.audit.models import AuditEvent
 from residents_app.extensions import db
@@ -37,11 +38,19 @@ def compute_hash(ev: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(entry_dict(ev)).encode("utf-8")).hexdigest()
 
 
+_LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(7301, :chain)")
+# Built once: constructing the statement costs more than running it on the hot path (every ballot).
+_HEAD_SQL = (sa.select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.chain == sa.bindparam("p_chain"))
+             .order_by(AuditEvent.seq.desc()).limit(1))
+_INSERT_SQL = sa.insert(AuditEvent.__table__).returning(AuditEvent.__table__.c.id)
+_COLUMNS = ("chain", "seq", "kind", "at", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash")
+
+
 def _lock_chain(chain: int) -> None:
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
         # Serialise appends to one chain; released at commit or rollback.
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(7301, :chain)"), {"chain": chain})
+        session.execute(_LOCK_SQL, {"chain": chain})
     # SQLite: every transaction starts with BEGIN IMMEDIATE, so writers are already serialised.
 
 
@@ -52,13 +61,11 @@ def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: st
         raise ValueError("audit.record needs an aware datetime")
     # Hash the instant as the database returns it (UTC), or a caller's +08:00 would not verify after reload.
     now = now.astimezone(UTC)
+    # Pending changes of the caller go first (autoflush), then the lock, then the chain head.
+    db.session.flush()
     _lock_chain(chain)
-    last = db.session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain == chain)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
+    conn = db.session.connection()
+    last = conn.execute(_HEAD_SQL, {"p_chain": chain}).first()
     ev = AuditEvent(
         chain=chain,
         seq=(last.seq + 1) if last else 1,
@@ -72,8 +79,10 @@ def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: st
         prev_hash=last.hash if last else GENESIS,
     )
     ev.hash = compute_hash(ev)
+    # A plain INSERT .. RETURNING id, then the object joins the session as persistent (no unit of work).
+    ev.id = conn.execute(_INSERT_SQL, {k: ev.__dict__[k] for k in _COLUMNS}).scalar_one()
+    make_transient_to_detached(ev)
     db.session.add(ev)
-    db.session.flush()
     return ev
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import redirect, request, session, url_for
 
 from residents_app.extensions import db
-from residents_app.registry.models import Owner, Unit, UnitLink
+from residents_app.registry.models import Owner, Ownership, Unit, UnitLink
 
 SESSION_KEY = "resident"
 _CACHE_KEY = "residents_app.resident"
@@ -44,6 +44,14 @@ class Resident:
     unit: Unit
     owner: Owner
     link_id: int
+    link: UnitLink | None = None
+    # Held so the row stays in the session's (weak) identity map: casting checks it with get().
+    ownership: Ownership | None = None
+
+    def holds_token(self, token: str) -> bool:
+        """Whether `token` is the (active) link this session was opened with, without a query."""
+        return self.link is not None and bool(token) and len(token) <= 100 and secrets.compare_digest(
+            self.link.token_hash, hash_token(token))
 
 
 def sign_in_resident(link: UnitLink, owner: Owner) -> None:
@@ -57,6 +65,22 @@ def sign_out_resident() -> None:
     request.environ.pop(_CACHE_KEY, None)
 
 
+_SESSION_QUERY = []
+
+
+def _session_query():
+    """Built once (building it costs more than running it): link, unit, owner and ownership in one row."""
+    if not _SESSION_QUERY:
+        _SESSION_QUERY.append(
+            sa.select(UnitLink, Unit, Owner, Ownership)
+            .join(Unit, Unit.id == UnitLink.unit_id)
+            .join(Ownership, Ownership.unit_id == Unit.id)
+            .join(Owner, Owner.id == Ownership.owner_id)
+            .where(UnitLink.id == sa.bindparam("p_link_id"), Unit.id == sa.bindparam("p_unit_id"),
+                   Owner.id == sa.bindparam("p_owner_id")))
+    return _SESSION_QUERY[0]
+
+
 def current_resident() -> Resident | None:
     # Cached per request (not on g: g outlives a request when an app context is already pushed).
     if _CACHE_KEY in request.environ:
@@ -64,17 +88,22 @@ def current_resident() -> Resident | None:
     data = session.get(SESSION_KEY)
     resident = None
     if data:
-        link = db.session.get(UnitLink, data.get("link_id"))
-        unit = db.session.get(Unit, data.get("unit_id"))
-        owner = db.session.get(Owner, data.get("owner_id"))
+        # One query for the link, the unit, the owner and their ownership (the hot path of every resident
+        # request, casting included); the rows land in the identity map, so later get()s are free.
+        row = db.session.execute(_session_query(), {
+            "p_link_id": _int_or_none(data.get("link_id")), "p_unit_id": _int_or_none(data.get("unit_id")),
+            "p_owner_id": _int_or_none(data.get("owner_id"))}).first()
         # A revoked link or an owner removed from the unit ends the session.
-        if (link and link.is_active and unit and owner and link.unit_id == unit.id
-                and any(o.owner_id == owner.id for o in unit.ownerships)):
-            resident = Resident(unit=unit, owner=owner, link_id=link.id)
+        if row is not None and row[0].is_active:
+            resident = Resident(unit=row[1], owner=row[2], link_id=row[0].id, link=row[0], ownership=row[3])
         else:
             sign_out_resident()
     request.environ[_CACHE_KEY] = resident
     return resident
+
+
+def _int_or_none(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def resident_required(fn):

@@ -72,18 +72,23 @@ def ballot_identity(data, token: str):
 
 
 @api_bp.route("/ballot/<token>/cast", methods=["POST"])
-@api_bp.arguments(sc.CastSchema)
+@api_bp.arguments(sc.CastSchema())  # an instance: not rebuilt per request
 @api_bp.response(201, sc.CastResultSchema)
 def ballot_cast(data, token: str):
     """Cast (or change) the unit's ballot; returns the receipt code."""
-    link = _link_or_404(token)
     res = current_resident()
-    if res is None or res.link_id != link.id:
+    # The session's own (active) link matches the token: no second query for the token.
+    if res is None or not res.holds_token(token):
+        _link_or_404(token)  # an unknown or revoked token: 404, as before
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
-    ballot = svc.cast_ballot(data["round_id"], link.unit_id, res.owner.id, data["choice"], utcnow(),
-                             items=data["items"], rating=data["rating"], comment=data["comment"])
+    ballot = svc.cast_ballot(data["round_id"], res.unit.id, res.owner.id, data["choice"], utcnow(),
+                             items=data["items"], rating=data["rating"], comment=data["comment"],
+                             client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")))
+    # Read what the answer shows before the commit expires the object (no reload transaction afterwards).
+    body = {"id": ballot.id, "round_id": ballot.round_id, "choice": ballot.choice, "channel": ballot.channel,
+            "cast_at": ballot.cast_at, "receipt_code": ballot.receipt_code}
     db.session.commit()
-    return ballot
+    return body
 
 
 @api_bp.route("/ballot/receipt/<code>")

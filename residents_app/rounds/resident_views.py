@@ -106,7 +106,8 @@ def vote(round_id: int):
         raise ValidationFailed("页面已过期，请重新选择", errors={"step": "未知的步骤"})
     try:
         svc.cast_ballot(rnd.id, res.unit.id, res.owner.id, choice, now, items=items, rating=rating,
-                        comment=comment)
+                        comment=comment,
+                        client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")))
     except DomainError as exc:
         db.session.rollback()
         if exc.code in ("vote_window_closed", "vote_not_open"):

@@ -13,12 +13,16 @@ Public functions other features call (names fixed):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from residents_app.audit.services import record
 from residents_app.core import thresholds as th
@@ -420,69 +424,144 @@ def _window_check(rnd: Round, now: datetime) -> None:
         raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
 
 
-def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
+# Statements of the cast path, built once per dialect with bind parameters: building a statement costs
+# more CPU than SQLite takes to run it, and a reused statement also reuses its cache key.
+_STATEMENTS: dict[tuple[str, str], sa.Executable] = {}
+
+
+def _statement(name: str):
+    dialect = _dialect()
+    stmt = _STATEMENTS.get((name, dialect))
+    if stmt is None:
+        stmt = _STATEMENTS[(name, dialect)] = _BUILDERS[name](dialect)
+    return stmt
+
+
+def _build_upsert(dialect: str):
+    # The same SQL on SQLite (>= 3.24) and PostgreSQL; as text() it is compiled once and cached (the
+    # dialect-specific on_conflict_do_update() construct has no cache key and is recompiled each time).
+    # The unique (round, unit) row is the lock: a concurrent cast for the same unit waits here, then
+    # overwrites, so exactly one is counted and the other stays in the history as a change.
+    return sa.text(
+        "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+        "VALUES (:p_round_id, :p_unit_id, :p_ballot_id, :p_choice, :p_channel, :p_cast_at) "
+        "ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
+        "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at"
+    ).bindparams(sa.bindparam("p_cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
+
+
+def _build_supersede(dialect: str):
+    c = Ballot.__table__.c
+    return (sa.update(Ballot.__table__)
+            .where(c.round_id == sa.bindparam("p_round_id"), c.unit_id == sa.bindparam("p_unit_id"),
+                   c.status == "counted", c.id != sa.bindparam("p_ballot_id"))
+            .values(status="superseded"))
+
+
+def _build_receipt(dialect: str):
+    c = Ballot.__table__.c
+    return sa.update(Ballot.__table__).where(c.id == sa.bindparam("p_ballot_id")).values(
+        receipt_code=sa.bindparam("p_receipt", type_=c.receipt_code.type))
+
+
+def _build_ballot_insert(dialect: str):
+    return sa.insert(Ballot.__table__).returning(Ballot.__table__.c.id)
+
+
+def _build_round_and_roll(dialect: str):
+    return (sa.select(Round, RollEntry.id)
+            .outerjoin(RollEntry, sa.and_(RollEntry.round_id == Round.id,
+                                          RollEntry.unit_id == sa.bindparam("p_unit_id")))
+            .where(Round.id == sa.bindparam("p_round_id")))
+
+
+_BUILDERS = {"upsert": _build_upsert, "supersede": _build_supersede, "receipt": _build_receipt,
+             "ballot_insert": _build_ballot_insert, "round_and_roll": _build_round_and_roll}
+_BALLOT_COLUMNS = tuple(c.key for c in Ballot.__table__.columns if c.key != "id")
+
+
+def _insert_ballot(ballot: Ballot) -> None:
+    """INSERT .. RETURNING id in Core, then attach the object as persistent (no unit-of-work flush).
+
+    Every column must be set on the object (no column defaults apply here)."""
+    values = {k: ballot.__dict__[k] for k in _BALLOT_COLUMNS}
+    ballot.id = db.session.connection().execute(_statement("ballot_insert"), values).scalar_one()
+    make_transient_to_detached(ballot)
+    db.session.add(ballot)
+
+
+def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None, client: dict | None = None) -> Ballot:
     """Make `ballot` the counted one of its unit: upsert of current_ballot, audit event, receipt.
 
     The audit append comes last: on PostgreSQL it takes the estate's chain lock, held until commit,
-    so the work done under that lock is as short as possible.
+    so the work done under that lock is as short as possible (the chain head read, the event insert,
+    the receipt code). `client` ({"ip_hash", "ua_hash"}) goes into the event of an online ballot.
     """
     rnd = rnd or db.session.get(Round, ballot.round_id)
-    ballot.status = "counted"
+    if ballot.status != "counted":
+        ballot.status = "counted"
     if ballot.id is None:
         db.session.add(ballot)
     db.session.flush()
-    values = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
-              "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
-    if _dialect() == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(CurrentBallot).values(**values)
-    # The unique (round, unit) row is the lock: a concurrent cast for the same unit waits here, then
-    # overwrites, so exactly one is counted and the other stays in the history as a change.
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["round_id", "unit_id"],
-        set_={k: stmt.excluded[k] for k in ("ballot_id", "choice", "channel", "cast_at")})
-    db.session.execute(stmt)
-    db.session.execute(
-        sa.update(Ballot).where(Ballot.round_id == ballot.round_id, Ballot.unit_id == ballot.unit_id,
-                                Ballot.status == "counted", Ballot.id != ballot.id)
-        .values(status="superseded").execution_options(synchronize_session=False))
+    # Plain Core statements from here on: no autoflush, no ORM bookkeeping between them.
+    conn = db.session.connection()
+    params = {"p_round_id": ballot.round_id, "p_unit_id": ballot.unit_id, "p_ballot_id": ballot.id,
+              "p_choice": ballot.choice, "p_channel": ballot.channel, "p_cast_at": ballot.cast_at}
+    conn.execute(_statement("upsert"), params)
+    conn.execute(_statement("supersede"), params)
+    data = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,
+            "channel": ballot.channel, "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat()}
+    if client and ballot.channel == "online":
+        data.update({k: v for k, v in client.items() if k in ("ip_hash", "ua_hash") and v})
     ev = record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot",
-                subject_id=ballot.id, data={"round_id": ballot.round_id, "unit_id": ballot.unit_id,
-                                            "choice": ballot.choice, "channel": ballot.channel,
-                                            "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat()})
-    ballot.receipt_code = ev.hash[:20]
-    db.session.flush()
+                subject_id=ballot.id, data=data)
+    receipt = ev.hash[:20]
+    conn.execute(_statement("receipt"), {"p_ballot_id": ballot.id, "p_receipt": receipt})
+    set_committed_value(ballot, "receipt_code", receipt)
     return ballot
+
+
+def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_key: str | None = None) -> dict:
+    """{"ip_hash", "ua_hash"}: HMAC-SHA-256 with the app's SECRET_KEY, first 16 hex digits (never the raw
+    values). What audit.round_facts reads to flag many units voting from one device or address."""
+    key = (secret_key if secret_key is not None else current_app.config["SECRET_KEY"]).encode("utf-8")
+    out = {}
+    for name, value in (("ip_hash", remote_addr), ("ua_hash", user_agent)):
+        if value:
+            out[name] = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    return out
 
 
 def _round_and_roll(round_id: int, unit_id: int) -> tuple[Round, bool]:
     """The round and whether the unit is on its frozen roll, in one query (the hot path of casting)."""
-    row = db.session.execute(
-        sa.select(Round, RollEntry.id).outerjoin(
-            RollEntry, sa.and_(RollEntry.round_id == Round.id, RollEntry.unit_id == unit_id))
-        .where(Round.id == round_id)).first()
+    row = db.session.execute(_statement("round_and_roll"), {"p_round_id": round_id, "p_unit_id": unit_id}).first()
     if row is None:
         raise NotFound("找不到该表决")
     return row[0], row[1] is not None
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
-                items: list[str] | None = None, rating: int | None = None, comment: str = "") -> Ballot:
-    """An owner (any co-owner) casts or changes the online ballot of their unit."""
+                items: list[str] | None = None, rating: int | None = None, comment: str = "",
+                client: dict | None = None) -> Ballot:
+    """An owner (any co-owner) casts or changes the online ballot of their unit.
+
+    `client` is client_fingerprint(...) of the request (the views pass it), kept in the audit event.
+    """
     rnd, on_roll = _round_and_roll(round_id, unit_id)
     _window_check(rnd, now)
     if not on_roll:
         raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
-    # Usually already in the identity map (the resident session loaded the unit's owners).
+    # Usually already in the identity map (the resident session loaded the unit's ownership).
     if db.session.get(Ownership, (unit_id, owner_id)) is None:
         raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
     items = _check_choice(rnd, choice, items, rating)
     ballot = Ballot(round_id=round_id, unit_id=unit_id, choice=choice, items=items, rating=rating,
                     comment=(comment or "").strip()[:500], channel="online", status="counted",
-                    cast_by_owner_id=owner_id, cast_at=now)
-    return _count(ballot, now, owner_actor(unit_id, owner_id), rnd)
+                    cast_by_owner_id=owner_id, entered_by_id=None, confirmed_by_id=None, confirmed_at=None,
+                    scan_file_id=None, mandate_id=None, proxy_name="", resolution_reason="", cast_at=now,
+                    receipt_code=None)
+    _insert_ballot(ballot)
+    return _count(ballot, now, owner_actor(unit_id, owner_id), rnd, client)
 
 
 def current_ballot_for(round_id: int, unit_id: int) -> Ballot | None:

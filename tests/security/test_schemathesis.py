@@ -56,7 +56,6 @@ def _operations(app):
     return [result.ok() for result in schema.get_all_operations()]
 
 
-@pytest.mark.xfail(strict=True, reason="extensions.py: Api.ERROR_SCHEMA must be the app's error shape (report)")
 def test_error_responses_are_documented_with_the_one_error_shape(app):
     spec = app.test_client().get("/api/openapi.json").get_json()
     assert _documented_error_types(spec) == ERROR_PROPERTIES
