@@ -11,9 +11,7 @@ from marshmallow import Schema, fields
 
 from residents_app.db import Base
 
-# expire_on_commit=False: a view that commits and then renders must not re-read rows (on SQLite that
-# re-read can queue behind another writer after the work is already committed).
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

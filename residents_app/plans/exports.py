@@ -12,18 +12,16 @@ from decimal import Decimal
 
 from openpyxl import Workbook
 
+from residents_app.exports import safe_cell
 from residents_app.formatting import format_local_dt
 from residents_app.plans import services
 from residents_app.plans.models import PAYMENT_METHOD_LABELS, PlanVersion, Settlement
 
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 YUAN_FORMAT = "#,##0.00"
 
 
 def neutralise(value):
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
-        return "'" + value
-    return value
+    return safe_cell(value)
 
 
 def yuan(fen: int) -> Decimal:
