@@ -109,6 +109,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 SQLITE_BUSY_TIMEOUT_S = 5.0
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
+# A worker forked while some thread held a lock must not inherit it held.
+os.register_at_fork(after_in_child=_write_locks.clear)
 _HOLDS = "residents_app.sqlite_write_lock"
 _DB_FILE = "residents_app.sqlite_file"
 

@@ -223,10 +223,11 @@ def _xlsx_rows(data: bytes):
     from residents_app.errors import ValidationFailed
     from residents_app.uploads import check_xlsx_archive
 
-    try:
-        check_xlsx_archive(data, field="file", label="名册文件")  # zip bombs, too many entries
-    except ValidationFailed as exc:
-        raise RosterFormatError(exc.message) from exc
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        try:
+            check_xlsx_archive(data, field="file", label="名册文件")  # zip bombs, too many entries
+        except ValidationFailed as exc:
+            raise RosterFormatError(exc.message) from exc
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:

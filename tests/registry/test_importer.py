@@ -202,3 +202,18 @@ def test_every_two_place_area_survives_the_float_round_trip():
         assert parse_area(float(exact)) == exact
 
     check()
+
+
+def test_xlsx_zip_bomb_is_refused_before_it_is_unpacked():
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (80 * 1024 * 1024))  # 80 MB of zeros, ~80 KB packed
+    data = buf.getvalue()
+    assert len(data) < 200_000
+    errors = [str(e) for e in parse_roster("r.xlsx", data).errors]
+    assert len(errors) == 1 and errors[0].startswith("第 1 行：")
+    assert "解压" in errors[0] or "压缩" in errors[0], errors[0]

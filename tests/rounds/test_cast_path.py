@@ -1,0 +1,136 @@
+"""The hot path of casting: which statements it runs, the client hashes in the audit event, the session checks."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from residents_app.audit.models import AuditEvent
+from residents_app.audit.round_facts import round_flags
+from residents_app.db import utcnow
+from residents_app.rounds import services as svc
+from residents_app.rounds.models import Ballot
+
+UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
+
+
+def _identify(client, token, unit):
+    owner = unit.owners[0]
+    resp = client.post(f"/api/ballot/{token}/identity", json={"name": owner.name, "phone_last4": owner.phone[-4:]})
+    assert resp.status_code == 200, resp.get_json()
+
+
+def _cast_event(db, ballot_id) -> AuditEvent:
+    return db.session.execute(sa.select(AuditEvent).where(
+        AuditEvent.kind == "ballot.cast", AuditEvent.subject_id == str(ballot_id))).scalar_one()
+
+
+def test_client_fingerprint_is_hmac_sha256_of_the_secret_first_16_hex(app):
+    # Reference values from `printf %s VALUE | openssl dgst -sha256 -hmac test-secret`, first 16 hex digits.
+    with app.app_context():
+        assert svc.client_fingerprint("10.1.2.3", UA) == {"ip_hash": "f9ce19a8350c73e9", "ua_hash": "d0efc3a9eee446c0"}
+        assert svc.client_fingerprint("10.1.2.3", UA, secret_key="other") != svc.client_fingerprint("10.1.2.3", UA)
+        # Nothing to hash, no key (an empty User-Agent must not make every such phone one "device").
+        assert svc.client_fingerprint("10.1.2.3", "") == {"ip_hash": "f9ce19a8350c73e9"}
+        assert svc.client_fingerprint(None, None) == {}
+
+
+def test_api_cast_records_client_hashes_never_the_raw_values(client, db, live_round, link_for, units):
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    _identify(client, tokens["1幢-101"], units["1幢-101"])
+    resp = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"},
+                       headers={"User-Agent": UA})
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    ev = _cast_event(db, body["ballot_id"])
+    assert ev.data["ip_hash"] == "f9ce19a8350c73e9" and ev.data["ua_hash"] == "d0efc3a9eee446c0"
+    assert "10.1.2.3" not in str(ev.data) and "iPhone" not in str(ev.data)
+    assert body["receipt_code"] == ev.hash[:20]
+    assert db.session.get(Ballot, body["ballot_id"]).receipt_code == ev.hash[:20]
+
+
+def test_three_units_from_one_phone_raise_the_burst_flag(client, db, live_round, link_for, units):
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    client.environ_base["REMOTE_ADDR"] = "10.9.9.9"
+    for label in ("1幢-101", "1幢-102", "2幢-201"):
+        _identify(client, tokens[label], units[label])
+        resp = client.post(f"/api/ballot/{tokens[label]}/cast", json={"round_id": rnd.id, "choice": "agree"},
+                           headers={"User-Agent": UA})
+        assert resp.status_code == 201, resp.get_json()
+    flags = [f for f in round_flags(rnd) if f.kind == "burst"]
+    assert len(flags) == 1
+    assert flags[0].unit_labels == ["1幢-101", "1幢-102", "2幢-201"]
+    ip_hash = svc.client_fingerprint("10.9.9.9", UA)["ip_hash"]
+    assert flags[0].detail.startswith(f"3 户在 10 分钟内从同一来源（{ip_hash[:8]}…）投票")
+
+
+def test_service_cast_without_client_and_paper_ballots_carry_no_hashes(db, make_round, units, now):
+    rnd = make_round(kind="general")
+    unit = units["1幢-103"]
+    b = svc.cast_ballot(rnd.id, unit.id, unit.owners[0].id, "disagree", now, client=None)
+    assert set(_cast_event(db, b.id).data) == {"round_id", "unit_id", "choice", "channel", "items", "cast_at"}
+
+
+def test_cast_runs_only_these_statements(client, db, live_round, link_for, units):
+    """One query for the resident session, one for round + roll, then the writes; no lazy loads, no reload
+    of the ballot after the commit."""
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    _identify(client, tokens["1幢-101"], units["1幢-101"])
+    # A change (second cast) takes the same path: the earlier ballot is superseded.
+    first = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
+    assert first.status_code == 201
+    statements = []
+    engine = db.session.get_bind()
+    url, payload = f"/api/ballot/{tokens['1幢-101']}/cast", {"round_id": rnd.id, "choice": "disagree"}
+
+    def collect(conn, cursor, statement, parameters, context, executemany):
+        words = statement.split()
+        if words[0].upper() in ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"):
+            return
+        statements.append(" ".join(words[:4]))
+
+    event.listen(engine, "before_cursor_execute", collect)
+    try:
+        resp = client.post(url, json=payload)
+    finally:
+        event.remove(engine, "before_cursor_execute", collect)
+    assert resp.status_code == 201, resp.get_json()
+    pg = engine.dialect.name == "postgresql"
+    lock = ["SELECT pg_advisory_xact_lock(7301, %(chain)s)"] if pg else []
+    assert [s.split(" (")[0] if s.startswith("INSERT") else s for s in statements] == [
+        "SELECT unit_link.id, unit_link.unit_id, unit_link.token_hash,",  # link + unit + owner + ownership
+        "SELECT round.id, round.estate_id, round.kind,",  # round + roll entry
+        "INSERT INTO ballot",
+        "INSERT INTO current_ballot",
+        "UPDATE ballot SET status=%(status)s::VARCHAR" if pg else "UPDATE ballot SET status=?",
+        *lock,
+        "SELECT audit_event.seq, audit_event.hash FROM",
+        "INSERT INTO audit_event",
+        "UPDATE ballot SET receipt_code=%(p_receipt)s::VARCHAR" if pg else "UPDATE ballot SET receipt_code=?",
+    ]
+    db.session.expire_all()
+    old, new = (db.session.get(Ballot, resp.get_json()["ballot_id"] - 1),
+                db.session.get(Ballot, resp.get_json()["ballot_id"]))
+    assert (old.status, new.status, new.choice) == ("superseded", "counted", "disagree")
+
+
+def test_cast_session_checks(client, db, live_round, link_for, units):
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    _identify(client, tokens["1幢-101"], units["1幢-101"])
+    # Signed in for 1幢-101, casting through another unit's link: identity required for that unit.
+    other = client.post(f"/api/ballot/{tokens['1幢-102']}/cast", json={"round_id": rnd.id, "choice": "agree"})
+    assert other.status_code == 401 and other.get_json()["code"] == "identity_required"
+    unknown = client.post("/api/ballot/not-a-token/cast", json={"round_id": rnd.id, "choice": "agree"})
+    assert unknown.status_code == 404 and unknown.get_json()["code"] == "link_invalid"
+    # The link is revoked after signing in: the session ends, the link is refused.
+    svc.revoke_link(units["1幢-101"].id, utcnow())
+    db.session.commit()
+    revoked = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
+    assert revoked.status_code == 404 and revoked.get_json()["code"] == "link_invalid"
+    assert db.session.execute(sa.select(sa.func.count()).select_from(Ballot).where(
+        Ballot.round_id == rnd.id)).scalar_one() == 0
