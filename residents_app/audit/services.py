@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -57,6 +58,20 @@ def _lock_chain(chain: int) -> None:
 def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: str = "",
            subject_id: str | int = "", data: dict | None = None) -> AuditEvent:
     """Append one event to the chain of an estate (chain=estate_id) in the current transaction."""
+    return record_then(kind, chain=chain, actor=actor, now=now, subject_type=subject_type, subject_id=subject_id,
+                       data=data)
+
+
+_WITH_THEN: dict[int, sa.Executable] = {}
+
+
+def record_then(kind: str, *, chain: int, actor: str, now: datetime, subject_type: str = "",
+                subject_id: str | int = "", data: dict | None = None,
+                then: tuple[sa.Executable, Callable[[AuditEvent], dict]] | None = None) -> AuditEvent:
+    """record(), then `then` = (an UPDATE with bind parameters, ev -> its parameters): a write that needs the
+    event's hash (a ballot's receipt code). On PostgreSQL both go in one statement (WITH .. UPDATE ..
+    INSERT), one round trip less while the chain lock is held; the UPDATE's parameter names must not be
+    column names of audit_event."""
     if now.tzinfo is None:
         raise ValueError("audit.record needs an aware datetime")
     # Hash the instant as the database returns it (UTC), or a caller's +08:00 would not verify after reload.
@@ -80,7 +95,17 @@ def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: st
     )
     ev.hash = compute_hash(ev)
     # A plain INSERT .. RETURNING id, then the object joins the session as persistent (no unit of work).
-    ev.id = conn.execute(_INSERT_SQL, {k: ev.__dict__[k] for k in _COLUMNS}).scalar_one()
+    params = {k: ev.__dict__[k] for k in _COLUMNS}
+    if then is not None and conn.dialect.name == "postgresql":
+        update, make_params = then
+        stmt = _WITH_THEN.get(id(update))
+        if stmt is None:
+            stmt = _WITH_THEN[id(update)] = _INSERT_SQL.add_cte(update.cte("then_update"))
+        ev.id = conn.execute(stmt, {**params, **make_params(ev)}).scalar_one()
+    else:
+        ev.id = conn.execute(_INSERT_SQL, params).scalar_one()
+        if then is not None:
+            conn.execute(then[0], then[1](ev))
     make_transient_to_detached(ev)
     db.session.add(ev)
     return ev

@@ -109,8 +109,8 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
         "UPDATE ballot SET status=%(status)s::VARCHAR" if pg else "UPDATE ballot SET status=?",
         *lock,
         "SELECT audit_event.seq, audit_event.hash FROM",
-        "INSERT INTO audit_event",
-        "UPDATE ballot SET receipt_code=%(p_receipt)s::VARCHAR" if pg else "UPDATE ballot SET receipt_code=?",
+        # PostgreSQL: the event and the ballot's receipt code in one statement (under the chain lock).
+        *(["WITH then_update AS (UPDATE"] if pg else ["INSERT INTO audit_event", "UPDATE ballot SET receipt_code=?"]),
     ]
     db.session.expire_all()
     old, new = (db.session.get(Ballot, resp.get_json()["ballot_id"] - 1),
