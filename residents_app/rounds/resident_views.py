@@ -13,6 +13,8 @@ from residents_app.rounds import services as svc
 from residents_app.rounds.blueprints import bp
 
 IDENTITY_LIMIT = "10 per minute"
+# Guessing tokens: only unknown or revoked links (404) count against the limit.
+TOKEN_GUESS_LIMIT = "20 per minute"
 
 # Other features' resident pages, linked from the unit's home.
 RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/publicity", "公示"),
@@ -34,6 +36,7 @@ def rule_text(rnd) -> dict:
 
 @bp.route("/v/<token>", methods=["GET", "POST"])
 @limiter.limit(IDENTITY_LIMIT, methods=["POST"])
+@limiter.limit(TOKEN_GUESS_LIMIT, methods=["GET"], deduct_when=lambda resp: resp.status_code == 404)
 def entry(token: str):
     link = resolve_token(token)
     if link is None or not link.is_active:

@@ -193,14 +193,17 @@ def _actor(user) -> str:
 # ---- lifecycle (called by the scheduler and by the committee) ---------------------------------
 
 def rounds_due_to_open(now: datetime) -> list[int]:
+    # A draft whose whole window passed (scheduler down all along) is not opened: nobody could have
+    # voted. It stays a draft, which the committee sees and reschedules (why_not_open says why).
     return list(db.session.execute(
         sa.select(Round.id).where(Round.status == "draft", Round.opens_at <= now, Round.closes_at > now)
-        .order_by(Round.id)).scalars())
+        .order_by(Round.opens_at, Round.id)).scalars())
 
 
 def rounds_due_to_close(now: datetime) -> list[int]:
     return list(db.session.execute(
-        sa.select(Round.id).where(Round.status == "open", Round.closes_at <= now).order_by(Round.id)).scalars())
+        sa.select(Round.id).where(Round.status == "open", Round.closes_at <= now)
+        .order_by(Round.closes_at, Round.id)).scalars())
 
 
 def freeze_roll(rnd: Round) -> int:
