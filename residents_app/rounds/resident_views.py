@@ -14,7 +14,7 @@ from residents_app.rounds.blueprints import bp
 
 IDENTITY_LIMIT = "10 per minute"
 # Guessing tokens: only unknown or revoked links (404) count against the limit.
-TOKEN_GUESS_LIMIT = "20 per minute"
+TOKEN_GUESS_LIMIT = "20 per minute"  # noqa: S105 - a rate, not a secret
 
 # Other features' resident pages, linked from the unit's home.
 RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/publicity", "公示"),

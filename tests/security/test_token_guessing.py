@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
-
 from residents_app.auth.resident import hash_token, new_token
 from residents_app.registry.models import UnitLink
 
