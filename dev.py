@@ -111,6 +111,7 @@ def lan_address() -> str:
 
 def cmd_demo(args: list[str]) -> int:
     ensure_venv("requirements.txt")
+    ensure_system_packages(["fonts-wqy-zenhei"])  # the PDF reports embed this CJK font
     env = dict(os.environ, FLASK_APP="wsgi:app", RAPP_DEMO="1")
     port = os.environ.get("PORT", "5000")
     if "PUBLIC_BASE_URL" not in env:

@@ -14,7 +14,7 @@ from datetime import datetime
 from residents_app.formatting import format_local_dt
 
 FONT_NAME = "WQYZenHei"
-FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"  # Debian/Ubuntu package fonts-wqy-zenhei
 _font_lock = threading.Lock()
 _font_ready = False
 
@@ -92,9 +92,19 @@ def _ensure_font() -> None:
     with _font_lock:
         if _font_ready:
             return
+        import os
+
         from reportlab.pdfbase import pdfmetrics, ttfonts
 
-        pdfmetrics.registerFont(ttfonts.TTFont(FONT_NAME, FONT_PATH, subfontIndex=0))
+        from residents_app.errors import ServiceUnavailable
+
+        path = os.environ.get("RAPP_CJK_FONT", FONT_PATH)
+        if not os.path.exists(path):
+            # Without an embedded CJK font every character would print as an empty box: refuse instead.
+            raise ServiceUnavailable(
+                "服务器未安装中文字体，暂时无法生成 PDF 报告（请管理员安装 fonts-wqy-zenhei 或设置 RAPP_CJK_FONT）",
+                code="pdf_font_missing")
+        pdfmetrics.registerFont(ttfonts.TTFont(FONT_NAME, path, subfontIndex=0))
         _font_ready = True
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 
+import pytest
+
 from residents_app.audit.report import render_round_report
 from residents_app.audit.round_facts import condition_rows, round_report_data, round_tally
 from residents_app.extensions import db
@@ -83,3 +85,15 @@ def test_civil_code_rule_names_the_item(voted_round, tmp_path):
     assert name == ("《民法典》第二百七十八条第一款（七）改建、重建建筑物及其附属设施，"
                     "属于第六项至第八项（参与表决者四分之三以上同意）")
     assert "参与表决专有部分面积四分之三以上的业主" in source
+
+
+def test_missing_cjk_font_is_a_clear_503_not_boxes(monkeypatch, tmp_path):
+    from residents_app.audit import report
+    from residents_app.errors import ServiceUnavailable
+
+    monkeypatch.setattr(report, "_font_ready", False)
+    monkeypatch.setenv("RAPP_CJK_FONT", str(tmp_path / "missing.ttc"))
+    with pytest.raises(ServiceUnavailable) as exc:
+        report._ensure_font()
+    assert exc.value.code == "pdf_font_missing"
+    assert "fonts-wqy-zenhei" in exc.value.message
