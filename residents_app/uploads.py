@@ -53,6 +53,17 @@ def _refuse(field: str, message: str, *, code: str = "upload_refused", status: i
     raise ValidationFailed(message, code=code, status=status, errors={field: message})
 
 
+MIME_TYPES = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg"}
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of a PDF, PNG or JPEG judged by its content (the type stored with a document)."""
+    for magic, kind in ((b"%PDF-", "pdf"), (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg")):
+        if data.startswith(magic):
+            return MIME_TYPES[kind]
+    return None
+
+
 def sniff(data: bytes) -> str | None:
     """The kind of a file judged by its content: one of ALL_KINDS, or None."""
     if data.startswith(b"%PDF-"):

@@ -47,11 +47,6 @@ from residents_app.registry.models import Building, Estate, Unit
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_COST_FEN = 10**13  # 1,000 亿 yuan: anything above is a typing error
-_MAGIC = (
-    (b"%PDF-", "application/pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-)
 _TEXT_FIELDS = {"title": "方案标题", "budget_summary": "工程预算说明", "funding_plan": "资金筹集方案",
                 "management_plan": "长效管理方案", "change_summary": "变更说明"}
 
@@ -224,9 +219,11 @@ def remove_item(item: PlanItem, *, user, now: datetime) -> None:
 
 
 def sniff_content_type(data: bytes) -> str | None:
-    for magic, ctype in _MAGIC:
-        if data.startswith(magic):
-            return ctype
+    from residents_app.uploads import sniff_mime
+
+    ctype = sniff_mime(data)
+    if ctype:
+        return ctype
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None

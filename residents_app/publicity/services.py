@@ -345,13 +345,9 @@ def publishable_subjects(estate: Estate) -> list[tuple[str, str]]:
 
 
 def sniff_type(data: bytes) -> str | None:
-    if data.startswith(b"%PDF-"):
-        return "application/pdf"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    return None
+    from residents_app.uploads import sniff_mime
+
+    return sniff_mime(data)
 
 
 def _safe_filename(name: str) -> str:
