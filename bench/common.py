@@ -76,7 +76,12 @@ def minimal_app():
     meta = sa.MetaData()
     rows = sa.Table("bench_row", meta, sa.Column("id", sa.Integer, primary_key=True),
                     sa.Column("payload", sa.String(200)), sa.Column("created_at", sa.DateTime(timezone=True)))
-    meta.create_all(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Every gunicorn worker runs this at boot: one at a time, or two CREATE TABLEs race (the loser
+            # fails with a duplicate pg_class row and the worker does not boot).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7302, 1)"))
+        meta.create_all(conn)
     app = Flask("minimal")
 
     @app.post("/insert")

@@ -471,11 +471,24 @@ def _build_ballot_insert(dialect: str):
     return sa.insert(Ballot.__table__).returning(Ballot.__table__.c.id)
 
 
+class _CastRound:
+    """What casting needs of a round, read as plain column values (no ORM object to build, track and expire)."""
+
+    __slots__ = ("id", "estate_id", "kind", "status", "opens_at", "closes_at", "options", "item_menu")
+    option_labels = property(Round.option_labels.fget)
+
+    def __init__(self, row):
+        for name, value in zip(self.__slots__, row, strict=False):
+            setattr(self, name, value)
+
+
 def _build_round_and_roll(dialect: str):
-    return (sa.select(Round, RollEntry.id)
-            .outerjoin(RollEntry, sa.and_(RollEntry.round_id == Round.id,
-                                          RollEntry.unit_id == sa.bindparam("p_unit_id")))
-            .where(Round.id == sa.bindparam("p_round_id")))
+    # Core (table columns): plain values, no ORM result processing; _round_and_roll flushes first.
+    r, e = Round.__table__.c, RollEntry.__table__.c
+    return (sa.select(r.id, r.estate_id, r.kind, r.status, r.opens_at, r.closes_at, r.options, r.item_menu, e.id)
+            .outerjoin_from(Round.__table__, RollEntry.__table__,
+                            sa.and_(e.round_id == r.id, e.unit_id == sa.bindparam("p_unit_id")))
+            .where(r.id == sa.bindparam("p_round_id")))
 
 
 _BUILDERS = {"upsert": _build_upsert, "supersede": _build_supersede, "receipt": _build_receipt,
@@ -493,7 +506,8 @@ def _insert_ballot(ballot: Ballot) -> None:
     db.session.add(ballot)
 
 
-def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None, client: dict | None = None) -> Ballot:
+def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | _CastRound | None = None,
+           client: dict | None = None) -> Ballot:
     """Make `ballot` the counted one of its unit: upsert of current_ballot, audit event, receipt.
 
     The audit append comes last: on PostgreSQL it takes the estate's chain lock, held until commit,
@@ -536,27 +550,32 @@ def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_k
     return out
 
 
-def _round_and_roll(round_id: int, unit_id: int) -> tuple[Round, bool]:
-    """The round and whether the unit is on its frozen roll, in one query (the hot path of casting)."""
-    row = db.session.execute(_statement("round_and_roll"), {"p_round_id": round_id, "p_unit_id": unit_id}).first()
+def _round_and_roll(round_id: int, unit_id: int) -> tuple[_CastRound, bool]:
+    """The round (as read now) and whether the unit is on its frozen roll, in one query (the hot path of
+    casting)."""
+    db.session.flush()  # pending changes first, as a session query would autoflush them
+    row = db.session.connection().execute(_statement("round_and_roll"),
+                                          {"p_round_id": round_id, "p_unit_id": unit_id}).first()
     if row is None:
         raise NotFound("找不到该表决")
-    return row[0], row[1] is not None
+    return _CastRound(row), row[-1] is not None
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
                 items: list[str] | None = None, rating: int | None = None, comment: str = "",
-                client: dict | None = None) -> Ballot:
+                client: dict | None = None, ownership_checked: bool = False) -> Ballot:
     """An owner (any co-owner) casts or changes the online ballot of their unit.
 
     `client` is client_fingerprint(...) of the request (the views pass it), kept in the audit event.
+    `ownership_checked`: the caller has read, in this same transaction, that owner_id owns unit_id (the API's
+    resident session query joins the ownership row); otherwise it is checked here.
     """
     rnd, on_roll = _round_and_roll(round_id, unit_id)
     _window_check(rnd, now)
     if not on_roll:
         raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
     # Usually already in the identity map (the resident session loaded the unit's ownership).
-    if db.session.get(Ownership, (unit_id, owner_id)) is None:
+    if not ownership_checked and db.session.get(Ownership, (unit_id, owner_id)) is None:
         raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
     items = _check_choice(rnd, choice, items, rating)
     ballot = Ballot(round_id=round_id, unit_id=unit_id, choice=choice, items=items, rating=rating,

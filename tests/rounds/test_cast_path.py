@@ -134,3 +134,26 @@ def test_cast_session_checks(client, db, live_round, link_for, units):
     assert revoked.status_code == 404 and revoked.get_json()["code"] == "link_invalid"
     assert db.session.execute(sa.select(sa.func.count()).select_from(Ballot).where(
         Ballot.round_id == rnd.id)).scalar_one() == 0
+
+
+def test_cast_body_is_the_documented_schema_dump_without_a_cookie(client, db, live_round, link_for, units):
+    """The cast answer is serialised by hand (hot path): it must equal CastResultSchema's dump of the ballot,
+    and casting must not rewrite the session cookie."""
+    from residents_app.rounds.schemas import CastResultSchema
+
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    _identify(client, tokens["1幢-101"], units["1幢-101"])
+    resp = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
+    assert resp.status_code == 201, resp.get_json()
+    assert "Set-Cookie" not in resp.headers
+    body = resp.get_json()
+    db.session.expire_all()
+    ballot = db.session.get(Ballot, body["ballot_id"])
+    assert body == CastResultSchema().dump(ballot)
+    assert set(body) == {"ballot_id", "round_id", "choice", "channel", "cast_at", "receipt_code"}
+    assert (body["round_id"], body["choice"], body["channel"]) == (rnd.id, "agree", "online")
+    # Unknown fields are still refused with the one error shape.
+    bad = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree", "x": 1})
+    assert bad.status_code == 422
+    assert bad.get_json()["code"] == "validation_failed" and "x" in bad.get_json()["errors"]["json"]
