@@ -6,7 +6,6 @@ rounds answer 404.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
 from residents_app.errors import ValidationFailed
+from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
 from residents_app.registry.models import Building, Unit
@@ -304,14 +304,6 @@ def round_file(round_id: int, file_id: int):
 ROLL_HEADER = ["楼栋", "房号", "产权面积(m²)", "业主"]
 
 
-def csv_cell(value) -> str:
-    """Neutralise spreadsheet formulas (cells starting with = + - @, tab or CR)."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def _roll_rows(rnd):
     return [[e.building_name, e.unit_number, f"{e.area_m2:.2f}", "、".join(e.owner_names)]
             for e in svc.roll_entries(rnd.id)]
@@ -328,13 +320,7 @@ def roll_page(round_id: int):
 @staff_required
 def roll_csv(round_id: int):
     rnd, _ = _round_for(round_id)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(ROLL_HEADER)
-    for row in _roll_rows(rnd):
-        w.writerow([csv_cell(c) for c in row])
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=roll-{rnd.id}.csv"})
+    return csv_response([ROLL_HEADER, *_roll_rows(rnd)], f"roll-{rnd.id}.csv")
 
 
 @bp.route("/rounds/<int:round_id>/roll.xlsx")
@@ -348,7 +334,7 @@ def roll_xlsx(round_id: int):
     ws.title = "表决名册"
     ws.append(ROLL_HEADER)
     for b, n, area, owners in _roll_rows(rnd):
-        ws.append([csv_cell(b), csv_cell(n), Decimal(area), csv_cell(owners)])
+        ws.append([safe_cell(b), safe_cell(n), Decimal(area), safe_cell(owners)])
     out = io.BytesIO()
     wb.save(out)
     return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -410,13 +396,9 @@ def links_csv(estate_id: int):
     issued = _issue_from_form(estate)
     db.session.commit()
     base = public_base_url()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["楼栋", "房号", "投票链接"])
-    for unit, token in issued:
-        w.writerow([csv_cell(unit.building.name), csv_cell(unit.number), f"{base}/v/{token}"])
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=links-{estate.code}.csv"})
+    rows = [["楼栋", "房号", "投票链接"]]
+    rows += [[unit.building.name, unit.number, f"{base}/v/{token}"] for unit, token in issued]
+    return csv_response(rows, f"links-{estate.code}.csv")
 
 
 @bp.route("/units/<int:unit_id>/link/revoke", methods=["POST"])
