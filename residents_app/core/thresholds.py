@@ -70,6 +70,12 @@ def _c(key, measure, numerator, denominator, bound, strict, label):
     return Condition(key, measure, numerator, denominator, Fraction(bound), strict, label)
 
 
+# Civil Code art. 278: both kinds of matter first need turnout of 2/3 of the area and of the owners.
+_CIVIL_CODE_TURNOUT = (
+    _c("turnout_area", "area", "voted", "total", Fraction(2, 3), False, "参与面积 ≥ 总面积的 2/3"),
+    _c("turnout_count", "count", "voted", "total", Fraction(2, 3), False, "参与人数 ≥ 总人数的 2/3"),
+)
+
 PRESETS: dict[str, Preset] = {
     "lucheng_double_two_thirds": Preset(
         "lucheng_double_two_thirds", "双三分之二（鹿城规则）",
@@ -85,8 +91,7 @@ PRESETS: dict[str, Preset] = {
         "参与表决的业主所占面积和人数都达到总数的三分之二以上；并经参与表决面积的四分之三以上、"
         "参与表决人数的四分之三以上同意。",
         (
-            _c("turnout_area", "area", "voted", "total", Fraction(2, 3), False, "参与面积 ≥ 总面积的 2/3"),
-            _c("turnout_count", "count", "voted", "total", Fraction(2, 3), False, "参与人数 ≥ 总人数的 2/3"),
+            *_CIVIL_CODE_TURNOUT,
             _c("agree_area", "area", "agree", "voted", Fraction(3, 4), False, "同意面积 ≥ 参与面积的 3/4"),
             _c("agree_count", "count", "agree", "voted", Fraction(3, 4), False, "同意人数 ≥ 参与人数的 3/4"),
         ),
@@ -96,8 +101,7 @@ PRESETS: dict[str, Preset] = {
         "参与表决的业主所占面积和人数都达到总数的三分之二以上；并经参与表决面积过半数、"
         "参与表决人数过半数同意（恰好一半不通过）。",
         (
-            _c("turnout_area", "area", "voted", "total", Fraction(2, 3), False, "参与面积 ≥ 总面积的 2/3"),
-            _c("turnout_count", "count", "voted", "total", Fraction(2, 3), False, "参与人数 ≥ 总人数的 2/3"),
+            *_CIVIL_CODE_TURNOUT,
             _c("agree_area", "area", "agree", "voted", Fraction(1, 2), True, "同意面积 > 参与面积的 1/2"),
             _c("agree_count", "count", "agree", "voted", Fraction(1, 2), True, "同意人数 > 参与人数的 1/2"),
         ),
