@@ -53,6 +53,10 @@ def load_config(instance_path: Path) -> dict:
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "DEMO": os.environ.get("RAPP_DEMO", "0") == "1",
+        # How online ballots' audit events reach the chain after the cast commits (audit/sealer.py):
+        # "thread" (a sealer thread per process, the cast does not wait) or "inline" (sealed right after the
+        # commit, in the request; deterministic, what the tests use).
+        "AUDIT_SEALER": os.environ.get("AUDIT_SEALER", "thread"),
     }
 
 

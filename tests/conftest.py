@@ -60,6 +60,7 @@ def database_url(tmp_path_factory):
 def app(database_url):
     app = create_app({
         "TESTING": True,
+        "AUDIT_SEALER": "inline",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,

@@ -13,7 +13,8 @@ from residents_app.extensions import db
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_event"
-    __table_args__ = (sa.UniqueConstraint("chain", "seq"),)
+    __table_args__ = (sa.UniqueConstraint("chain", "seq"),
+                      sa.Index("ix_audit_event_subject", "subject_type", "subject_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     chain: Mapped[int] = mapped_column(sa.Integer, index=True)  # estate id, 0 = system
     seq: Mapped[int] = mapped_column(sa.Integer)
@@ -25,3 +26,23 @@ class AuditEvent(db.Model):
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class AuditPending(db.Model):
+    """An event written by a hot path (an online ballot) in its own transaction, not yet on its chain.
+
+    The sealer (audit.services.seal_chain) moves pending events onto their estate's chain in id order, in
+    batches: the casting transaction never waits for the chain's lock, so casts commit in parallel. Its
+    content is what the sealed AuditEvent hashes; UPDATE is refused by a trigger, DELETE only happens when
+    the sealer moves the row (same transaction as the chain insert).
+    """
+
+    __tablename__ = "audit_pending"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[int] = mapped_column(sa.Integer, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(60))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(sa.String(120))
+    subject_type: Mapped[str] = mapped_column(sa.String(40), default="")
+    subject_id: Mapped[str] = mapped_column(sa.String(40), default="")
+    data: Mapped[dict] = mapped_column(sa.JSON, default=dict)

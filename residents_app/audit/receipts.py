@@ -1,7 +1,9 @@
-"""Public receipt check: a receipt code is the first 20 hex digits of the ballot's audit entry hash.
+"""Public receipt check: a receipt code is 20 random hex digits written into the ballot's audit entry.
 
-The check recomputes that entry's hash, confirms the chain is intact up to it, and, once the round
-is closed, says whether the ballot was counted as cast. No names, no unit numbers.
+The check finds the ballot and its entry (the entry's data must carry the same code), recomputes the entry's
+hash, confirms the chain is intact up to it, and, once the round is closed, says whether the ballot was counted
+as cast. An online ballot's entry may still be waiting for the sealer (audit_pending) for a moment after the
+cast: that is said as such. No names, no unit numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from residents_app.audit.models import AuditEvent
+from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.audit.services import compute_hash
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -43,6 +45,14 @@ def normalise_code(code: str) -> str:
     return code
 
 
+def _entry_of(model, ballot_id: int):
+    """The `ballot.cast` entry of a ballot (the last one: a conflict's winner is counted again)."""
+    return db.session.execute(
+        sa.select(model).where(model.kind == "ballot.cast", model.subject_type == "ballot",
+                               model.subject_id == str(ballot_id)).order_by(model.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
 def check_receipt(code: str, now: datetime) -> ReceiptCheck:
     from residents_app.audit.verify import verify_chain
     from residents_app.formatting import format_local_dt
@@ -51,11 +61,20 @@ def check_receipt(code: str, now: datetime) -> ReceiptCheck:
 
     code = normalise_code(code)
     ballot = db.session.execute(sa.select(Ballot).where(Ballot.receipt_code == code)).scalar_one_or_none()
-    ev = db.session.execute(
-        sa.select(AuditEvent).where(AuditEvent.kind == "ballot.cast", AuditEvent.hash.like(code + "%"))
-    ).scalar_one_or_none()
-    if ballot is None or ev is None:
+    if ballot is None:
         raise NotFound("没有找到该回执码对应的投票记录，请核对回执码", code="receipt_not_found")
+    ev = _entry_of(AuditEvent, ballot.id)
+    if ev is None:
+        pending = _entry_of(AuditPending, ballot.id)
+        if pending is None:
+            raise NotFound("没有找到该回执码对应的投票记录，请核对回执码", code="receipt_not_found")
+        rnd = db.session.get(Round, ballot.round_id)
+        estate = db.session.get(Estate, rnd.estate_id)
+        return ReceiptCheck(state="recorded_pending", headline="您的投票已记录，正在写入审计日志",
+                            round_title=rnd.title, estate_name=estate.name,
+                            choice_label=rnd.option_labels.get(ballot.choice, ballot.choice), cast_at=ballot.cast_at,
+                            chain=pending.chain, seq=0, entry_hash="", round_closed=rnd.status == "closed",
+                            detail="通常在几秒内写入，请稍后刷新本页再核验。")
     rnd = db.session.get(Round, ballot.round_id)
     estate = db.session.get(Estate, rnd.estate_id)
     data = ev.data or {}
@@ -65,7 +84,8 @@ def check_receipt(code: str, now: datetime) -> ReceiptCheck:
                 seq=ev.seq, entry_hash=ev.hash, round_closed=rnd.status == "closed")
     # The entry must describe this very ballot: same round, unit and choice, in the round's estate chain.
     same_ballot = (ev.chain == rnd.estate_id and str(data.get("round_id")) == str(ballot.round_id)
-                   and str(data.get("unit_id")) == str(ballot.unit_id) and choice == ballot.choice)
+                   and str(data.get("unit_id")) == str(ballot.unit_id) and choice == ballot.choice
+                   and data.get("receipt") == code)
     chain = verify_chain(ev.chain)
     if (not same_ballot or compute_hash(ev) != ev.hash
             or (chain.broken is not None and chain.broken.seq <= ev.seq)):

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import sqlalchemy as sa
 
-from residents_app.audit.models import AuditEvent
+from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.audit.report import ConditionRow, RoundReportData
 from residents_app.core import thresholds as th
 from residents_app.extensions import db
@@ -229,25 +229,26 @@ def _ballots(round_id: int):
 def ballot_client_keys(rnd, ballots) -> dict[int, str]:
     """ballot id -> a key for the device/address it came from, read from the ballot's audit entry.
 
-    A ballot's receipt code is the start of its `ballot.cast` entry's hash. The rounds feature is asked
-    to write `ip_hash` / `ua_hash` (never the raw address) into that entry's data; ballots whose
-    entry has neither are left out.
+    The rounds feature writes `ip_hash` / `ua_hash` (never the raw address) into an online ballot's
+    `ballot.cast` entry (subject: the ballot); ballots whose entry has neither are left out. Entries still
+    waiting for the sealer (audit_pending) count too: a flag must not wait for the chain.
     """
-    by_code = {b.receipt_code: b.id for b in ballots if b.receipt_code}
-    if not by_code:
+    by_id = {str(b.id): b.id for b in ballots}
+    if not by_id:
         return {}
-    rows = db.session.execute(
-        sa.select(AuditEvent.hash, AuditEvent.data)
-        .where(AuditEvent.chain == rnd.estate_id, AuditEvent.kind == "ballot.cast")
-    ).all()
     keys = {}
-    for hash_, data in rows:
-        ballot_id = by_code.get(hash_[:20])
-        if ballot_id is None or not isinstance(data, dict):
-            continue
-        key = data.get("ip_hash") or data.get("ua_hash")
-        if key:
-            keys[ballot_id] = str(key)
+    for model in (AuditEvent, AuditPending):
+        rows = db.session.execute(
+            sa.select(model.subject_id, model.data)
+            .where(model.chain == rnd.estate_id, model.kind == "ballot.cast", model.subject_type == "ballot")
+        ).all()
+        for subject_id, data in rows:
+            ballot_id = by_id.get(subject_id)
+            if ballot_id is None or not isinstance(data, dict):
+                continue
+            key = data.get("ip_hash") or data.get("ua_hash")
+            if key:
+                keys[ballot_id] = str(key)
     return keys
 
 

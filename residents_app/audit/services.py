@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import make_transient_to_detached
 
-from residents_app.audit.models import AuditEvent
+from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.extensions import db
 
 GENESIS = "0" * 64
@@ -21,7 +23,8 @@ def canonical_json(entry: dict) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_dict(ev: AuditEvent) -> dict:
+def entry_dict(ev) -> dict:
+    """What an entry's hash covers (an AuditEvent, or anything with the same attributes)."""
     return {
         "chain": ev.chain,
         "seq": ev.seq,
@@ -35,55 +38,136 @@ def entry_dict(ev: AuditEvent) -> dict:
     }
 
 
-def compute_hash(ev: AuditEvent) -> str:
+def compute_hash(ev) -> str:
     return hashlib.sha256(canonical_json(entry_dict(ev)).encode("utf-8")).hexdigest()
 
 
+def new_receipt() -> str:
+    """A ballot's receipt code: 20 hex digits (80 random bits), written into the ballot's audit entry, so the
+    sealed chain commits to it; the voter looks the entry up by it."""
+    return secrets.token_hex(10)
+
+
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(7301, :chain)")
-# Built once: constructing the statement costs more than running it on the hot path (every ballot).
+_TRY_LOCK_SQL = sa.text("SELECT pg_try_advisory_xact_lock(7301, :chain)")
+# Built once: constructing the statement costs more than running it on a hot path.
 _HEAD_SQL = (sa.select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.chain == sa.bindparam("p_chain"))
              .order_by(AuditEvent.seq.desc()).limit(1))
 _INSERT_SQL = sa.insert(AuditEvent.__table__).returning(AuditEvent.__table__.c.id)
+_INSERT_MANY_SQL = sa.insert(AuditEvent.__table__)
+_PENDING = AuditPending.__table__
+_PENDING_SQL = (sa.select(_PENDING).where(_PENDING.c.chain == sa.bindparam("p_chain"))
+                .order_by(_PENDING.c.id).limit(sa.bindparam("p_limit")))
+_PENDING_DELETE_SQL = sa.delete(_PENDING).where(_PENDING.c.id.in_(sa.bindparam("p_ids", expanding=True)))
 _COLUMNS = ("chain", "seq", "kind", "at", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash")
+SEAL_BATCH = 2000
 
 
-def _lock_chain(chain: int) -> None:
-    session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise appends to one chain; released at commit or rollback.
-        session.execute(_LOCK_SQL, {"chain": chain})
-    # SQLite: every transaction starts with BEGIN IMMEDIATE, so writers are already serialised.
+def _lock_chain(conn, chain: int, *, wait: bool = True) -> bool:
+    """Serialise appends to one chain (PostgreSQL: an advisory lock released at commit or rollback). SQLite:
+    every transaction starts with BEGIN IMMEDIATE, so writers are already serialised. False: busy (wait=False)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    if wait:
+        conn.execute(_LOCK_SQL, {"chain": chain})
+        return True
+    return bool(conn.execute(_TRY_LOCK_SQL, {"chain": chain}).scalar_one())
+
+
+def _seal_locked(conn, chain: int) -> tuple[int, str, int]:
+    """With the chain's lock held: move its pending events onto it, in id order (one batch). Returns the new
+    head (seq, hash) and how many were sealed."""
+    last = conn.execute(_HEAD_SQL, {"p_chain": chain}).first()
+    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    rows = conn.execute(_PENDING_SQL, {"p_chain": chain, "p_limit": SEAL_BATCH}).all()
+    if not rows:
+        return seq, prev, 0
+    entries = []
+    for row in rows:
+        seq += 1
+        entry = SimpleNamespace(chain=chain, seq=seq, kind=row.kind, at=row.at.astimezone(UTC), actor=row.actor,
+                                subject_type=row.subject_type, subject_id=row.subject_id,
+                                data=json.loads(canonical_json(row.data or {})), prev_hash=prev)
+        entry.hash = prev = compute_hash(entry)
+        entries.append({k: getattr(entry, k) for k in _COLUMNS})
+    conn.execute(_INSERT_MANY_SQL, entries)
+    conn.execute(_PENDING_DELETE_SQL, {"p_ids": [row.id for row in rows]})
+    return seq, prev, len(rows)
+
+
+def seal_chain(chain: int) -> int:
+    """In the caller's transaction: take the chain's lock and seal all its pending events. The synchronous mode
+    of a hot path (the lock is then held until the caller commits, as for record())."""
+    db.session.flush()
+    conn = db.session.connection()
+    _lock_chain(conn, chain)
+    total = 0
+    while True:
+        _, _, n = _seal_locked(conn, chain)
+        total += n
+        if n < SEAL_BATCH:
+            return total
+
+
+@dataclass
+class SealRun:
+    sealed: int = 0
+    busy: set[int] = field(default_factory=set)  # chains whose lock another process held (wait=False)
+
+
+def pending_chains() -> list[int]:
+    return list(db.session.execute(sa.select(_PENDING.c.chain).distinct().order_by(_PENDING.c.chain)).scalars())
+
+
+def pending_count(chain: int | None = None) -> int:
+    q = sa.select(sa.func.count()).select_from(_PENDING)
+    if chain is not None:
+        q = q.where(_PENDING.c.chain == chain)
+    return db.session.execute(q).scalar_one()
+
+
+def seal_pending(chains=None, *, wait: bool = True) -> SealRun:
+    """Seal the pending events of `chains` (all chains with any when None), one transaction (committed here)
+    per chain and batch. wait=False skips a chain whose lock is held elsewhere (reported in .busy): whoever
+    holds it seals what it can see, and the caller retries for what committed after that."""
+    db.session.commit()
+    run = SealRun()
+    for chain in sorted(pending_chains() if chains is None else set(chains)):
+        while True:
+            conn = db.session.connection()
+            if not _lock_chain(conn, chain, wait=wait):
+                db.session.rollback()
+                run.busy.add(chain)
+                break
+            _, _, n = _seal_locked(conn, chain)
+            db.session.commit()
+            run.sealed += n
+            if n < SEAL_BATCH:
+                break
+    return run
 
 
 def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: str = "",
            subject_id: str | int = "", data: dict | None = None) -> AuditEvent:
-    """Append one event to the chain of an estate (chain=estate_id) in the current transaction."""
-    return record_then(kind, chain=chain, actor=actor, now=now, subject_type=subject_type, subject_id=subject_id,
-                       data=data)
+    """Append one event to the chain of an estate (chain=estate_id) in the current transaction.
 
-
-_WITH_THEN: dict[int, sa.Executable] = {}
-
-
-def record_then(kind: str, *, chain: int, actor: str, now: datetime, subject_type: str = "",
-                subject_id: str | int = "", data: dict | None = None,
-                then: tuple[sa.Executable, Callable[[AuditEvent], dict]] | None = None) -> AuditEvent:
-    """record(), then `then` = (an UPDATE with bind parameters, ev -> its parameters): a write that needs the
-    event's hash (a ballot's receipt code). On PostgreSQL both go in one statement (WITH .. UPDATE ..
-    INSERT), one round trip less while the chain lock is held; the UPDATE's parameter names must not be
-    column names of audit_event."""
+    The chain's pending events (online ballots committed but not yet sealed) go first, under the same lock, so
+    the chain's order follows the order in which things were committed."""
     if now.tzinfo is None:
         raise ValueError("audit.record needs an aware datetime")
     # Hash the instant as the database returns it (UTC), or a caller's +08:00 would not verify after reload.
     now = now.astimezone(UTC)
     # Pending changes of the caller go first (autoflush), then the lock, then the chain head.
     db.session.flush()
-    _lock_chain(chain)
     conn = db.session.connection()
-    last = conn.execute(_HEAD_SQL, {"p_chain": chain}).first()
+    _lock_chain(conn, chain)
+    while True:
+        seq, prev, n = _seal_locked(conn, chain)
+        if n < SEAL_BATCH:
+            break
     ev = AuditEvent(
         chain=chain,
-        seq=(last.seq + 1) if last else 1,
+        seq=seq + 1,
         kind=kind,
         at=now,
         actor=actor,
@@ -91,21 +175,11 @@ def record_then(kind: str, *, chain: int, actor: str, now: datetime, subject_typ
         subject_id=str(subject_id),
         # Round-trip through JSON so the stored value hashes the same after reload.
         data=json.loads(canonical_json(data or {})),
-        prev_hash=last.hash if last else GENESIS,
+        prev_hash=prev,
     )
     ev.hash = compute_hash(ev)
     # A plain INSERT .. RETURNING id, then the object joins the session as persistent (no unit of work).
-    params = {k: ev.__dict__[k] for k in _COLUMNS}
-    if then is not None and conn.dialect.name == "postgresql":
-        update, make_params = then
-        stmt = _WITH_THEN.get(id(update))
-        if stmt is None:
-            stmt = _WITH_THEN[id(update)] = _INSERT_SQL.add_cte(update.cte("then_update"))
-        ev.id = conn.execute(stmt, {**params, **make_params(ev)}).scalar_one()
-    else:
-        ev.id = conn.execute(_INSERT_SQL, params).scalar_one()
-        if then is not None:
-            conn.execute(then[0], then[1](ev))
+    ev.id = conn.execute(_INSERT_SQL, {k: ev.__dict__[k] for k in _COLUMNS}).scalar_one()
     make_transient_to_detached(ev)
     db.session.add(ev)
     return ev

@@ -50,23 +50,30 @@ class Resident:
 
     def holds_token(self, token: str) -> bool:
         """Whether `token` is the (active) link this session was opened with, without a query."""
-        return self.link is not None and bool(token) and len(token) <= 100 and secrets.compare_digest(
-            self.link.token_hash, hash_token(token))
+        return self.link is not None and token_matches(token, self.link.token_hash)
 
 
 @dataclass(frozen=True, slots=True)
-class ResidentIds:
-    """The resident session as ids only (the cast endpoint needs no ORM objects): read with the same checks as
-    current_resident(): the link is active, and the owner still owns the unit (ownership row joined)."""
+class SessionIds:
+    """The resident session as the cookie holds it (no query): what the cast path reads and checks itself in its
+    one statement (rounds/castpath.READ_SQL: the link is active, the owner still owns the unit)."""
 
     unit_id: int
     owner_id: int
     link_id: int
-    token_hash: str
 
-    def holds_token(self, token: str) -> bool:
-        """Whether `token` is the (active) link this session was opened with, without a query."""
-        return bool(token) and len(token) <= 100 and secrets.compare_digest(self.token_hash, hash_token(token))
+
+def token_matches(token: str, token_hash: str) -> bool:
+    """Whether `token` is the link whose stored hash is `token_hash` (constant-time comparison)."""
+    return bool(token) and len(token) <= 100 and secrets.compare_digest(token_hash, hash_token(token))
+
+
+def session_ids() -> SessionIds | None:
+    data = session.get(SESSION_KEY)
+    if not data:
+        return None
+    ids = [_int_or_none(data.get(k)) for k in ("unit_id", "owner_id", "link_id")]
+    return None if None in ids else SessionIds(*ids)
 
 
 def sign_in_resident(link: UnitLink, owner: Owner) -> None:
@@ -94,42 +101,6 @@ def _session_query():
             .where(UnitLink.id == sa.bindparam("p_link_id"), Unit.id == sa.bindparam("p_unit_id"),
                    Owner.id == sa.bindparam("p_owner_id")))
     return _SESSION_QUERY[0]
-
-
-_IDS_QUERY = []
-
-
-def _ids_query():
-    if not _IDS_QUERY:
-        link, own = UnitLink.__table__.c, Ownership.__table__.c
-        _IDS_QUERY.append(
-            sa.select(link.id, link.unit_id, link.token_hash, link.revoked_at, own.owner_id)
-            .join_from(UnitLink.__table__, Ownership.__table__, own.unit_id == link.unit_id)
-            .where(link.id == sa.bindparam("p_link_id"), link.unit_id == sa.bindparam("p_unit_id"),
-                   own.owner_id == sa.bindparam("p_owner_id")))
-    return _IDS_QUERY[0]
-
-
-def current_resident_ids() -> ResidentIds | None:
-    """current_resident() for a path that needs only the ids (casting): one Core query of plain values, with
-    the same checks (the link is active; the owner still owns the unit: the ownership row is joined)."""
-    if _CACHE_KEY in request.environ:
-        res = request.environ[_CACHE_KEY]
-        return None if res is None or res.link is None else ResidentIds(
-            unit_id=res.unit.id, owner_id=res.owner.id, link_id=res.link_id, token_hash=res.link.token_hash)
-    data = session.get(SESSION_KEY)
-    if not data:
-        return None
-    db.session.flush()  # what a session query would autoflush (usually nothing, at the start of a request)
-    row = db.session.connection().execute(_ids_query(), {
-        "p_link_id": _int_or_none(data.get("link_id")), "p_unit_id": _int_or_none(data.get("unit_id")),
-        "p_owner_id": _int_or_none(data.get("owner_id"))}).first()
-    # A revoked link or an owner removed from the unit ends the session (as in current_resident()).
-    if row is None or row.revoked_at is not None:
-        sign_out_resident()
-        request.environ[_CACHE_KEY] = None
-        return None
-    return ResidentIds(unit_id=row.unit_id, owner_id=row.owner_id, link_id=row.id, token_hash=row.token_hash)
 
 
 def current_resident() -> Resident | None:

@@ -9,11 +9,20 @@ from __future__ import annotations
 from flask import g, request
 from flask_login import current_user
 
-from residents_app.auth.resident import current_resident, current_resident_ids, resolve_token, sign_in_resident
+from residents_app.audit import sealer
+from residents_app.auth.resident import (
+    current_resident,
+    resolve_token,
+    session_ids,
+    sign_in_resident,
+    sign_out_resident,
+    token_matches,
+)
 from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound
 from residents_app.extensions import db, limiter
+from residents_app.rounds import castpath
 from residents_app.rounds import schemas as sc
 from residents_app.rounds import services as svc
 from residents_app.rounds.blueprints import api_bp
@@ -77,22 +86,29 @@ def ballot_identity(data, token: str):
 @api_bp.alt_response(201, schema=sc.CastResultSchema, success=True)
 def ballot_cast(data, token: str):
     """Cast (or change) the unit's ballot; returns the receipt code."""
-    # Ids only (one query of plain values; the ownership row is joined, so cast_ballot need not re-check it).
-    res = current_resident_ids()
-    # The session's own (active) link matches the token: no second query for the token.
-    if res is None or not res.holds_token(token):
-        _link_or_404(token)  # an unknown or revoked token: 404, as before
+    now = utcnow()
+    ids = session_ids()
+    # One read: the session's link (active, and the one this token opens), its ownership, the round and the
+    # unit's row of the frozen roll (castpath.READ_SQL).
+    row = None if ids is None else castpath.read_for_cast(ids.link_id, ids.unit_id, ids.owner_id, data["round_id"])
+    if row is None or row.link_revoked or not row.owns_unit:
+        if ids is not None:
+            sign_out_resident()  # a revoked link or an owner removed from the unit ends the session
+        _link_or_404(token)
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
-    ballot = svc.cast_ballot(data["round_id"], res.unit_id, res.owner_id, data["choice"], utcnow(),
-                             items=data["items"], rating=data["rating"], comment=data["comment"],
-                             client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")),
-                             ownership_checked=True)
-    # Read what the answer shows before the commit expires the object (no reload transaction afterwards).
-    # The fields of CastResultSchema (tests/rounds/test_cast_path.py checks the two agree).
-    body = {"ballot_id": ballot.id, "round_id": ballot.round_id, "choice": ballot.choice, "channel": ballot.channel,
-            "cast_at": ballot.cast_at.isoformat(), "receipt_code": ballot.receipt_code}
+    if not token_matches(token, row.token_hash):
+        _link_or_404(token)  # an unknown or revoked token: 404
+        raise DomainError("请先确认业主身份", code="identity_required", status=401)
+    items = svc.check_cast(row.round, row.on_roll, now, data["choice"], data["items"], data["rating"])
+    written = svc.cast_online(row.round, ids.unit_id, ids.owner_id, data["choice"], now, items=items,
+                              rating=data["rating"], comment=data["comment"],
+                              client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")),
+                              defer_audit=True)
     db.session.commit()
-    return body, 201
+    sealer.after_commit()
+    # The fields of CastResultSchema (tests/rounds/test_cast_path.py checks the two agree).
+    return {"ballot_id": written.ballot_id, "round_id": row.round.id, "choice": data["choice"], "channel": "online",
+            "cast_at": now.isoformat(), "receipt_code": written.receipt_code}, 201
 
 
 @api_bp.route("/ballot/receipt/<code>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, redirect, render_template, request, url_for
 
+from residents_app.audit import sealer
 from residents_app.auth.resident import current_resident, resident_required, resolve_token, sign_in_resident
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
@@ -109,7 +110,7 @@ def vote(round_id: int):
         raise ValidationFailed("页面已过期，请重新选择", errors={"step": "未知的步骤"})
     try:
         svc.cast_ballot(rnd.id, res.unit.id, res.owner.id, choice, now, items=items, rating=rating,
-                        comment=comment,
+                        comment=comment, defer_audit=True,
                         client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")))
     except DomainError as exc:
         db.session.rollback()
@@ -117,6 +118,7 @@ def vote(round_id: int):
             return render_template("resident/vote_closed.html", **ctx, not_yet=exc.code == "vote_not_open"), 409
         raise
     db.session.commit()
+    sealer.after_commit()
     return redirect(url_for("rounds.vote_done", round_id=rnd.id))
 
 

@@ -21,14 +21,13 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 
-from residents_app.audit.services import record, record_then
+from residents_app.audit.services import new_receipt, record
 from residents_app.core import thresholds as th
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Owner, Ownership, Unit, UnitLink
+from residents_app.rounds import castpath
 from residents_app.rounds.models import (
     DEFAULT_OPTIONS,
     ROUND_KINDS,
@@ -427,116 +426,40 @@ def _window_check(rnd: Round, now: datetime) -> None:
         raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
 
 
-# Statements of the cast path, built once per dialect with bind parameters: building a statement costs
-# more CPU than SQLite takes to run it, and a reused statement also reuses its cache key.
-_STATEMENTS: dict[tuple[str, str], sa.Executable] = {}
-
-
-def _statement(name: str):
-    dialect = _dialect()
-    stmt = _STATEMENTS.get((name, dialect))
-    if stmt is None:
-        stmt = _STATEMENTS[(name, dialect)] = _BUILDERS[name](dialect)
-    return stmt
-
-
-def _build_upsert(dialect: str):
-    # The same SQL on SQLite (>= 3.24) and PostgreSQL; as text() it is compiled once and cached (the
-    # dialect-specific on_conflict_do_update() construct has no cache key and is recompiled each time).
-    # The unique (round, unit) row is the lock: a concurrent cast for the same unit waits here, then
-    # overwrites, so exactly one is counted and the other stays in the history as a change.
-    return sa.text(
-        "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
-        "VALUES (:p_round_id, :p_unit_id, :p_ballot_id, :p_choice, :p_channel, :p_cast_at) "
-        "ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
-        "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at"
-    ).bindparams(sa.bindparam("p_cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
-
-
-def _build_supersede(dialect: str):
-    c = Ballot.__table__.c
-    return (sa.update(Ballot.__table__)
-            .where(c.round_id == sa.bindparam("p_round_id"), c.unit_id == sa.bindparam("p_unit_id"),
-                   c.status == "counted", c.id != sa.bindparam("p_ballot_id"))
-            .values(status="superseded"))
-
-
-def _build_receipt(dialect: str):
-    c = Ballot.__table__.c
-    return sa.update(Ballot.__table__).where(c.id == sa.bindparam("p_ballot_id")).values(
-        receipt_code=sa.bindparam("p_receipt", type_=c.receipt_code.type))
-
-
-def _build_ballot_insert(dialect: str):
-    return sa.insert(Ballot.__table__).returning(Ballot.__table__.c.id)
-
-
-class _CastRound:
-    """What casting needs of a round, read as plain column values (no ORM object to build, track and expire)."""
-
-    __slots__ = ("id", "estate_id", "kind", "status", "opens_at", "closes_at", "options", "item_menu")
-    option_labels = property(Round.option_labels.fget)
-
-    def __init__(self, row):
-        for name, value in zip(self.__slots__, row, strict=False):
-            setattr(self, name, value)
-
-
-def _build_round_and_roll(dialect: str):
-    # Core (table columns): plain values, no ORM result processing; _round_and_roll flushes first.
-    r, e = Round.__table__.c, RollEntry.__table__.c
-    return (sa.select(r.id, r.estate_id, r.kind, r.status, r.opens_at, r.closes_at, r.options, r.item_menu, e.id)
-            .outerjoin_from(Round.__table__, RollEntry.__table__,
-                            sa.and_(e.round_id == r.id, e.unit_id == sa.bindparam("p_unit_id")))
-            .where(r.id == sa.bindparam("p_round_id")))
-
-
-_BUILDERS = {"upsert": _build_upsert, "supersede": _build_supersede, "receipt": _build_receipt,
-             "ballot_insert": _build_ballot_insert, "round_and_roll": _build_round_and_roll}
-_BALLOT_COLUMNS = tuple(c.key for c in Ballot.__table__.columns if c.key != "id")
-
-
-def _insert_ballot(ballot: Ballot) -> None:
-    """INSERT .. RETURNING id in Core, then attach the object as persistent (no unit-of-work flush).
-
-    Every column must be set on the object (no column defaults apply here)."""
-    values = {k: ballot.__dict__[k] for k in _BALLOT_COLUMNS}
-    ballot.id = db.session.connection().execute(_statement("ballot_insert"), values).scalar_one()
-    make_transient_to_detached(ballot)
-    db.session.add(ballot)
-
-
-def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | _CastRound | None = None,
-           client: dict | None = None) -> Ballot:
-    """Make `ballot` the counted one of its unit: upsert of current_ballot, audit event, receipt.
-
-    The audit append comes last: on PostgreSQL it takes the estate's chain lock, held until commit,
-    so the work done under that lock is as short as possible (the chain head read, the event insert,
-    the receipt code). `client` ({"ip_hash", "ua_hash"}) goes into the event of an online ballot.
-    """
+def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
+    """Make `ballot` (a paper or proxy ballot, or a conflict's winner) the counted one of its unit: the upsert
+    of current_ballot, the earlier counted ballot marked superseded, and its audit event on the chain (with a
+    fresh receipt code in it). Online ballots take castpath.write_online instead."""
     rnd = rnd or db.session.get(Round, ballot.round_id)
-    if ballot.status != "counted":
-        ballot.status = "counted"
+    ballot.status = "counted"
+    # A ballot counted again (a conflict's winner) keeps the receipt its voter holds.
+    ballot.receipt_code = ballot.receipt_code or new_receipt()
     if ballot.id is None:
         db.session.add(ballot)
     db.session.flush()
-    # Plain Core statements from here on: no autoflush, no ORM bookkeeping between them.
     conn = db.session.connection()
     params = {"p_round_id": ballot.round_id, "p_unit_id": ballot.unit_id, "p_ballot_id": ballot.id,
               "p_choice": ballot.choice, "p_channel": ballot.channel, "p_cast_at": ballot.cast_at}
-    conn.execute(_statement("upsert"), params)
-    conn.execute(_statement("supersede"), params)
-    data = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,
-            "channel": ballot.channel, "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat()}
-    if client and ballot.channel == "online":
-        data.update({k: v for k, v in client.items() if k in ("ip_hash", "ua_hash") and v})
-    # The receipt code is the start of the event's hash; on PostgreSQL it is written in the same
-    # statement as the event (one round trip less under the chain lock).
-    ev = record_then("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot",
-                     subject_id=ballot.id, data=data,
-                     then=(_statement("receipt"), lambda e: {"p_ballot_id": ballot.id, "p_receipt": e.hash[:20]}))
-    set_committed_value(ballot, "receipt_code", ev.hash[:20])
+    conn.execute(_UPSERT, params)
+    conn.execute(_SUPERSEDE, params)
+    record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot", subject_id=ballot.id,
+           data={"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,
+                 "channel": ballot.channel, "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat(),
+                 "receipt": ballot.receipt_code})
     return ballot
+
+
+_UPSERT = sa.text(
+    "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+    "VALUES (:p_round_id, :p_unit_id, :p_ballot_id, :p_choice, :p_channel, :p_cast_at) "
+    "ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
+    "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at"
+).bindparams(sa.bindparam("p_cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
+_SUPERSEDE = (sa.update(Ballot.__table__)
+              .where(Ballot.__table__.c.round_id == sa.bindparam("p_round_id"),
+                     Ballot.__table__.c.unit_id == sa.bindparam("p_unit_id"),
+                     Ballot.__table__.c.status == "counted", Ballot.__table__.c.id != sa.bindparam("p_ballot_id"))
+              .values(status="superseded"))
 
 
 def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_key: str | None = None) -> dict:
@@ -550,41 +473,61 @@ def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_k
     return out
 
 
-def _round_and_roll(round_id: int, unit_id: int) -> tuple[_CastRound, bool]:
-    """The round (as read now) and whether the unit is on its frozen roll, in one query (the hot path of
-    casting)."""
-    db.session.flush()  # pending changes first, as a session query would autoflush them
-    row = db.session.connection().execute(_statement("round_and_roll"),
-                                          {"p_round_id": round_id, "p_unit_id": unit_id}).first()
-    if row is None:
+def check_cast(rnd, on_roll: bool, now: datetime, choice: str, items: list[str] | None,
+               rating: int | None) -> list[str]:
+    """The checks of an online cast, in the order a voter should hear about them; returns the cleaned items."""
+    if rnd is None:
         raise NotFound("找不到该表决")
-    return _CastRound(row), row[-1] is not None
+    _window_check(rnd, now)
+    if not on_roll:
+        raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
+    return _check_choice(rnd, choice, items, rating)
+
+
+def cast_online(rnd, unit_id: int, owner_id: int, choice: str, now: datetime, *, items: list[str],
+                rating: int | None = None, comment: str = "", client: dict | None = None,
+                defer_audit: bool = False) -> castpath.Written:
+    """Write an online ballot that has passed check_cast (and whose owner has been checked)."""
+    return castpath.write_online(rnd, unit_id, owner_id, choice=choice, items=items, rating=rating,
+                                 comment=(comment or "").strip()[:500], now=now,
+                                 actor=owner_actor(unit_id, owner_id), client=client, defer_audit=defer_audit)
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
                 items: list[str] | None = None, rating: int | None = None, comment: str = "",
-                client: dict | None = None, ownership_checked: bool = False) -> Ballot:
-    """An owner (any co-owner) casts or changes the online ballot of their unit.
+                client: dict | None = None, ownership_checked: bool = False, defer_audit: bool = False) -> Ballot:
+    """An owner (any co-owner) casts or changes the online ballot of their unit. Returns the ballot (persistent).
 
     `client` is client_fingerprint(...) of the request (the views pass it), kept in the audit event.
-    `ownership_checked`: the caller has read, in this same transaction, that owner_id owns unit_id (the API's
-    resident session query joins the ownership row); otherwise it is checked here.
+    `ownership_checked`: the caller has read, in this same transaction, that owner_id owns unit_id; otherwise it
+    is checked here. `defer_audit`: the audit event waits in audit_pending for the sealer (views that call
+    audit.sealer.after_commit() after their commit); otherwise it goes onto the chain in this transaction.
     """
     rnd, on_roll = _round_and_roll(round_id, unit_id)
-    _window_check(rnd, now)
-    if not on_roll:
-        raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
+    items = check_cast(rnd, on_roll, now, choice, items, rating)
     # Usually already in the identity map (the resident session loaded the unit's ownership).
     if not ownership_checked and db.session.get(Ownership, (unit_id, owner_id)) is None:
         raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
-    items = _check_choice(rnd, choice, items, rating)
-    ballot = Ballot(round_id=round_id, unit_id=unit_id, choice=choice, items=items, rating=rating,
-                    comment=(comment or "").strip()[:500], channel="online", status="counted",
-                    cast_by_owner_id=owner_id, entered_by_id=None, confirmed_by_id=None, confirmed_at=None,
-                    scan_file_id=None, mandate_id=None, proxy_name="", resolution_reason="", cast_at=now,
-                    receipt_code=None)
-    _insert_ballot(ballot)
-    return _count(ballot, now, owner_actor(unit_id, owner_id), rnd, client)
+    written = cast_online(rnd, unit_id, owner_id, choice, now, items=items, rating=rating, comment=comment,
+                          client=client, defer_audit=defer_audit)
+    return db.session.get(Ballot, written.ballot_id)
+
+
+def _round_and_roll(round_id: int, unit_id: int) -> tuple[castpath.CastRound | None, bool]:
+    """The round (as read now) and whether the unit is on its frozen roll, in one query."""
+    db.session.flush()  # pending changes first, as a session query would autoflush them
+    row = db.session.connection().execute(_ROUND_AND_ROLL, {"p_round_id": round_id, "p_unit_id": unit_id}).first()
+    if row is None:
+        return None, False
+    return castpath.CastRound(*row[:-1]), row[-1] is not None
+
+
+_r, _e = Round.__table__.c, RollEntry.__table__.c
+_ROUND_AND_ROLL = (
+    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu, _e.id)
+    .outerjoin_from(Round.__table__, RollEntry.__table__,
+                    sa.and_(_e.round_id == _r.id, _e.unit_id == sa.bindparam("p_unit_id")))
+    .where(_r.id == sa.bindparam("p_round_id")))
 
 
 def current_ballot_for(round_id: int, unit_id: int) -> Ballot | None:

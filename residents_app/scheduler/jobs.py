@@ -96,6 +96,22 @@ def _each_window(actions: list, kind: str, items: list[tuple[int, datetime | Non
             actions.append({"kind": kind, "id": wid, "due": due.isoformat() if due else None})
 
 
+def seal_audit(now: datetime, actions: list) -> None:
+    """Audit events of online ballots still pending (a process died between its commit and its sealer): onto
+    their chains, first, so what the other steps append comes after them."""
+    from residents_app.audit.services import seal_pending
+
+    try:
+        run = seal_pending()
+    except Exception as exc:  # noqa: BLE001 - logged and recorded; the next tick retries
+        db.session.rollback()
+        log.exception("scheduler: sealing pending audit events failed")
+        actions.append({"kind": "audit_sealed", "id": None, "due": None, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    if run.sealed:
+        actions.append({"kind": "audit_sealed", "id": None, "due": None, "count": run.sealed})
+
+
 def open_due_rounds(now: datetime, actions: list) -> None:
     due = _optional("residents_app.rounds.services", "rounds_due_to_open")
     act = _optional("residents_app.rounds.services", "open_round")
@@ -234,7 +250,7 @@ def _queue_publicity_notice(publicity_id: int, now: datetime) -> bool:
     return True
 
 
-STEPS = (open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders)
+STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders)
 
 
 def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:

@@ -67,13 +67,15 @@ def test_burst_from_one_source_is_flagged(db, voted_round, now):
     for label, minute in times.items():
         unit = db.session.get(Unit, voted_round.unit_ids[label])
         at = now + timedelta(hours=1, minutes=minute)
-        # The ballot.cast entry as the rounds feature is asked to write it: with a hash of the client address.
-        ev = record("ballot.cast", chain=voted_round.estate_id, actor=f"unit:{unit.id}/owner:0", now=at,
-                    subject_type="unit", subject_id=unit.id,
-                    data={"round_id": r2.id, "unit_id": unit.id, "choice": "agree", "channel": "online",
-                          "ip_hash": "a1b2c3d4e5f6"})
-        db.session.add(Ballot(round_id=r2.id, unit_id=unit.id, choice="agree", channel="online", status="counted",
-                              cast_at=at, receipt_code=ev.hash[:20]))
+        ballot = Ballot(round_id=r2.id, unit_id=unit.id, choice="agree", channel="online", status="counted",
+                        cast_at=at, receipt_code=f"{unit.id:020x}")
+        db.session.add(ballot)
+        db.session.flush()
+        # The ballot.cast entry as the rounds feature writes it: subject the ballot, a hash of the client address.
+        record("ballot.cast", chain=voted_round.estate_id, actor=f"unit:{unit.id}/owner:0", now=at,
+               subject_type="ballot", subject_id=ballot.id,
+               data={"round_id": r2.id, "unit_id": unit.id, "choice": "agree", "channel": "online",
+                     "ip_hash": "a1b2c3d4e5f6", "receipt": ballot.receipt_code})
     db.session.flush()
     flags = [f for f in round_flags(r2) if f.kind == "burst"]
     assert len(flags) == 1

@@ -20,11 +20,46 @@ def test_counted_as_cast_after_close(client, voted_round):
     assert "1幢" not in html and "业主" not in html.replace("业主姓名", "")
 
 
-def test_receipt_is_the_prefix_of_the_ballot_entry_hash(db, voted_round):
+def _entry(db, code):
+    from residents_app.rounds.models import Ballot
+
+    ballot = db.session.execute(sa.select(Ballot).where(Ballot.receipt_code == code)).scalar_one()
+    return db.session.execute(sa.select(AuditEvent).where(AuditEvent.subject_type == "ballot",
+                                                          AuditEvent.subject_id == str(ballot.id))).scalar_one()
+
+
+def test_receipt_is_written_into_the_ballot_entry(db, voted_round):
     code = voted_round.receipts["1幢-101"]
-    ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.hash.like(code + "%"))).scalar_one()
+    ev = _entry(db, code)
     assert ev.kind == "ballot.cast"
-    assert ev.data["choice"] == "agree"
+    assert (ev.data["choice"], ev.data["receipt"]) == ("agree", code)
+
+
+def test_a_deferred_entry_is_shown_as_being_written_until_sealed(app, client, db, voted_round, now, monkeypatch):
+    """An online ballot's entry waits in audit_pending until the sealer runs: the check says so, then (sealed)
+    gives its place in the chain."""
+    from residents_app.audit.services import pending_count, seal_pending
+    from residents_app.registry.models import Unit
+    from residents_app.rounds import services as rs
+
+    monkeypatch.setitem(app.config, "AUDIT_DEFER_ON_SQLITE", True)  # the views defer on PostgreSQL only
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="进行中", opens_at=now,
+                                                              closes_at=now + timedelta(days=30)), now, voted_round.c1)
+    rs.open_round(r2.id, now, voted_round.c1)
+    unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])
+    b = rs.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1), defer_audit=True)
+    code = b.receipt_code
+    db.session.commit()
+    assert pending_count(voted_round.estate_id) == 1
+    body = client.get(f"/api/audit/receipt/{code}").get_json()
+    assert (body["state"], body["headline"], body["seq"], body["entry_hash"]) == (
+        "recorded_pending", "您的投票已记录，正在写入审计日志", 0, "")
+    html = client.get(f"/audit/receipt/{code}").get_data(as_text=True)
+    assert "正在写入" in html and "日志哈希" not in html
+    assert seal_pending().sealed == 1
+    body = client.get(f"/api/audit/receipt/{code}").get_json()
+    ev = _entry(db, code)
+    assert (body["state"], body["seq"], body["entry_hash"]) == ("recorded_round_open", ev.seq, ev.hash)
 
 
 def test_superseded_vote_says_so(client, voted_round):
@@ -59,11 +94,11 @@ def test_bad_and_unknown_codes(client, voted_round):
     assert client.get("/audit/receipt").status_code == 200
 
 
-def test_tampered_entry_is_reported(client, voted_round, tamper):
+def test_tampered_entry_is_reported(client, db, voted_round, tamper):
     code = voted_round.receipts["1幢-101"]
     t = AuditEvent.__table__
-    tamper(sa.update(t).where(t.c.hash.like(code + "%")).values(data={"round_id": voted_round.id,
-                                                                       "choice": "disagree"}))
+    tamper(sa.update(t).where(t.c.id == _entry(db, code).id).values(data={"round_id": voted_round.id,
+                                                                           "choice": "disagree"}))
     html = client.get(f"/audit/receipt/{code}").get_data(as_text=True)
     assert "审计日志校验异常，请联系街道办事处" in html
     assert "已按所投计入" not in html

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from residents_app.audit.models import AuditEvent
+from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.audit.round_facts import round_flags
+from residents_app.audit.verify import verify_chain
 from residents_app.db import utcnow
 from residents_app.rounds import services as svc
 from residents_app.rounds.models import Ballot
@@ -47,8 +48,9 @@ def test_api_cast_records_client_hashes_never_the_raw_values(client, db, live_ro
     ev = _cast_event(db, body["ballot_id"])
     assert ev.data["ip_hash"] == "f9ce19a8350c73e9" and ev.data["ua_hash"] == "d0efc3a9eee446c0"
     assert "10.1.2.3" not in str(ev.data) and "iPhone" not in str(ev.data)
-    assert body["receipt_code"] == ev.hash[:20]
-    assert db.session.get(Ballot, body["ballot_id"]).receipt_code == ev.hash[:20]
+    # The receipt is the random code written into the entry, which the sealed chain then commits to.
+    assert ev.data["receipt"] == body["receipt_code"] == db.session.get(Ballot, body["ballot_id"]).receipt_code
+    assert len(body["receipt_code"]) == 20 and int(body["receipt_code"], 16) >= 0
 
 
 def test_three_units_from_one_phone_raise_the_burst_flag(client, db, live_round, link_for, units):
@@ -71,51 +73,62 @@ def test_service_cast_without_client_and_paper_ballots_carry_no_hashes(db, make_
     rnd = make_round(kind="general")
     unit = units["1幢-103"]
     b = svc.cast_ballot(rnd.id, unit.id, unit.owners[0].id, "disagree", now, client=None)
-    assert set(_cast_event(db, b.id).data) == {"round_id", "unit_id", "choice", "channel", "items", "cast_at"}
+    assert set(_cast_event(db, b.id).data) == {"round_id", "unit_id", "choice", "channel", "items", "cast_at",
+                                               "receipt"}
 
 
-def test_cast_runs_only_these_statements(client, db, live_round, link_for, units):
-    """One query for the resident session, one for round + roll, then the writes; no lazy loads, no reload
-    of the ballot after the commit."""
+def test_cast_runs_only_these_statements(client, db, live_round, link_for, units, monkeypatch):
+    """One read (session + round + roll), then the writes, all through castpath._run; no SQLAlchemy statement
+    before the commit (no lazy load, no reload of the ballot). After the commit the sealer (inline in tests)
+    moves the pending event onto the chain."""
+    from residents_app.rounds import castpath
+
     rnd = live_round(kind="general")
     tokens = link_for()
     _identify(client, tokens["1幢-101"], units["1幢-101"])
-    # A change (second cast) takes the same path: the earlier ballot is superseded.
-    first = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
-    assert first.status_code == 201
-    statements = []
     engine = db.session.get_bind()
-    url, payload = f"/api/ballot/{tokens['1幢-101']}/cast", {"round_id": rnd.id, "choice": "disagree"}
+    pg = engine.dialect.name == "postgresql"
+    raw, orm = [], []
+    real_run = castpath._run
+
+    def spy(cursor, name, sql, params):
+        raw.append(name)
+        real_run(cursor, name, sql, params)
 
     def collect(conn, cursor, statement, parameters, context, executemany):
         words = statement.split()
-        if words[0].upper() in ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"):
-            return
-        statements.append(" ".join(words[:4]))
+        if words[0].upper() not in ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"):
+            orm.append(" ".join(words[:3]))
 
+    monkeypatch.setattr(castpath, "_run", spy)
+    url, round_id, estate_id = f"/api/ballot/{tokens['1幢-101']}/cast", rnd.id, rnd.estate_id
     event.listen(engine, "before_cursor_execute", collect)
     try:
-        resp = client.post(url, json=payload)
+        first = client.post(url, json={"round_id": round_id, "choice": "agree"})
+        first_raw, raw[:] = list(raw), []
+        # A change (second cast) takes the same path, and the earlier ballot is marked superseded.
+        resp = client.post(url, json={"round_id": round_id, "choice": "disagree"})
     finally:
         event.remove(engine, "before_cursor_execute", collect)
-    assert resp.status_code == 201, resp.get_json()
-    pg = engine.dialect.name == "postgresql"
-    lock = ["SELECT pg_advisory_xact_lock(7301, %(chain)s)"] if pg else []
-    assert [s.split(" (")[0] if s.startswith("INSERT") else s for s in statements] == [
-        "SELECT unit_link.id, unit_link.unit_id, unit_link.token_hash,",  # link + unit + owner + ownership
-        "SELECT round.id, round.estate_id, round.kind,",  # round + roll entry
-        "INSERT INTO ballot",
-        "INSERT INTO current_ballot",
-        "UPDATE ballot SET status=%(status)s::VARCHAR" if pg else "UPDATE ballot SET status=?",
-        *lock,
-        "SELECT audit_event.seq, audit_event.hash FROM",
-        # PostgreSQL: the event and the ballot's receipt code in one statement (under the chain lock).
-        *(["WITH then_update AS (UPDATE"] if pg else ["INSERT INTO audit_event", "UPDATE ballot SET receipt_code=?"]),
-    ]
+    assert first.status_code == 201 and resp.status_code == 201, resp.get_json()
+    # PostgreSQL: one statement for the three inserts (the event to audit_pending); the supersede only when the
+    # unit had a counted ballot; after the commit the sealer (inline in tests) moves the event onto the chain.
+    # SQLite: the event straight onto the chain in the same transaction (it holds the only write lock anyway).
+    if pg:
+        assert (first_raw, raw) == (["read", "write"], ["read", "write", "supersede"])
+        sealer = ["SELECT pg_advisory_xact_lock(7301, %(chain)s)", "SELECT audit_event.seq, audit_event.hash",
+                  "SELECT audit_pending.id, audit_pending.chain,", "INSERT INTO audit_event",
+                  "DELETE FROM audit_pending"]
+        assert orm == sealer + sealer
+    else:
+        assert first_raw == raw == ["read", "ballot", "current", "supersede", "pending?", "head", "append"]
+        assert orm == []
     db.session.expire_all()
-    old, new = (db.session.get(Ballot, resp.get_json()["ballot_id"] - 1),
+    old, new = (db.session.get(Ballot, first.get_json()["ballot_id"]),
                 db.session.get(Ballot, resp.get_json()["ballot_id"]))
     assert (old.status, new.status, new.choice) == ("superseded", "counted", "disagree")
+    assert db.session.execute(sa.select(sa.func.count()).select_from(AuditPending)).scalar_one() == 0
+    assert verify_chain(estate_id).ok
 
 
 def test_cast_session_checks(client, db, live_round, link_for, units):

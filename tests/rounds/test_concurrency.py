@@ -8,15 +8,26 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from residents_app.audit.models import AuditEvent
 from residents_app.extensions import db as _db
 from residents_app.rounds import services as svc
 from residents_app.rounds.models import Ballot, CurrentBallot
 from tests.conftest import NOW, Factory
 
 
-def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app):
+@pytest.mark.parametrize("deferred", [False, True], ids=["chain-in-transaction", "pending-then-sealer-thread"])
+def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app, deferred, monkeypatch):
+    """Synchronous: each cast appends to the chain under its lock. Deferred (what the views do): each cast
+    commits its event to audit_pending without the lock and wakes this process's sealer thread."""
+    from residents_app.audit import sealer
+    from residents_app.audit.services import pending_count
+    from residents_app.audit.verify import verify_chain
+
+    monkeypatch.setitem(live_app.config, "AUDIT_SEALER", "thread")
+    monkeypatch.setitem(live_app.config, "AUDIT_DEFER_ON_SQLITE", True)  # the same mechanism on both databases
     with live_app.app_context():
         estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00"), ("102", "70.00")]})
         rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发", opens_at=NOW,
@@ -25,6 +36,7 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app):
         unit = estate.buildings[0].units[0]
         other = estate.buildings[0].units[1]
         ids = (rnd.id, unit.id, unit.ownerships[0].owner_id, other.id, other.ownerships[0].owner_id)
+        chain = estate.id
         _db.session.commit()
         _db.session.remove()
     round_id, unit_id, owner_id, other_id, other_owner = ids
@@ -37,9 +49,12 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app):
             try:
                 barrier.wait()
                 target, who = (other_id, other_owner) if i == n else (unit_id, owner_id)
-                b = svc.cast_ballot(round_id, target, who, "agree" if i % 2 else "disagree", NOW + timedelta(hours=1))
-                _db.session.commit()
+                b = svc.cast_ballot(round_id, target, who, "agree" if i % 2 else "disagree", NOW + timedelta(hours=1),
+                                    defer_audit=deferred)
                 receipts.append(b.receipt_code)
+                _db.session.commit()
+                if deferred:
+                    sealer.after_commit()
             except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(repr(exc))
             finally:
@@ -62,6 +77,15 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app):
         assert _db.session.get(CurrentBallot, (round_id, other_id)) is not None
         t = svc.compute_tally(round_id)
         assert (t.figures.voted_count, t.figures.total_count) == (2, 2)
+        _db.session.remove()
+    assert sealer.wait_idle(live_app)
+    with live_app.app_context():
+        # Every cast is on the chain exactly once, each with its receipt; nothing left pending.
+        cast_events = _db.session.execute(sa.select(AuditEvent.data).where(
+            AuditEvent.chain == chain, AuditEvent.kind == "ballot.cast")).scalars().all()
+        assert sorted(d["receipt"] for d in cast_events) == sorted(receipts)
+        assert pending_count() == 0
+        assert verify_chain(chain).ok
         _db.session.remove()
 
 

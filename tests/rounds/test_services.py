@@ -93,7 +93,7 @@ def test_change_of_vote_keeps_history_and_last_counts(db, make_round, units, now
     assert (info["counted"], info["choice_label"], info["cast_at"]) == (True, "同意改造", now + timedelta(minutes=2))
     ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.kind == "ballot.cast")
                             .order_by(AuditEvent.seq.desc())).scalars().first()
-    assert ev.hash[:20] == second.receipt_code
+    assert ev.data["receipt"] == second.receipt_code and ev.subject_id == str(second.id)
 
 
 def test_receipt_code_format_and_unknown(db):

@@ -1,0 +1,260 @@
+"""The hot path of an online ballot: one read, then the writes, as plain SQL on the session's own connection.
+
+Casting is the one request every resident makes in the last hours of a round, so it runs the fewest
+statements and the least Python that do the job:
+
+- one read: the resident session's link (active? the same token?), the ownership, the round and the unit's
+  row of the frozen roll (`read_for_cast`);
+- the writes (`write_online`): the ballot row (with its receipt code), the upsert of the counted ballot, the
+  ballot's audit event. On PostgreSQL they are one statement (data-modifying CTEs), plus a second one only
+  when the unit already had a counted ballot (marking it superseded). On SQLite, four short statements under
+  the write lock the transaction already holds.
+
+The audit event goes to `audit_pending` (deferred: the transaction takes no chain lock, so casts commit in
+parallel and the sealer moves events onto the chain in batches) or, synchronously, straight onto the chain in
+the same transaction (audit.services.seal_chain: the lock is held until commit). Views defer and then call
+audit.sealer.after_commit(); service callers (demo, tests, scripts) get the synchronous form.
+
+Statements go through the DB-API cursor of the session's connection (SQLAlchemy's per-statement machinery
+costs ten times what SQLite takes to run them); values are converted by the columns' own SQLAlchemy bind and
+result processors, so what is stored is exactly what the ORM would store and read back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from flask import current_app
+
+from residents_app.audit import sealer
+from residents_app.audit.services import GENESIS, canonical_json, compute_hash, new_receipt, seal_chain
+from residents_app.extensions import db
+from residents_app.rounds.models import Ballot, Round
+
+READ_SQL = """
+SELECT l.revoked_at, l.token_hash, o.owner_id,
+       r.id, r.estate_id, r.kind, r.status, r.opens_at, r.closes_at, r.options, r.item_menu, e.id
+FROM unit_link l
+LEFT JOIN ownership o ON o.unit_id = l.unit_id AND o.owner_id = :owner_id
+LEFT JOIN round r ON r.id = :round_id
+LEFT JOIN roll_entry e ON e.round_id = r.id AND e.unit_id = l.unit_id
+WHERE l.id = :link_id AND l.unit_id = :unit_id
+"""
+
+_BALLOT_COLUMNS = ("round_id, unit_id, choice, items, rating, comment, channel, status, cast_by_owner_id, "
+                   "entered_by_id, confirmed_by_id, confirmed_at, scan_file_id, mandate_id, proxy_name, "
+                   "resolution_reason, cast_at, receipt_code")
+_BALLOT_VALUES = (":round_id, :unit_id, :choice, :items, :rating, :comment, 'online', 'counted', :owner_id, "
+                  "NULL, NULL, NULL, NULL, NULL, '', '', :cast_at, :receipt")
+_UPSERT_TAIL = ("ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
+                "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at")
+_PENDING_COLUMNS = "chain, kind, at, actor, subject_type, subject_id, data"
+SUPERSEDE_SQL = ("UPDATE ballot SET status = 'superseded' WHERE round_id = :round_id AND unit_id = :unit_id "
+                 "AND status = 'counted' AND id <> :ballot_id")
+
+SQLITE_WRITES = (
+    ("ballot", f"INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id"),
+    ("current", "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+                f"VALUES (:round_id, :unit_id, :ballot_id, :choice, 'online', :cast_at) {_UPSERT_TAIL}"),
+    ("supersede", SUPERSEDE_SQL),
+)
+SQLITE_PENDING = ("INSERT INTO audit_pending (chain, kind, at, actor, subject_type, subject_id, data) "
+                  "VALUES (:chain, 'ballot.cast', :cast_at, :actor, 'ballot', :subject_id, :data)")
+# SQLite, not deferred: straight onto the chain (the transaction holds the database's only write lock, which
+# is the chain lock there), after any events still pending on it.
+SQLITE_HEAD = "SELECT seq, hash FROM audit_event WHERE chain = :chain ORDER BY seq DESC LIMIT 1"
+SQLITE_PENDING_EXISTS = "SELECT 1 FROM audit_pending WHERE chain = :chain LIMIT 1"
+SQLITE_APPEND = ("INSERT INTO audit_event (chain, seq, kind, at, actor, subject_type, subject_id, data, prev_hash, "
+                 "hash) VALUES (:chain, :seq, 'ballot.cast', :cast_at, :actor, 'ballot', :subject_id, :data, "
+                 ":prev_hash, :hash)")
+# One statement: the three inserts see each other only through RETURNING. `replaced` (the upsert updated an
+# existing row: PostgreSQL leaves xmax = 0 only on a freshly inserted tuple) says whether an earlier counted
+# ballot must be marked superseded: that UPDATE runs as its own statement, after the upsert has waited for any
+# concurrent cast of the same unit, so its snapshot sees that cast's ballot.
+PG_WRITE = (
+    f"WITH b AS (INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id), "
+    "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+    f"SELECT :round_id, :unit_id, b.id, :choice, 'online', :cast_at FROM b {_UPSERT_TAIL} "
+    "RETURNING NOT (xmax = 0) AS replaced), "
+    f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
+    "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
+    "SELECT b.id, c.replaced FROM b, c"
+)
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _pyformat(sql: str) -> str:
+    """`:name` -> `%(name)s` (psycopg); the SQL here has no `::` casts and no literal `%`."""
+    return _NAMED.sub(r"%(\1)s", sql)
+
+
+class _Dialect:
+    """The SQL and the value converters of one dialect, built once."""
+
+    def __init__(self, dialect):
+        self.name = dialect.name
+        b, r = Ballot.__table__.c, Round.__table__.c
+        ident = _identity
+        self.bind_dt = b.cast_at.type._cached_bind_processor(dialect) or ident
+        self.bind_json = b["items"].type._cached_bind_processor(dialect) or ident
+        self.read_dt = r.opens_at.type._cached_result_processor(dialect, None) or ident
+        self.read_json = r.options.type._cached_result_processor(dialect, None) or ident
+        pg = self.name == "postgresql"
+        conv = _pyformat if pg else _identity
+        self.read = conv(READ_SQL)
+        self.writes = ((("write", conv(PG_WRITE)),) if pg else tuple((n, conv(s)) for n, s in SQLITE_WRITES))
+        self.supersede = conv(SUPERSEDE_SQL)
+
+
+def _identity(value):
+    return value
+
+
+_DIALECTS: dict[str, _Dialect] = {}
+
+
+def _dialect(conn) -> _Dialect:
+    d = _DIALECTS.get(conn.dialect.name)
+    if d is None:
+        d = _DIALECTS[conn.dialect.name] = _Dialect(conn.dialect)
+    return d
+
+
+def _run(cursor, name: str, sql: str, params: dict) -> None:
+    """Every statement of the cast path goes through here (tests wrap it to see which ones run)."""
+    cursor.execute(sql, params)
+
+
+def _cursor(conn):
+    # The session's connection, inside the transaction the session has begun (BEGIN IMMEDIATE on SQLite).
+    return conn.connection.dbapi_connection.cursor()
+
+
+@dataclass(slots=True)
+class CastRound:
+    """What casting needs of a round, as plain values (no ORM object to build, track and expire)."""
+
+    id: int
+    estate_id: int
+    kind: str
+    status: str
+    opens_at: datetime
+    closes_at: datetime
+    options: list
+    item_menu: list
+
+    option_labels = property(Round.option_labels.fget)
+
+
+@dataclass(slots=True)
+class SessionRound:
+    """One row of READ_SQL: the session's link and ownership, the round, and whether the unit is on its roll."""
+
+    link_revoked: bool
+    token_hash: str
+    owns_unit: bool
+    round: CastRound | None
+    on_roll: bool
+
+
+def read_for_cast(link_id: int, unit_id: int, owner_id: int, round_id: int) -> SessionRound | None:
+    """None when the link does not exist or is not the unit's."""
+    db.session.flush()
+    conn = db.session.connection()
+    d = _dialect(conn)
+    cur = _cursor(conn)
+    try:
+        _run(cur, "read", d.read, {"link_id": link_id, "unit_id": unit_id, "owner_id": owner_id,
+                                   "round_id": round_id})
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    if row is None:
+        return None
+    rnd = None
+    if row[3] is not None:
+        rnd = CastRound(id=row[3], estate_id=row[4], kind=row[5], status=row[6], opens_at=d.read_dt(row[7]),
+                        closes_at=d.read_dt(row[8]), options=d.read_json(row[9]) or [],
+                        item_menu=d.read_json(row[10]) or [])
+    return SessionRound(link_revoked=row[0] is not None, token_hash=row[1], owns_unit=row[2] is not None,
+                        round=rnd, on_roll=row[11] is not None)
+
+
+@dataclass(slots=True)
+class Written:
+    ballot_id: int
+    receipt_code: str
+    deferred: bool  # the audit event waits in audit_pending (sealer.after_commit() after the commit)
+
+
+def _defers(d: _Dialect, defer_audit: bool) -> bool:
+    """PostgreSQL defers when asked: the cast then commits without waiting for the chain lock. SQLite does not
+    (unless AUDIT_DEFER_ON_SQLITE, for tests of the mechanism): its transaction already holds the database's
+    only write lock, so appending in place costs two short statements and waits for nothing."""
+    if not defer_audit:
+        return False
+    return d.name == "postgresql" or bool(current_app.config.get("AUDIT_DEFER_ON_SQLITE"))
+
+
+def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[str], rating: int | None,
+                 comment: str, now: datetime, actor: str, client: dict | None, defer_audit: bool) -> Written:
+    """Insert the online ballot of a unit (already checked: window, roll, ownership, choice), make it the
+    counted one, and write its audit event: to audit_pending (deferred) or onto the chain in this transaction."""
+    conn = db.session.connection()
+    d = _dialect(conn)
+    defer = _defers(d, defer_audit)
+    receipt = new_receipt()
+    data: dict[str, Any] = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "channel": "online",
+                            "items": items, "cast_at": now.isoformat(), "receipt": receipt}
+    if client:
+        data.update({k: v for k, v in client.items() if k in ("ip_hash", "ua_hash") and v})
+    params = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "items": d.bind_json(items),
+              "rating": rating, "comment": comment, "owner_id": owner_id, "cast_at": d.bind_dt(now),
+              "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data)}
+    seal_now = not defer
+    cur = _cursor(conn)
+    try:
+        if d.name == "postgresql":
+            _run(cur, "write", d.writes[0][1], params)
+            ballot_id, replaced = cur.fetchone()
+            if replaced:
+                _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
+        else:
+            _run(cur, "ballot", d.writes[0][1], params)
+            ballot_id = cur.fetchone()[0]
+            params.update(ballot_id=ballot_id, subject_id=str(ballot_id))
+            for name, sql in d.writes[1:]:
+                _run(cur, name, sql, params)
+            if not defer:
+                _run(cur, "pending?", SQLITE_PENDING_EXISTS, params)
+                if cur.fetchone() is None:
+                    _append_sqlite(cur, params, data, now)
+                    seal_now = False
+                else:  # events still pending on this chain go first: join them, then seal all in order
+                    _run(cur, "pending", SQLITE_PENDING, params)
+            else:
+                _run(cur, "pending", SQLITE_PENDING, params)
+    finally:
+        cur.close()
+    if seal_now:
+        seal_chain(rnd.estate_id)
+    elif defer:
+        sealer.deferred(rnd.estate_id)
+    return Written(ballot_id=ballot_id, receipt_code=receipt, deferred=defer)
+
+
+def _append_sqlite(cur, params: dict, data: dict, now: datetime) -> None:
+    _run(cur, "head", SQLITE_HEAD, params)
+    head = cur.fetchone()
+    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    entry = SimpleNamespace(chain=params["chain"], seq=seq + 1, kind="ballot.cast", at=now.astimezone(UTC),
+                            actor=params["actor"], subject_type="ballot", subject_id=params["subject_id"],
+                            data=json.loads(canonical_json(data)), prev_hash=prev)
+    _run(cur, "append", SQLITE_APPEND, {**params, "seq": entry.seq, "prev_hash": prev,
+                                        "hash": compute_hash(entry)})
