@@ -23,6 +23,9 @@ from residents_app.extensions import db
 
 log = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 0.005
+# After a wake-up the thread lets more casts commit before sealing: one sealing transaction then carries many
+# events (a voter's receipt page says "being written" for that long at most).
+BATCH_DELAY_SECONDS = 0.05
 ERROR_RETRY_SECONDS = 1.0
 
 
@@ -82,6 +85,8 @@ class Sealer:
             with self._cv:
                 while not self._chains:
                     self._cv.wait()
+            time.sleep(BATCH_DELAY_SECONDS)
+            with self._cv:
                 chains, self._chains = self._chains, set()
             with self.app.app_context():
                 try:

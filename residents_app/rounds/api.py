@@ -12,6 +12,7 @@ from flask_login import current_user
 from residents_app.audit import sealer
 from residents_app.auth.resident import (
     current_resident,
+    hash_token,
     resolve_token,
     session_ids,
     sign_in_resident,
@@ -88,8 +89,23 @@ def ballot_cast(data, token: str):
     """Cast (or change) the unit's ballot; returns the receipt code."""
     now = utcnow()
     ids = session_ids()
-    # One read: the session's link (active, and the one this token opens), its ownership, the round and the
-    # unit's row of the frozen roll (castpath.READ_SQL).
+    client = svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent"))
+    # PostgreSQL, a round already seen open: one statement that checks and writes (castpath.PG_CAST_ONE).
+    written = None if ids is None else svc.cast_known_round(
+        ids.unit_id, ids.owner_id, ids.link_id, hash_token(token), data["round_id"], data["choice"], now,
+        items=data["items"], rating=data["rating"], comment=data["comment"], client=client)
+    if written is None:
+        written = _cast_checked(data, token, ids, now, client)
+    db.session.commit()
+    sealer.after_commit()
+    # The fields of CastResultSchema (tests/rounds/test_cast_path.py checks the two agree).
+    return {"ballot_id": written.ballot_id, "round_id": data["round_id"], "choice": data["choice"],
+            "channel": "online", "cast_at": now.isoformat(), "receipt_code": written.receipt_code}, 201
+
+
+def _cast_checked(data, token: str, ids, now, client):
+    """One read (the session's link, active and this token's; its ownership; the round; the unit's row of the
+    frozen roll: castpath.READ_SQL), the checks in order, then the writes."""
     row = None if ids is None else castpath.read_for_cast(ids.link_id, ids.unit_id, ids.owner_id, data["round_id"])
     if row is None or row.link_revoked or not row.owns_unit:
         if ids is not None:
@@ -100,15 +116,9 @@ def ballot_cast(data, token: str):
         _link_or_404(token)  # an unknown or revoked token: 404
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
     items = svc.check_cast(row.round, row.on_roll, now, data["choice"], data["items"], data["rating"])
-    written = svc.cast_online(row.round, ids.unit_id, ids.owner_id, data["choice"], now, items=items,
-                              rating=data["rating"], comment=data["comment"],
-                              client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")),
-                              defer_audit=True)
-    db.session.commit()
-    sealer.after_commit()
-    # The fields of CastResultSchema (tests/rounds/test_cast_path.py checks the two agree).
-    return {"ballot_id": written.ballot_id, "round_id": row.round.id, "choice": data["choice"], "channel": "online",
-            "cast_at": now.isoformat(), "receipt_code": written.receipt_code}, 201
+    castpath.remember_round(row.round)
+    return svc.cast_online(row.round, ids.unit_id, ids.owner_id, data["choice"], now, items=items,
+                           rating=data["rating"], comment=data["comment"], client=client, defer_audit=True)
 
 
 @api_bp.route("/ballot/receipt/<code>")

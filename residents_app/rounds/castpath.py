@@ -86,6 +86,37 @@ PG_WRITE = (
     "SELECT b.id, c.replaced FROM b, c"
 )
 
+# A round already seen open: the checks that can change while a round is open (the link is active and is this
+# token's, the owner still owns the unit, the round is open by its status and window, the unit is on its roll)
+# are the WHERE of the ballot's insert itself. No row back: some check failed, nothing was written, and the
+# caller takes the checked path, which says which one. (SQLite compares the stored UTC text, same format.)
+_CHECKS = (
+    "FROM unit_link l "
+    "JOIN ownership o ON o.unit_id = l.unit_id AND o.owner_id = :owner_id "
+    "JOIN round r ON r.id = :round_id "
+    "JOIN roll_entry e ON e.round_id = r.id AND e.unit_id = l.unit_id "
+    "WHERE l.id = :link_id AND l.unit_id = :unit_id AND l.revoked_at IS NULL AND l.token_hash = :token_hash "
+    "AND r.status = 'open' AND r.opens_at <= :cast_at AND r.closes_at > :cast_at AND r.estate_id = :chain "
+    "AND r.kind = :kind"
+)
+_CHECKED_BALLOT = (
+    f"INSERT INTO ballot ({_BALLOT_COLUMNS}) SELECT :round_id, :unit_id, :choice, :items, "
+    "CAST(:rating AS INTEGER), :comment, 'online', 'counted', :owner_id, CAST(NULL AS INTEGER), "
+    "CAST(NULL AS INTEGER), CAST(NULL AS TIMESTAMP WITH TIME ZONE), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), "
+    "'', '', :cast_at, :receipt {checks} RETURNING id"
+)
+SQLITE_CAST_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)
+# PostgreSQL: the whole cast is one statement.
+PG_CAST_ONE = (
+    "WITH b AS (" + _CHECKED_BALLOT.format(checks=_CHECKS) + "), "
+    "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+    f"SELECT :round_id, :unit_id, b.id, :choice, 'online', :cast_at FROM b {_UPSERT_TAIL} "
+    "RETURNING NOT (xmax = 0) AS replaced), "
+    f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
+    "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
+    "SELECT b.id, c.replaced FROM b, c"
+)
+
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -110,6 +141,7 @@ class _Dialect:
         self.read = conv(READ_SQL)
         self.writes = ((("write", conv(PG_WRITE)),) if pg else tuple((n, conv(s)) for n, s in SQLITE_WRITES))
         self.supersede = conv(SUPERSEDE_SQL)
+        self.cast_one = conv(PG_CAST_ONE) if pg else SQLITE_CAST_BALLOT
 
 
 def _identity(value):
@@ -202,13 +234,9 @@ def _defers(d: _Dialect, defer_audit: bool) -> bool:
     return d.name == "postgresql" or bool(current_app.config.get("AUDIT_DEFER_ON_SQLITE"))
 
 
-def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[str], rating: int | None,
-                 comment: str, now: datetime, actor: str, client: dict | None, defer_audit: bool) -> Written:
-    """Insert the online ballot of a unit (already checked: window, roll, ownership, choice), make it the
-    counted one, and write its audit event: to audit_pending (deferred) or onto the chain in this transaction."""
-    conn = db.session.connection()
-    d = _dialect(conn)
-    defer = _defers(d, defer_audit)
+def _params(d: _Dialect, rnd, unit_id: int, owner_id: int, choice: str, items: list[str], rating: int | None,
+            comment: str, now: datetime, actor: str, client: dict | None) -> tuple[dict, dict]:
+    """The bind values of the writes, and the audit event's data (with a fresh receipt code)."""
     receipt = new_receipt()
     data: dict[str, Any] = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "channel": "online",
                             "items": items, "cast_at": now.isoformat(), "receipt": receipt}
@@ -217,7 +245,17 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
     params = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "items": d.bind_json(items),
               "rating": rating, "comment": comment, "owner_id": owner_id, "cast_at": d.bind_dt(now),
               "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data)}
-    seal_now = not defer
+    return params, data
+
+
+def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[str], rating: int | None,
+                 comment: str, now: datetime, actor: str, client: dict | None, defer_audit: bool) -> Written:
+    """Insert the online ballot of a unit (already checked: window, roll, ownership, choice), make it the
+    counted one, and write its audit event: to audit_pending (deferred) or onto the chain in this transaction."""
+    conn = db.session.connection()
+    d = _dialect(conn)
+    defer = _defers(d, defer_audit)
+    params, data = _params(d, rnd, unit_id, owner_id, choice, items, rating, comment, now, actor, client)
     cur = _cursor(conn)
     try:
         if d.name == "postgresql":
@@ -225,28 +263,90 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
             ballot_id, replaced = cur.fetchone()
             if replaced:
                 _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
+            seal_now = not defer
         else:
             _run(cur, "ballot", d.writes[0][1], params)
             ballot_id = cur.fetchone()[0]
-            params.update(ballot_id=ballot_id, subject_id=str(ballot_id))
-            for name, sql in d.writes[1:]:
-                _run(cur, name, sql, params)
-            if not defer:
-                _run(cur, "pending?", SQLITE_PENDING_EXISTS, params)
-                if cur.fetchone() is None:
-                    _append_sqlite(cur, params, data, now)
-                    seal_now = False
-                else:  # events still pending on this chain go first: join them, then seal all in order
-                    _run(cur, "pending", SQLITE_PENDING, params)
-            else:
-                _run(cur, "pending", SQLITE_PENDING, params)
+            seal_now = _sqlite_after_ballot(cur, d, ballot_id, params, data, now, defer)
     finally:
         cur.close()
+    return _written(rnd.estate_id, ballot_id, params["receipt"], defer, seal_now)
+
+
+def _sqlite_after_ballot(cur, d: _Dialect, ballot_id: int, params: dict, data: dict, now: datetime,
+                         defer: bool) -> bool:
+    """SQLite, the ballot row written: the counted ballot, the earlier one superseded, the audit event. True when
+    the event was left pending and must be sealed in this transaction (events were already pending)."""
+    params.update(ballot_id=ballot_id, subject_id=str(ballot_id))
+    for name, sql in d.writes[1:]:
+        _run(cur, name, sql, params)
+    if defer:
+        _run(cur, "pending", SQLITE_PENDING, params)
+        return False
+    _run(cur, "pending?", SQLITE_PENDING_EXISTS, params)
+    if cur.fetchone() is None:
+        _append_sqlite(cur, params, data, now)
+        return False
+    # Events still pending on this chain go first: join them, then seal all in order.
+    _run(cur, "pending", SQLITE_PENDING, params)
+    return True
+
+
+def _written(chain: int, ballot_id: int, receipt: str, defer: bool, seal_now: bool) -> Written:
     if seal_now:
-        seal_chain(rnd.estate_id)
+        seal_chain(chain)
     elif defer:
-        sealer.deferred(rnd.estate_id)
+        sealer.deferred(chain)
     return Written(ballot_id=ballot_id, receipt_code=receipt, deferred=defer)
+
+
+# Rounds this process has seen open, by (engine, id): kind, options, item menu and estate are frozen once a
+# round opens (Round.ensure_editable) and rounds are never deleted, so they can be checked without a query;
+# what can still change is checked by the insert itself (_CHECKS).
+_SEEN_OPEN: dict[tuple[int, int], CastRound] = {}
+
+
+def remember_round(rnd: CastRound) -> None:
+    if rnd.status != "draft":
+        _SEEN_OPEN[(id(db.engine), rnd.id)] = rnd
+
+
+def forget_round(round_id: int) -> None:
+    """A round id (re)created in this process (SQLite reuses the id of a round whose creation rolled back)."""
+    _SEEN_OPEN.pop((id(db.engine), round_id), None)
+
+
+def known_round(round_id: int) -> CastRound | None:
+    return _SEEN_OPEN.get((id(db.engine), round_id))
+
+
+def cast_in_one(rnd: CastRound, unit_id: int, owner_id: int, link_id: int, token_hash: str, *, choice: str,
+                items: list[str], rating: int | None, comment: str, now: datetime, actor: str,
+                client: dict | None, defer_audit: bool) -> Written | None:
+    """A round already seen open: the checks in the ballot's insert (PostgreSQL: the whole cast is one statement;
+    SQLite: the bind values are prepared before the transaction takes the write lock). None: a check failed,
+    nothing was written; the caller takes the checked path, which says why."""
+    d = _dialect(db.session.get_bind())
+    defer = _defers(d, defer_audit)
+    params, data = _params(d, rnd, unit_id, owner_id, choice, items, rating, comment, now, actor, client)
+    params.update(link_id=link_id, token_hash=token_hash, kind=rnd.kind)
+    cur = _cursor(db.session.connection())
+    try:
+        _run(cur, "cast", d.cast_one, params)
+        row = cur.fetchone()
+        if row is None:
+            return None
+        if d.name == "postgresql":
+            ballot_id, replaced = row
+            if replaced:
+                _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
+            defer, seal_now = True, False  # the statement wrote the event to audit_pending
+        else:
+            ballot_id = row[0]
+            seal_now = _sqlite_after_ballot(cur, d, ballot_id, params, data, now, defer)
+    finally:
+        cur.close()
+    return _written(rnd.estate_id, ballot_id, params["receipt"], defer, seal_now)
 
 
 def _append_sqlite(cur, params: dict, data: dict, now: datetime) -> None:

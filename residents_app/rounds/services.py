@@ -150,6 +150,7 @@ def create_round(estate_id: int, data: RoundInput, now: datetime, user=None) -> 
     )
     db.session.add(rnd)
     db.session.flush()
+    castpath.forget_round(rnd.id)
     record("round.created", chain=estate_id, actor=_actor(user), now=now, subject_type="round",
            subject_id=rnd.id, data={"title": rnd.title, "kind": rnd.kind, "rule_preset": rnd.rule_preset})
     return rnd
@@ -491,6 +492,24 @@ def cast_online(rnd, unit_id: int, owner_id: int, choice: str, now: datetime, *,
     return castpath.write_online(rnd, unit_id, owner_id, choice=choice, items=items, rating=rating,
                                  comment=(comment or "").strip()[:500], now=now,
                                  actor=owner_actor(unit_id, owner_id), client=client, defer_audit=defer_audit)
+
+
+def cast_known_round(unit_id: int, owner_id: int, link_id: int, token_hash: str, round_id: int, choice: str,
+                     now: datetime, *, items: list[str], rating: int | None, comment: str,
+                     client: dict | None) -> castpath.Written | None:
+    """An online cast whose checks are the WHERE of its insert (a round this process has already seen open;
+    PostgreSQL: one statement, the audit event deferred). None when that does not apply or a check failed:
+    the caller then takes the checked path, which runs the checks in order and says which one failed."""
+    rnd = castpath.known_round(round_id)
+    if rnd is None:
+        return None
+    try:
+        items = _check_choice(rnd, choice, items, rating)
+    except ValidationFailed:
+        return None
+    return castpath.cast_in_one(rnd, unit_id, owner_id, link_id, token_hash, choice=choice, items=items,
+                                rating=rating, comment=(comment or "").strip()[:500], now=now,
+                                actor=owner_actor(unit_id, owner_id), client=client, defer_audit=True)
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,

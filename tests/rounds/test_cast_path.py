@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -10,7 +12,7 @@ from residents_app.audit.round_facts import round_flags
 from residents_app.audit.verify import verify_chain
 from residents_app.db import utcnow
 from residents_app.rounds import services as svc
-from residents_app.rounds.models import Ballot
+from residents_app.rounds.models import Ballot, Round
 
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
 
@@ -78,9 +80,9 @@ def test_service_cast_without_client_and_paper_ballots_carry_no_hashes(db, make_
 
 
 def test_cast_runs_only_these_statements(client, db, live_round, link_for, units, monkeypatch):
-    """One read (session + round + roll), then the writes, all through castpath._run; no SQLAlchemy statement
-    before the commit (no lazy load, no reload of the ballot). After the commit the sealer (inline in tests)
-    moves the pending event onto the chain."""
+    """The first cast of a round: one read (session + round + roll), then the writes; later casts: the checks
+    inside the ballot's insert. All through castpath._run; no SQLAlchemy statement before the commit (no lazy
+    load, no reload of the ballot)."""
     from residents_app.rounds import castpath
 
     rnd = live_round(kind="general")
@@ -115,13 +117,16 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
     # unit had a counted ballot; after the commit the sealer (inline in tests) moves the event onto the chain.
     # SQLite: the event straight onto the chain in the same transaction (it holds the only write lock anyway).
     if pg:
-        assert (first_raw, raw) == (["read", "write"], ["read", "write", "supersede"])
+        # The second cast: the round has been seen open, so one statement checks and writes (PG_CAST_ONE).
+        assert (first_raw, raw) == (["read", "write"], ["cast", "supersede"])
         sealer = ["SELECT pg_advisory_xact_lock(7301, %(chain)s)", "SELECT audit_event.seq, audit_event.hash",
                   "SELECT audit_pending.id, audit_pending.chain,", "INSERT INTO audit_event",
                   "DELETE FROM audit_pending"]
         assert orm == sealer + sealer
     else:
-        assert first_raw == raw == ["read", "ballot", "current", "supersede", "pending?", "head", "append"]
+        # The second cast: the round has been seen open, so the checks are the WHERE of the ballot's insert.
+        assert first_raw == ["read", "ballot", "current", "supersede", "pending?", "head", "append"]
+        assert raw == ["cast", "current", "supersede", "pending?", "head", "append"]
         assert orm == []
     db.session.expire_all()
     old, new = (db.session.get(Ballot, first.get_json()["ballot_id"]),
@@ -129,6 +134,16 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
     assert (old.status, new.status, new.choice) == ("superseded", "counted", "disagree")
     assert db.session.execute(sa.select(sa.func.count()).select_from(AuditPending)).scalar_one() == 0
     assert verify_chain(estate_id).ok
+    # A check that fails in the one statement (the link was revoked meanwhile): nothing written, and the checked
+    # path says why.
+    raw[:] = []
+    svc.revoke_link(units["1幢-101"].id, utcnow())
+    db.session.commit()
+    revoked = client.post(url, json={"round_id": round_id, "choice": "agree"})
+    assert revoked.status_code == 404 and revoked.get_json()["code"] == "link_invalid"
+    assert raw == ["cast", "read"]
+    assert db.session.execute(sa.select(sa.func.count()).select_from(Ballot).where(
+        Ballot.round_id == round_id)).scalar_one() == 2
 
 
 def test_cast_session_checks(client, db, live_round, link_for, units):
@@ -170,3 +185,23 @@ def test_cast_body_is_the_documented_schema_dump_without_a_cookie(client, db, li
     bad = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree", "x": 1})
     assert bad.status_code == 422
     assert bad.get_json()["code"] == "validation_failed" and "x" in bad.get_json()["errors"]["json"]
+
+
+def test_a_round_closed_after_its_first_cast_refuses_the_next(client, db, live_round, link_for, units):
+    """The one-statement path (PostgreSQL) knows the round's frozen options, never its status or window: those
+    are read by the statement itself. Closed meanwhile: 409, nothing written."""
+    rnd = live_round(kind="general")
+    tokens = link_for()
+    _identify(client, tokens["1幢-101"], units["1幢-101"])
+    url, round_id = f"/api/ballot/{tokens['1幢-101']}/cast", rnd.id
+    assert client.post(url, json={"round_id": round_id, "choice": "agree"}).status_code == 201
+    # The close time passes (by the server's clock; no job has run: the status is still "open").
+    db.session.execute(sa.update(Round).where(Round.id == round_id).values(closes_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    late = client.post(url, json={"round_id": round_id, "choice": "disagree"})
+    assert late.status_code == 409 and late.get_json()["code"] == "vote_window_closed"
+    assert [b.choice for b in svc.ballot_history(round_id)] == ["agree"]
+    # An invalid choice for the known round: refused by the checked path with the field named.
+    _identify(client, tokens["1幢-102"], units["1幢-102"])
+    bad = client.post(f"/api/ballot/{tokens['1幢-102']}/cast", json={"round_id": round_id, "choice": "maybe"})
+    assert bad.status_code == 409 and bad.get_json()["code"] == "vote_window_closed"
