@@ -81,6 +81,24 @@ def prepare(url: str, n_units: int):
     return requests, round_id, app
 
 
+def _wait_sealed(app, timeout: float = 30.0) -> float | None:
+    """Seconds until no audit event is left pending (None: still some after `timeout`)."""
+    import time
+
+    from residents_app.audit.services import pending_count
+    from residents_app.extensions import db
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        with app.app_context():
+            left = pending_count()
+            db.session.remove()
+        if left == 0:
+            return time.monotonic() - start
+        time.sleep(0.02)
+    return None
+
+
 def _chunks(items: list, parts: int) -> list[list]:
     size = -(-len(items) // parts)
     return [items[i:i + size] for i in range(0, len(items), size)]
@@ -115,12 +133,19 @@ def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, 
                 for side, port, seq_batch, load_batch in (order if i % 2 == 0 else order[::-1]):
                     measure(side, port, seq_batch, 1, f"{side}_seq")
                     measure(side, port, load_batch, clients, side)
+            sealed_after = _wait_sealed(app)  # the servers' sealer threads move the last events onto the chain
+        from residents_app.audit.models import AuditEvent
+        from residents_app.audit.verify import verify_chain
         from residents_app.extensions import db
         from residents_app.rounds import services as svc
-        from residents_app.rounds.models import Ballot
+        from residents_app.rounds.models import Ballot, Round
 
         with app.app_context():
             voted = svc.compute_tally(round_id).figures.voted_count
+            estate_id = db.session.get(Round, round_id).estate_id
+            chain = verify_chain(estate_id)
+            cast_events = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(
+                AuditEvent.chain == estate_id, AuditEvent.kind == "ballot.cast")).scalar_one()
             receipts = db.session.execute(sa.select(sa.func.count()).select_from(Ballot).where(
                 Ballot.round_id == round_id, Ballot.status == "counted", Ballot.receipt_code.is_not(None))
             ).scalar_one()
@@ -131,7 +156,8 @@ def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, 
             "seq_real_ms": times["real_seq"] / counts["real_seq"] * 1000,
             "seq_minimal_ms": times["minimal_seq"] / counts["minimal_seq"] * 1000,
             "real_status": status["real"], "minimal_status": status["minimal"], "counted": voted,
-            "receipts": receipts, "cast_requests": len(requests), "config": f"{workers}x{threads} gthread, "
+            "receipts": receipts, "cast_requests": len(requests), "chain_ok": chain.ok, "cast_events": cast_events,
+            "sealed_after_s": sealed_after, "config": f"{workers}x{threads} gthread, "
             f"{clients} clients, {rounds} alternating rounds"}
 
 
@@ -150,14 +176,18 @@ def main() -> None:
         r = run(kind, args.n, args.rounds, args.workers, args.threads, args.clients)
         fivexx = sum(c for s, c in r["real_status"].items() if s >= 500)
         # Every cast must be an accepted ballot (201, counted, with a receipt), or the figure means nothing.
+        # And every ballot's audit event is on the estate's chain, which verifies, nothing left pending.
         accepted = (set(r["real_status"]) == {201} and r["counted"] == r["cast_requests"]
-                    and r["receipts"] == r["cast_requests"] and set(r["minimal_status"]) == {201})
+                    and r["receipts"] == r["cast_requests"] and set(r["minimal_status"]) == {201}
+                    and r["cast_events"] == r["cast_requests"] and r["chain_ok"] and r["sealed_after_s"] is not None)
         failed |= not accepted
         print(f"[{r['db']}] {r['config']}")
         print(f"[{r['db']}] cast via /api/ballot/<token>/cast: {r['real_rps']:.0f} req/s {r['real_status']}; "
               f"minimal insert: {r['minimal_rps']:.0f} req/s {r['minimal_status']}; "
               f"ratio {r['ratio']:.2f} (goal >= 0.6); 5xx {fivexx}; ballots counted {r['counted']} "
               f"of {r['cast_requests']} cast, {r['receipts']} with a receipt; "
+              f"{r['cast_events']} ballot entries on the audit chain (verified: {r['chain_ok']}; last sealed "
+              f"{(r['sealed_after_s'] or 0) * 1000:.0f} ms after the load); "
               f"{'all accepted' if accepted else 'NOT ALL ACCEPTED'}")
         print(f"[{r['db']}] one client at a time: cast {r['seq_real_ms']:.2f} ms/request, minimal insert "
               f"{r['seq_minimal_ms']:.2f} ms/request, ratio {r['seq_minimal_ms'] / r['seq_real_ms']:.2f}")

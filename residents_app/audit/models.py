@@ -39,7 +39,9 @@ class AuditPending(db.Model):
 
     __tablename__ = "audit_pending"
     id: Mapped[int] = mapped_column(primary_key=True)
-    chain: Mapped[int] = mapped_column(sa.Integer, index=True)
+    # No index: the table holds only what the sealers have not moved yet (a few rows), and every index would
+    # cost each cast an insert and each sealing a delete.
+    chain: Mapped[int] = mapped_column(sa.Integer)
     kind: Mapped[str] = mapped_column(sa.String(60))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(sa.String(120))

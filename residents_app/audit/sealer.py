@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 0.005
 # After a wake-up the thread lets more casts commit before sealing: one sealing transaction then carries many
 # events (a voter's receipt page says "being written" for that long at most).
-BATCH_DELAY_SECONDS = 0.05
+BATCH_DELAY_SECONDS = 0.5
 ERROR_RETRY_SECONDS = 1.0
 
 

@@ -7,7 +7,9 @@ Unknown fields are refused (schemas use RAISE); every error has the one shape
 from __future__ import annotations
 
 from flask import g, request
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from limits import parse as parse_limit
 
 from residents_app.audit import sealer
 from residents_app.auth.resident import (
@@ -27,7 +29,7 @@ from residents_app.rounds import castpath
 from residents_app.rounds import schemas as sc
 from residents_app.rounds import services as svc
 from residents_app.rounds.blueprints import api_bp
-from residents_app.rounds.resident_views import IDENTITY_LIMIT, rule_text
+from residents_app.rounds.resident_views import IDENTITY_LIMIT, TOKEN_GUESS_LIMIT, rule_text
 
 
 @api_bp.before_request
@@ -42,6 +44,21 @@ def _link_or_404(token: str):
     return link
 
 
+_TOKEN_MISSES = parse_limit(TOKEN_GUESS_LIMIT)
+
+
+def _link_or_404_counted(token: str):
+    """_link_or_404 for the cast, which is exempt from the limiter's per-request check (it runs for every
+    ballot): only a miss (an unknown or revoked token) counts, against the same budget per address as the
+    ballot page's."""
+    try:
+        return _link_or_404(token)
+    except NotFound:
+        if limiter.enabled and not limiter.limiter.hit(_TOKEN_MISSES, "token-miss", get_remote_address()):
+            raise DomainError("操作过于频繁，请稍后再试", code="rate_limited", status=429) from None
+        raise
+
+
 def _round_json(rnd, unit_id=None) -> dict:
     out = sc.RoundSchema().dump(rnd)
     out["rule"] = rule_text(rnd)
@@ -53,6 +70,7 @@ def _round_json(rnd, unit_id=None) -> dict:
 
 
 @api_bp.route("/ballot/<token>")
+@limiter.limit(TOKEN_GUESS_LIMIT, deduct_when=lambda resp: resp.status_code == 404)
 def ballot_info(token: str):
     """The unit behind a QR link and its open rounds (details only after identity confirmation)."""
     link = _link_or_404(token)
@@ -82,6 +100,7 @@ def ballot_identity(data, token: str):
 
 
 @api_bp.route("/ballot/<token>/cast", methods=["POST"])
+@limiter.exempt
 @api_bp.arguments(sc.CastSchema())  # an instance: not rebuilt per request
 # Documented as CastResultSchema, serialised here (plain values: no schema dump on the hot path).
 @api_bp.alt_response(201, schema=sc.CastResultSchema, success=True)
@@ -110,10 +129,10 @@ def _cast_checked(data, token: str, ids, now, client):
     if row is None or row.link_revoked or not row.owns_unit:
         if ids is not None:
             sign_out_resident()  # a revoked link or an owner removed from the unit ends the session
-        _link_or_404(token)
+        _link_or_404_counted(token)
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
     if not token_matches(token, row.token_hash):
-        _link_or_404(token)  # an unknown or revoked token: 404
+        _link_or_404_counted(token)  # an unknown or revoked token: 404
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
     items = svc.check_cast(row.round, row.on_roll, now, data["choice"], data["items"], data["rating"])
     castpath.remember_round(row.round)

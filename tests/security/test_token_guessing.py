@@ -38,3 +38,16 @@ def test_guessed_tokens_are_refused_without_saying_why(client):
     assert api.status_code == 404
     body = api.get_json()
     assert set(body) == {"code", "status", "message", "errors"} and body["status"] == 404
+
+
+def test_guessing_tokens_through_the_api_is_throttled(client):
+    """The mini-program's ballot endpoint counts misses like the page; so does casting (which is exempt from the
+    per-request check and counts only its misses): 20 per minute per address, then 429 in the one error shape."""
+    statuses = [client.get(f"/api/ballot/{secrets.token_urlsafe(20)}").status_code for _ in range(25)]
+    assert statuses == [404] * 20 + [429] * 5
+    casts = [client.post(f"/api/ballot/{secrets.token_urlsafe(20)}/cast", json={"round_id": 1, "choice": "agree"})
+             for _ in range(22)]
+    assert [r.status_code for r in casts] == [404] * 20 + [429] * 2
+    body = casts[-1].get_json()
+    assert (body["code"], body["status"]) == ("rate_limited", 429)
+    assert set(body) == {"code", "status", "message", "errors"}
