@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 
 from residents_app import extensions as ext
 from residents_app.config import load_config
@@ -21,6 +22,18 @@ FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "audit", "schedu
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the signing serializer built once per key set (Flask builds a new one
+    for every request, casting included)."""
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        cache = app.extensions.setdefault("residents_app.session_serializers", {})
+        if keys not in cache:
+            cache[keys] = super().get_signing_serializer(app)
+        return cache[keys]
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -40,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
     app.json.ensure_ascii = False
+    app.session_interface = SessionInterface()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import residents_app.models  # noqa: F401  (every model registered before mappers configure)

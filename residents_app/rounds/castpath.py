@@ -57,8 +57,9 @@ _PENDING_COLUMNS = "chain, kind, at, actor, subject_type, subject_id, data"
 SUPERSEDE_SQL = ("UPDATE ballot SET status = 'superseded' WHERE round_id = :round_id AND unit_id = :unit_id "
                  "AND status = 'counted' AND id <> :ballot_id")
 
+_BALLOT_INSERT = f"INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id"
 SQLITE_WRITES = (
-    ("ballot", f"INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id"),
+    ("ballot", _BALLOT_INSERT),
     ("current", "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
                 f"VALUES (:round_id, :unit_id, :ballot_id, :choice, 'online', :cast_at) {_UPSERT_TAIL}"),
     ("supersede", SUPERSEDE_SQL),
@@ -72,12 +73,11 @@ SQLITE_PENDING_EXISTS = "SELECT 1 FROM audit_pending WHERE chain = :chain LIMIT 
 SQLITE_APPEND = ("INSERT INTO audit_event (chain, seq, kind, at, actor, subject_type, subject_id, data, prev_hash, "
                  "hash) VALUES (:chain, :seq, 'ballot.cast', :cast_at, :actor, 'ballot', :subject_id, :data, "
                  ":prev_hash, :hash)")
-# One statement: the three inserts see each other only through RETURNING. `replaced` (the upsert updated an
-# existing row: PostgreSQL leaves xmax = 0 only on a freshly inserted tuple) says whether an earlier counted
-# ballot must be marked superseded: that UPDATE runs as its own statement, after the upsert has waited for any
-# concurrent cast of the same unit, so its snapshot sees that cast's ballot.
-PG_WRITE = (
-    f"WITH b AS (INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id), "
+# PostgreSQL: one statement; the three inserts see each other only through RETURNING. `replaced` (the upsert
+# updated an existing row: PostgreSQL leaves xmax = 0 only on a freshly inserted tuple) says whether an earlier
+# counted ballot must be marked superseded: that UPDATE runs as its own statement, after the upsert has waited
+# for any concurrent cast of the same unit, so its snapshot sees that cast's ballot.
+_PG_AFTER_BALLOT = (
     "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
     f"SELECT :round_id, :unit_id, b.id, :choice, 'online', :cast_at FROM b {_UPSERT_TAIL} "
     "RETURNING NOT (xmax = 0) AS replaced), "
@@ -85,6 +85,7 @@ PG_WRITE = (
     "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
     "SELECT b.id, c.replaced FROM b, c"
 )
+PG_WRITE = f"WITH b AS ({_BALLOT_INSERT}), {_PG_AFTER_BALLOT}"
 
 # A round already seen open: the checks that can change while a round is open (the link is active and is this
 # token's, the owner still owns the unit, the round is open by its status and window, the unit is on its roll)
@@ -105,17 +106,9 @@ _CHECKED_BALLOT = (
     "CAST(NULL AS INTEGER), CAST(NULL AS TIMESTAMP WITH TIME ZONE), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), "
     "'', '', :cast_at, :receipt {checks} RETURNING id"
 )
-SQLITE_CAST_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)
+CHECKED_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)  # SQLite: the first statement of the cast
 # PostgreSQL: the whole cast is one statement.
-PG_CAST_ONE = (
-    "WITH b AS (" + _CHECKED_BALLOT.format(checks=_CHECKS) + "), "
-    "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
-    f"SELECT :round_id, :unit_id, b.id, :choice, 'online', :cast_at FROM b {_UPSERT_TAIL} "
-    "RETURNING NOT (xmax = 0) AS replaced), "
-    f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
-    "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
-    "SELECT b.id, c.replaced FROM b, c"
-)
+PG_CAST_ONE = f"WITH b AS ({CHECKED_BALLOT}), {_PG_AFTER_BALLOT}"
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -141,7 +134,7 @@ class _Dialect:
         self.read = conv(READ_SQL)
         self.writes = ((("write", conv(PG_WRITE)),) if pg else tuple((n, conv(s)) for n, s in SQLITE_WRITES))
         self.supersede = conv(SUPERSEDE_SQL)
-        self.cast_one = conv(PG_CAST_ONE) if pg else SQLITE_CAST_BALLOT
+        self.cast_one = conv(PG_CAST_ONE) if pg else CHECKED_BALLOT
 
 
 def _identity(value):
