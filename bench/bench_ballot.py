@@ -164,8 +164,8 @@ def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("-n", type=int, default=2000, help="ballots (one per unit)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating measurement rounds")
+    parser.add_argument("-n", type=int, default=3000, help="ballots (one per unit)")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating measurement rounds")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (both servers)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (both servers)")

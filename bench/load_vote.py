@@ -342,6 +342,20 @@ def verify(app, round_id: int, residents: list[Resident], out: Outcome, closes_a
         stored_cmp = {k: (stored[k] if "count" in k else Decimal(stored[k])) for k in recount}
         if stored_cmp != recount:
             problems.append(f"stored result {stored_cmp} != recount {recount}")
+        # Every ballot's entry is on the estate's chain (closing the round sealed what was still pending), once,
+        # with its receipt, and the chain verifies.
+        from residents_app.audit.models import AuditEvent
+        from residents_app.audit.services import pending_count
+        from residents_app.audit.verify import verify_chain
+
+        estate_id = db.session.get(rs.Round, round_id).estate_id
+        entries = Counter(data.get("receipt") for data in db.session.execute(
+            sa.select(AuditEvent.data).where(AuditEvent.chain == estate_id, AuditEvent.kind == "ballot.cast"))
+            .scalars())
+        if entries != receipts:
+            problems.append(f"ballot entries on the chain ({sum(entries.values())}) do not match the ballot rows")
+        if pending_count(estate_id) or not verify_chain(estate_id).ok:
+            problems.append("audit chain: entries left pending or the chain does not verify")
         db.session.remove()
     return {"ballot_rows": len(rows), "accepted": len(out.accepted), "lost": len(lost),
             "duplicated": len(duplicated), "unacknowledged": len(unacknowledged), "recount": recount,
