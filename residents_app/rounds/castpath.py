@@ -33,6 +33,7 @@ from flask import current_app
 
 from residents_app.audit import sealer
 from residents_app.audit.services import GENESIS, canonical_json, compute_hash, new_receipt, seal_chain
+from residents_app.errors import Conflict
 from residents_app.extensions import db
 from residents_app.rounds.models import Ballot, Round
 
@@ -85,7 +86,16 @@ _PG_AFTER_BALLOT = (
     "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
     "SELECT b.id, c.replaced FROM b, c"
 )
-PG_WRITE = f"WITH b AS ({_BALLOT_INSERT}), {_PG_AFTER_BALLOT}"
+# The round row is locked FOR KEY SHARE by every cast (PostgreSQL): close_round's FOR UPDATE waits for the casts
+# in flight, and a cast that comes while a close holds it waits, then re-checks the row (closed: no insert).
+# So a ballot is either in the stored result or refused, never stored after the result was computed.
+_LOCK_ROUND = " FOR KEY SHARE OF r"
+# The service path (the page, scripts): round and roll checked in the same statement as the insert, so a close
+# between the caller's read and this write is seen here.
+_ROUND_CHECKS = (
+    "FROM round r JOIN roll_entry e ON e.round_id = r.id AND e.unit_id = :unit_id "
+    "WHERE r.id = :round_id AND r.status = 'open' AND r.opens_at <= :cast_at AND r.closes_at > :cast_at"
+)
 
 # A round already seen open: the checks that can change while a round is open (the link is active and is this
 # token's, the owner still owns the unit, the round is open by its status and window, the unit is on its roll)
@@ -108,7 +118,8 @@ _CHECKED_BALLOT = (
 )
 CHECKED_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)  # SQLite: the first statement of the cast
 # PostgreSQL: the whole cast is one statement.
-PG_CAST_ONE = f"WITH b AS ({CHECKED_BALLOT}), {_PG_AFTER_BALLOT}"
+PG_CAST_ONE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
+PG_WRITE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_ROUND_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -253,7 +264,10 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
     try:
         if d.name == "postgresql":
             _run(cur, "write", d.writes[0][1], params)
-            ballot_id, replaced = cur.fetchone()
+            row = cur.fetchone()
+            if row is None:  # the round closed after the caller's checks (the only thing that can change)
+                raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
+            ballot_id, replaced = row
             if replaced:
                 _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
             seal_now = not defer

@@ -124,3 +124,98 @@ def test_two_schedulers_closing_at_once_close_once(live_app):
     with live_app.app_context():
         assert _db.session.execute(sa.select(sa.func.count()).select_from(RoundResult)).scalar_one() == 1
         _db.session.remove()
+
+
+def _open_round_with_two_units(live_app):
+    with live_app.app_context():
+        estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00"), ("102", "70.00")]})
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="截止竞争", opens_at=NOW,
+                                                         closes_at=NOW + timedelta(days=1)), NOW)
+        svc.open_round(rnd.id, NOW, None)
+        unit = estate.buildings[0].units[0]
+        ids = (rnd.id, unit.id, unit.ownerships[0].owner_id)
+        _db.session.commit()
+        _db.session.remove()
+    return ids
+
+
+def _in_thread(live_app, fn, hold: threading.Event | None, out: dict, key: str):
+    """Run fn() in its own app context (own connection), keep the transaction open until `hold` is set, commit."""
+    def run():
+        with live_app.app_context():
+            try:
+                out[key] = fn()
+                out[key + "_done"] = True
+                if hold is not None:
+                    hold.wait(10)
+                _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                _db.session.rollback()
+                out[key] = exc
+            finally:
+                _db.session.remove()
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_a_close_waits_for_the_cast_in_flight_and_counts_it(live_app):
+    """A cast that passed the window check just before the close time and has not committed yet: the closing
+    job waits for it (PostgreSQL: the cast holds the round row FOR KEY SHARE against close_round's FOR UPDATE;
+    SQLite: the cast holds the write lock), so the stored result includes that ballot."""
+    round_id, unit_id, owner_id = _open_round_with_two_units(live_app)
+    closes = NOW + timedelta(days=1)
+    out: dict = {}
+    release_cast = threading.Event()
+    cast = _in_thread(live_app, lambda: svc.cast_ballot(round_id, unit_id, owner_id, "agree",
+                                                        closes - timedelta(milliseconds=1)).id,
+                      release_cast, out, "cast")
+    for _ in range(500):
+        if out.get("cast_done") or isinstance(out.get("cast"), Exception):
+            break
+        threading.Event().wait(0.01)
+    assert out.get("cast_done"), out
+    close = _in_thread(live_app, lambda: svc.close_round(round_id, closes, "system:scheduler"), None, out, "close")
+    close.join(0.5)
+    assert close.is_alive()  # waiting for the cast's transaction
+    release_cast.set()
+    cast.join(10)
+    close.join(10)
+    assert out["close"] is True
+    with live_app.app_context():
+        from residents_app.rounds.models import RoundResult
+
+        result = _db.session.get(RoundResult, round_id)
+        assert (result.tally["figures"]["voted_count"], result.tally["figures"]["agree_count"]) == (1, 1)
+        _db.session.remove()
+
+
+def test_a_cast_that_arrives_during_the_close_is_refused(live_app):
+    """The close holds the round (not yet committed) when a cast that began before the close time arrives: the
+    cast waits, then sees the round closed and is refused (409), nothing stored."""
+    round_id, unit_id, owner_id = _open_round_with_two_units(live_app)
+    closes = NOW + timedelta(days=1)
+    out: dict = {}
+    release_close = threading.Event()
+    close = _in_thread(live_app, lambda: svc.close_round(round_id, closes, "system:scheduler"), release_close,
+                       out, "close")
+    for _ in range(500):
+        if out.get("close_done") or isinstance(out.get("close"), Exception):
+            break
+        threading.Event().wait(0.01)
+    assert out.get("close") is True
+
+    def late_cast():
+        # What the view does: the session's round read and checks, then the write (window checked by `now`).
+        return svc.cast_ballot(round_id, unit_id, owner_id, "agree", closes - timedelta(milliseconds=1)).id
+
+    cast = _in_thread(live_app, late_cast, None, out, "cast")
+    cast.join(0.5)
+    release_close.set()
+    close.join(10)
+    cast.join(10)
+    assert getattr(out["cast"], "code", None) == "vote_window_closed", out["cast"]
+    with live_app.app_context():
+        assert _db.session.execute(sa.select(sa.func.count()).select_from(Ballot).where(
+            Ballot.round_id == round_id)).scalar_one() == 0
+        _db.session.remove()
