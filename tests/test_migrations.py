@@ -52,3 +52,46 @@ def test_upgrade_matches_models_and_downgrades(empty_database_url):
         with db.engine.connect() as conn:
             assert sa.inspect(conn).get_table_names() == ["alembic_version"]
         db.engine.dispose()
+
+
+def test_roll_subject_migration_keeps_publicity_and_objections(empty_database_url):
+    """7c2d91a4b3e0 widens publicity's subject check in place (SQLite: no table rebuild, which would cascade-delete
+    objections): rows written before it survive, the widened check admits 'round_roll' and still refuses others."""
+    from residents_app.core.calendar import beijing_date
+    from residents_app.publicity import services as pub_services
+    from residents_app.publicity.models import Objection, Publicity
+
+    from .conftest import NOW, Factory
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade(revision="5fd1e8ca68ce")
+        estate = Factory(db).estate(code="MIG", buildings={"1幢": [("101", "88.50")]})
+        unit = estate.buildings[0].units[0]
+        pub = pub_services.post_publicity(estate, subject_type="hardship_list", subject_id=estate.id,
+                                          title="困难群众名单公示", notice_text="请核对", posted_on=beijing_date(NOW),
+                                          working_days=5, actor="test", now=NOW)
+        pub_services.raise_objection(pub, unit=unit, owner=unit.owners[0], text="名单有误", photo=None, now=NOW)
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        assert db.session.execute(sa.select(sa.func.count()).select_from(Objection)).scalar_one() == 1
+        assert db.session.execute(sa.select(Publicity.subject_type)).scalars().all() == ["hardship_list"]
+        db.session.remove()  # (SQLite: a session transaction holds the write lock)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE publicity SET subject_type = 'round_roll'"))
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE publicity SET subject_type = 'bogus'"))
+        # Downgrading is refused while a frozen roll's publicity exists, and allowed once there is none.
+        with pytest.raises(SystemExit):  # flask-migrate reports the migration's RuntimeError and exits 1
+            downgrade(revision="5fd1e8ca68ce")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE publicity SET subject_type = 'hardship_list'"))
+        downgrade(revision="5fd1e8ca68ce")
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE publicity SET subject_type = 'round_roll'"))
+        assert db.session.execute(sa.select(sa.func.count()).select_from(Objection)).scalar_one() == 1
+        db.session.remove()
+        downgrade(revision="base")
+        db.session.remove()
+        db.engine.dispose()

@@ -11,8 +11,10 @@ from residents_app.db import UTCDateTime
 from residents_app.errors import Conflict, ValidationFailed
 from residents_app.extensions import db
 
-SUBJECT_TYPES = ("round_result", "plan_version", "hardship_list")
-SUBJECT_LABELS = {"round_result": "表决结果", "plan_version": "改造方案", "hardship_list": "困难群众名单"}
+SUBJECT_TYPES = ("round_result", "plan_version", "hardship_list", "round_roll")
+SUBJECT_LABELS = {"round_result": "表决结果", "plan_version": "改造方案", "hardship_list": "困难群众名单",
+                  "round_roll": "表决名册"}
+SUBJECT_CHECK = "subject_type in ('round_result', 'plan_version', 'hardship_list', 'round_roll')"
 STATUSES = ("posted", "extended", "completed")
 STATUS_LABELS = {"posted": "公示中", "extended": "公示中（已延长）", "completed": "公示结束"}
 OBJECTION_STATUSES = ("open", "withdrawn", "answered", "upheld")
@@ -42,12 +44,12 @@ class CalendarYear(db.Model):
 
 
 class Publicity(db.Model):
-    """One publicity period of a published subject (a round result, a plan version, the hardship list)."""
+    """One publicity period of a published subject (a round result, a plan version, the hardship list, the frozen
+    roll of a round)."""
 
     __tablename__ = "publicity"
     __table_args__ = (
-        sa.CheckConstraint("subject_type in ('round_result', 'plan_version', 'hardship_list')",
-                           name="subject_known"),
+        sa.CheckConstraint(SUBJECT_CHECK, name="subject_known"),
         sa.CheckConstraint("status in ('posted', 'extended', 'completed')", name="status_known"),
         sa.CheckConstraint("working_days >= 1", name="days_positive"),
         sa.Index("ix_publicity_subject", "subject_type", "subject_id"),

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -235,6 +236,8 @@ def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tup
         if plan.status == "draft":
             raise Conflict("方案尚未发布，不能公示", code="plan_not_published")
         return "", [], [f"改造方案第 {plan.number} 版：{plan.title}"]
+    if subject_type == "round_roll":
+        return _roll_snapshot(estate, subject_id)
     if subject_type == "hardship_list":
         if subject_id != estate.id:
             raise ValidationFailed("困难群众名单的对象须为本小区", errors={"subject_id": str(subject_id)})
@@ -243,6 +246,28 @@ def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tup
         labels = sorted((u.label for u in units), key=_label_key)
         return "困难群众房号名单", labels, []
     raise ValidationFailed("公示对象类型无效", errors={"subject_type": str(subject_type)})
+
+
+def _roll_snapshot(estate: Estate, round_id: int) -> tuple[str, list[str], list[str]]:
+    """The frozen roll of a round (DOMAIN: published for objections): unit numbers with their title areas, the
+    totals and when it froze. No owner names on a public board."""
+    from residents_app.formatting import format_local_dt
+    from residents_app.rounds.models import Round
+    from residents_app.rounds.services import roll_entries
+
+    rnd = db.session.get(Round, round_id)
+    if rnd is None or rnd.estate_id != estate.id:
+        raise ValidationFailed("找不到本小区的该表决", errors={"subject_id": str(round_id)})
+    if rnd.status == "draft":
+        raise Conflict("表决尚未开启，名册还没有冻结，不能公示", code="roll_not_frozen")
+    entries = roll_entries(rnd.id)
+    total = sum((e.area_m2 for e in entries), Decimal("0.00"))
+    labels = [f"{e.label}（{e.area_m2:.2f} m²）" for e in entries]
+    frozen = format_local_dt(rnd.opened_at) if rnd.opened_at else ""
+    lines = [f"{rnd.title}：表决名册共 {len(entries)} 户，产权面积合计 {total:.2f} m²"
+             + (f"，于 {frozen} 表决开启时冻结" if frozen else ""),
+             "名册中的房号或产权面积如有错漏，请在公示期内提出异议。"]
+    return "表决名册（房号 / 产权面积）", labels, lines
 
 
 def _label_key(label: str):
@@ -278,7 +303,7 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
                    calendar: WorkCalendar | None = None) -> Publicity:
     errors = {}
     if subject_type not in SUBJECT_TYPES:
-        errors["subject_type"] = "须为：表决结果、改造方案或困难群众名单"
+        errors["subject_type"] = "须为：表决结果、改造方案、困难群众名单或表决名册"
     try:
         subject_id = int(subject_id)
     except (TypeError, ValueError):
@@ -328,7 +353,7 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
 
 def publishable_subjects(estate: Estate) -> list[tuple[str, str]]:
     """(value "type:id", label) of what the committee may publish now: closed rounds, published
-    plan versions, the hardship list."""
+    plan versions, the hardship list, the frozen rolls of opened rounds."""
     from residents_app.plans.models import PlanVersion
     from residents_app.rounds.models import Round
 
@@ -341,6 +366,9 @@ def publishable_subjects(estate: Estate) -> list[tuple[str, str]]:
                                 .order_by(PlanVersion.number.desc())).scalars():
         out.append((f"plan_version:{p.id}", f"改造方案第 {p.number} 版：{p.title}"))
     out.append((f"hardship_list:{estate.id}", "困难群众名单"))
+    for r in db.session.execute(sa.select(Round).where(Round.estate_id == estate.id, Round.status != "draft")
+                                .order_by(Round.id.desc())).scalars():
+        out.append((f"round_roll:{r.id}", f"表决名册：{r.title}（#{r.id}）"))
     return out
 
 

@@ -312,8 +312,13 @@ def _roll_rows(rnd):
 @bp.route("/rounds/<int:round_id>/roll")
 @staff_required
 def roll_page(round_id: int):
+    from residents_app.publicity.services import publicity_status
+
     rnd, estate = _round_for(round_id)
-    return render_template("rounds/roll.html", rnd=rnd, estate=estate, entries=svc.roll_entries(rnd.id))
+    # DOMAIN: the frozen roll is published for objections (a publicity of subject "round_roll").
+    roll_pub = publicity_status("round_roll", rnd.id) if rnd.status != "draft" else None
+    return render_template("rounds/roll.html", rnd=rnd, estate=estate, entries=svc.roll_entries(rnd.id),
+                           roll_pub=roll_pub, can_publish=roll_pub is not None and _can_edit(estate))
 
 
 @bp.route("/rounds/<int:round_id>/roll.csv")
