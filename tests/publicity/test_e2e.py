@@ -102,3 +102,48 @@ def test_board_objection_committee_and_calendar_pages(live_server, live_app, pho
     if beijing_date(utcnow()).year == 2026:
         assert "明年（2027 年）的节假日安排尚未录入" in laptop.inner_text("#warn-next-year")
     laptop.screenshot(path=os.path.join(screenshot_dir, "publicity-5-admin-calendar.png"), full_page=True)
+
+
+@pytest.mark.e2e
+def test_committee_publishes_the_frozen_roll_and_the_board_shows_it(live_server, live_app, laptop_page, phone_page,
+                                                                    screenshot_dir):
+    from datetime import timedelta
+
+    from residents_app.rounds import services as rounds
+
+    now = utcnow()
+    with live_app.app_context():
+        f = Factory(_db)
+        estate = f.estate(name="名册小区", buildings={"1幢": [("101", "88.50"), ("102", "75.18")],
+                                                     "2幢": [("201", "102.30")]})
+        user = f.user("committee", estate=estate, username="roll")
+        rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="willingness", title="外立面改造意愿征求",
+                                                               opens_at=now, closes_at=now + timedelta(days=14)),
+                                  now, user)
+        rounds.open_round(rnd.id, now, user)
+        round_id, code = rnd.id, estate.code
+        owner_names = [o.name for b in estate.buildings for u in b.units for o in u.owners]
+        _db.session.commit()
+        _db.session.remove()
+
+    laptop = laptop_page
+    laptop.goto(live_server + "/login")
+    laptop.fill("#username", "roll")
+    laptop.fill("#password", "correct-horse-1")
+    laptop.click("#login")
+    laptop.goto(f"{live_server}/rounds/{round_id}/roll")
+    laptop.click("#publish-roll")
+    assert laptop.input_value("#subject") == f"round_roll:{round_id}"
+    laptop.fill("#title", "外立面改造表决名册公示")
+    laptop.fill("#notice_text", "本次表决的名册已于表决开启时冻结，请各位业主核对房号和产权面积。")
+    laptop.click("#post-form button[type=submit]")
+    assert "已发布公示：外立面改造表决名册公示" in laptop.content()
+    laptop.goto(f"{live_server}/rounds/{round_id}/roll")
+    assert "名册公示" in laptop.inner_text("#roll-publicity")
+    laptop.screenshot(path=os.path.join(screenshot_dir, "rounds-8-roll-publicity.png"), full_page=True)
+
+    phone_page.goto(f"{live_server}/p/{code}")
+    board = phone_page.content()
+    assert "1幢-101（88.50 m²）" in board and "表决名册共 3 户，产权面积合计 265.98 m²" in board
+    assert not any(name in board for name in owner_names)
+    phone_page.screenshot(path=os.path.join(screenshot_dir, "publicity-7-roll-board-phone.png"), full_page=True)
