@@ -272,6 +272,17 @@ def laptop_page(browser):
     ctx.close()
 
 
+def browser_login(page, base_url: str, username: str, password: str = "correct-horse-1") -> None:
+    """Sign a staff user in through the login page and wait for the dashboard."""
+    import re
+
+    page.goto(base_url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login")
+    page.wait_for_url(re.compile(r".*/dashboard"))
+
+
 @pytest.fixture
 def screenshot_dir():
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "screenshots")

@@ -14,7 +14,7 @@ from residents_app.auth.resident import hash_token, new_token
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
 from residents_app.registry.models import UnitLink
-from tests.conftest import Factory
+from tests.conftest import Factory, browser_login
 
 
 @pytest.mark.e2e
@@ -50,11 +50,7 @@ def test_plan_pages_and_resident_pledge(live_server, live_app, phone_page, lapto
         _db.session.remove()
 
     laptop = laptop_page
-    laptop.goto(live_server + "/login")
-    laptop.fill("#username", "chen")
-    laptop.fill("#password", "correct-horse-1")
-    laptop.click("#login")
-    laptop.wait_for_url(re.compile(r".*/dashboard"))
+    browser_login(laptop, live_server, "chen")
     laptop.goto(f"{live_server}/plans/{plan_id}")
     assert laptop.inner_text("#plan-status") == "已发布"
     laptop.screenshot(path=os.path.join(screenshot_dir, "plans-1-plan.png"), full_page=True)

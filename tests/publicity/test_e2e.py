@@ -14,7 +14,7 @@ from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
 from residents_app.publicity import services
-from tests.conftest import Factory
+from tests.conftest import Factory, browser_login
 
 from .conftest import PDF
 
@@ -77,11 +77,7 @@ def test_board_objection_committee_and_calendar_pages(live_server, live_app, pho
 
     # The committee sees why the publicity cannot end yet.
     laptop = laptop_page
-    laptop.goto(live_server + "/login")
-    laptop.fill("#username", "chen")
-    laptop.fill("#password", "correct-horse-1")
-    laptop.click("#login")
-    laptop.wait_for_url(re.compile(r".*/dashboard"))
+    browser_login(laptop, live_server, "chen")
     laptop.goto(f"{live_server}/publicity/{pub_id}")
     reasons = laptop.inner_text("#reasons")
     assert f"公示期尚未届满（截至 {last_day:%Y-%m-%d} 24:00）" in reasons
@@ -93,11 +89,7 @@ def test_board_objection_committee_and_calendar_pages(live_server, live_app, pho
 
     # The administrator's calendar page (the real clock is in 2026, so 2027 is missing).
     laptop.click("text=退出")
-    laptop.goto(live_server + "/login")
-    laptop.fill("#username", "root")
-    laptop.fill("#password", "correct-horse-1")
-    laptop.click("#login")
-    laptop.wait_for_url(re.compile(r".*/dashboard"))
+    browser_login(laptop, live_server, "root")
     laptop.goto(f"{live_server}/admin/calendar")
     if beijing_date(utcnow()).year == 2026:
         assert "明年（2027 年）的节假日安排尚未录入" in laptop.inner_text("#warn-next-year")
@@ -127,10 +119,7 @@ def test_committee_publishes_the_frozen_roll_and_the_board_shows_it(live_server,
         _db.session.remove()
 
     laptop = laptop_page
-    laptop.goto(live_server + "/login")
-    laptop.fill("#username", "roll")
-    laptop.fill("#password", "correct-horse-1")
-    laptop.click("#login")
+    browser_login(laptop, live_server, "roll")
     laptop.goto(f"{live_server}/rounds/{round_id}/roll")
     laptop.click("#publish-roll")
     assert laptop.input_value("#subject") == f"round_roll:{round_id}"

@@ -13,7 +13,7 @@ import pytest
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
 from residents_app.registry.services import import_roster, register_summary
-from tests.conftest import Factory
+from tests.conftest import Factory, browser_login
 from tests.registry.conftest import csv_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -32,11 +32,7 @@ def test_committee_register_pages(live_server, live_app, laptop_page, screenshot
         _db.session.remove()
 
     page = laptop_page
-    page.goto(live_server + "/login")
-    page.fill("#username", "chen")
-    page.fill("#password", "correct-horse-1")
-    page.click("#login")
-    page.wait_for_url(re.compile(r".*/dashboard"))
+    browser_login(page, live_server, "chen")
     page.click("text=示范小区")
     page.wait_for_url(re.compile(rf".*/estates/{estate_id}$"))
     total = page.inner_text("#summary-total")

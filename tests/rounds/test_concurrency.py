@@ -28,18 +28,7 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app, deferred, 
 
     monkeypatch.setitem(live_app.config, "AUDIT_SEALER", "thread")
     monkeypatch.setitem(live_app.config, "AUDIT_DEFER_ON_SQLITE", True)  # the same mechanism on both databases
-    with live_app.app_context():
-        estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00"), ("102", "70.00")]})
-        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发", opens_at=NOW,
-                                                         closes_at=NOW + timedelta(days=1)), NOW)
-        svc.open_round(rnd.id, NOW, None)
-        unit = estate.buildings[0].units[0]
-        other = estate.buildings[0].units[1]
-        ids = (rnd.id, unit.id, unit.ownerships[0].owner_id, other.id, other.ownerships[0].owner_id)
-        chain = estate.id
-        _db.session.commit()
-        _db.session.remove()
-    round_id, unit_id, owner_id, other_id, other_owner = ids
+    round_id, chain, ((unit_id, owner_id), (other_id, other_owner)) = _open_round_with_two_units(live_app)
     n = 8
     barrier = threading.Barrier(n + 1)
     errors, receipts = [], []
@@ -127,13 +116,13 @@ def test_two_schedulers_closing_at_once_close_once(live_app):
 
 
 def _open_round_with_two_units(live_app):
+    """An open round (real commits) over an estate of two units: (round id, estate id, [(unit id, owner id)])."""
     with live_app.app_context():
         estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00"), ("102", "70.00")]})
-        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="截止竞争", opens_at=NOW,
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发", opens_at=NOW,
                                                          closes_at=NOW + timedelta(days=1)), NOW)
         svc.open_round(rnd.id, NOW, None)
-        unit = estate.buildings[0].units[0]
-        ids = (rnd.id, unit.id, unit.ownerships[0].owner_id)
+        ids = (rnd.id, estate.id, [(u.id, u.ownerships[0].owner_id) for u in estate.buildings[0].units])
         _db.session.commit()
         _db.session.remove()
     return ids
@@ -163,7 +152,7 @@ def test_a_close_waits_for_the_cast_in_flight_and_counts_it(live_app):
     """A cast that passed the window check just before the close time and has not committed yet: the closing
     job waits for it (PostgreSQL: the cast holds the round row FOR KEY SHARE against close_round's FOR UPDATE;
     SQLite: the cast holds the write lock), so the stored result includes that ballot."""
-    round_id, unit_id, owner_id = _open_round_with_two_units(live_app)
+    round_id, _, ((unit_id, owner_id), _) = _open_round_with_two_units(live_app)
     closes = NOW + timedelta(days=1)
     out: dict = {}
     release_cast = threading.Event()
@@ -193,7 +182,7 @@ def test_a_close_waits_for_the_cast_in_flight_and_counts_it(live_app):
 def test_a_cast_that_arrives_during_the_close_is_refused(live_app):
     """The close holds the round (not yet committed) when a cast that began before the close time arrives: the
     cast waits, then sees the round closed and is refused (409), nothing stored."""
-    round_id, unit_id, owner_id = _open_round_with_two_units(live_app)
+    round_id, _, ((unit_id, owner_id), _) = _open_round_with_two_units(live_app)
     closes = NOW + timedelta(days=1)
     out: dict = {}
     release_close = threading.Event()

@@ -11,7 +11,7 @@ import pytest
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
 from residents_app.rounds.demo import extend_demo
-from tests.conftest import Factory
+from tests.conftest import Factory, browser_login
 
 
 @pytest.mark.e2e
@@ -31,11 +31,7 @@ def test_resident_votes_by_qr_link_and_committee_sees_the_tally_change(live_serv
     token, name, last4 = re.search(r"/v/(\S+)\s+业主 (\S+)\s+手机后4位 (\d{4})", demo).groups()
 
     laptop = laptop_page
-    laptop.goto(live_server + "/login")
-    laptop.fill("#username", "chen")
-    laptop.fill("#password", "correct-horse-1")
-    laptop.click("#login")
-    laptop.wait_for_url(re.compile(r".*/dashboard"))
+    browser_login(laptop, live_server, "chen")
     laptop.goto(live_server + f"/estates/{estate_id}/rounds")
     laptop.click("text=示范小区老旧小区改造意愿征求")
     before = int(laptop.inner_text("#agree-count"))
