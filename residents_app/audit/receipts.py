@@ -61,27 +61,23 @@ def check_receipt(code: str, now: datetime) -> ReceiptCheck:
 
     code = normalise_code(code)
     ballot = db.session.execute(sa.select(Ballot).where(Ballot.receipt_code == code)).scalar_one_or_none()
-    if ballot is None:
+    ev = None if ballot is None else _entry_of(AuditEvent, ballot.id)
+    pending = None if ballot is None or ev is not None else _entry_of(AuditPending, ballot.id)
+    if ev is None and pending is None:
         raise NotFound("没有找到该回执码对应的投票记录，请核对回执码", code="receipt_not_found")
-    ev = _entry_of(AuditEvent, ballot.id)
-    if ev is None:
-        pending = _entry_of(AuditPending, ballot.id)
-        if pending is None:
-            raise NotFound("没有找到该回执码对应的投票记录，请核对回执码", code="receipt_not_found")
-        rnd = db.session.get(Round, ballot.round_id)
-        estate = db.session.get(Estate, rnd.estate_id)
-        return ReceiptCheck(state="recorded_pending", headline="您的投票已记录，正在写入审计日志",
-                            round_title=rnd.title, estate_name=estate.name,
-                            choice_label=rnd.option_labels.get(ballot.choice, ballot.choice), cast_at=ballot.cast_at,
-                            chain=pending.chain, seq=0, entry_hash="", round_closed=rnd.status == "closed",
-                            detail="通常在几秒内写入，请稍后刷新本页再核验。")
     rnd = db.session.get(Round, ballot.round_id)
     estate = db.session.get(Estate, rnd.estate_id)
+    base = dict(round_title=rnd.title, estate_name=estate.name,
+                choice_label=rnd.option_labels.get(ballot.choice, ballot.choice), cast_at=ballot.cast_at,
+                round_closed=rnd.status == "closed")
+    if ev is None:
+        return ReceiptCheck(state="recorded_pending", headline="您的投票已记录，正在写入审计日志", **base,
+                            chain=pending.chain, seq=0, entry_hash="",
+                            detail="通常在几秒内写入，请稍后刷新本页再核验。")
     data = ev.data or {}
     choice = data.get("choice", "")
-    base = dict(round_title=rnd.title, estate_name=estate.name,
-                choice_label=rnd.option_labels.get(choice, choice), cast_at=ballot.cast_at, chain=ev.chain,
-                seq=ev.seq, entry_hash=ev.hash, round_closed=rnd.status == "closed")
+    # What the log says was chosen (a tampered entry shows what it now says).
+    base.update(choice_label=rnd.option_labels.get(choice, choice), chain=ev.chain, seq=ev.seq, entry_hash=ev.hash)
     # The entry must describe this very ballot: same round, unit and choice, in the round's estate chain.
     same_ballot = (ev.chain == rnd.estate_id and str(data.get("round_id")) == str(ballot.round_id)
                    and str(data.get("unit_id")) == str(ballot.unit_id) and choice == ballot.choice

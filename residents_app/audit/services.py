@@ -85,11 +85,11 @@ def _seal_locked(conn, chain: int) -> tuple[int, str, int]:
     entries = []
     for row in rows:
         seq += 1
-        entry = SimpleNamespace(chain=chain, seq=seq, kind=row.kind, at=row.at.astimezone(UTC), actor=row.actor,
-                                subject_type=row.subject_type, subject_id=row.subject_id,
-                                data=row.data or {}, prev_hash=prev)  # as decoded from the database
-        entry.hash = prev = compute_hash(entry)
-        entries.append({k: getattr(entry, k) for k in _COLUMNS})
+        entry = chain_entry(chain=chain, seq=seq, kind=row.kind, at=row.at, actor=row.actor,
+                            subject_type=row.subject_type, subject_id=row.subject_id,
+                            data=row.data or {}, prev_hash=prev)  # data as decoded from the database
+        prev = entry["hash"]
+        entries.append(entry)
     ids = [row.id for row in rows]
     if conn.dialect.name == "postgresql":
         # One statement for the batch: the entries as one JSON parameter, and the pending rows gone with them
@@ -99,6 +99,24 @@ def _seal_locked(conn, chain: int) -> tuple[int, str, int]:
         conn.execute(_INSERT_MANY_SQL, entries)
         conn.execute(_PENDING_DELETE_SQL, {"p_ids": ids})
     return seq, prev, len(rows)
+
+
+def chain_entry(*, chain: int, seq: int, kind: str, at: datetime, actor: str, subject_type: str, subject_id: str,
+                data: dict, prev_hash: str) -> dict:
+    """The column values of the chain entry at `seq` after `prev_hash`, its hash included (`at` hashed as UTC,
+    the form the database gives back; `data` must already be in its JSON-decoded form)."""
+    entry = SimpleNamespace(chain=chain, seq=seq, kind=kind, at=at.astimezone(UTC), actor=actor,
+                            subject_type=subject_type, subject_id=subject_id, data=data, prev_hash=prev_hash)
+    entry.hash = compute_hash(entry)
+    return {k: getattr(entry, k) for k in _COLUMNS}
+
+
+def _seal_all_locked(conn, chain: int) -> tuple[int, str]:
+    """_seal_locked until nothing is left pending on the chain; the new head (seq, hash)."""
+    while True:
+        seq, prev, n = _seal_locked(conn, chain)
+        if n < SEAL_BATCH:
+            return seq, prev
 
 
 def _iso(value):
@@ -115,18 +133,13 @@ _PG_MOVE_SQL = sa.text(
 )
 
 
-def seal_chain(chain: int) -> int:
+def seal_chain(chain: int) -> None:
     """In the caller's transaction: take the chain's lock and seal all its pending events. The synchronous mode
     of a hot path (the lock is then held until the caller commits, as for record())."""
     db.session.flush()
     conn = db.session.connection()
     _lock_chain(conn, chain)
-    total = 0
-    while True:
-        _, _, n = _seal_locked(conn, chain)
-        total += n
-        if n < SEAL_BATCH:
-            return total
+    _seal_all_locked(conn, chain)
 
 
 @dataclass
@@ -181,10 +194,7 @@ def record(kind: str, *, chain: int, actor: str, now: datetime, subject_type: st
     db.session.flush()
     conn = db.session.connection()
     _lock_chain(conn, chain)
-    while True:
-        seq, prev, n = _seal_locked(conn, chain)
-        if n < SEAL_BATCH:
-            break
+    seq, prev = _seal_all_locked(conn, chain)
     ev = AuditEvent(
         chain=chain,
         seq=seq + 1,

@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import SimpleNamespace
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
 
 from residents_app.audit import sealer
-from residents_app.audit.services import GENESIS, canonical_json, compute_hash, new_receipt, seal_chain
+from residents_app.audit.services import GENESIS, canonical_json, chain_entry, new_receipt, seal_chain
 from residents_app.errors import Conflict
 from residents_app.extensions import db
 from residents_app.rounds.models import Ballot, Round
@@ -58,14 +57,17 @@ _PENDING_COLUMNS = "chain, kind, at, actor, subject_type, subject_id, data"
 SUPERSEDE_SQL = ("UPDATE ballot SET status = 'superseded' WHERE round_id = :round_id AND unit_id = :unit_id "
                  "AND status = 'counted' AND id <> :ballot_id")
 
+# The unique (round, unit) row is the lock: a concurrent cast for the same unit waits here, then overwrites, so
+# exactly one is counted and the other stays in the history as a change. (Also services._count's.)
+CURRENT_UPSERT = ("INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
+                  f"VALUES (:round_id, :unit_id, :ballot_id, :choice, :channel, :cast_at) {_UPSERT_TAIL}")
 _BALLOT_INSERT = f"INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUES}) RETURNING id"
 SQLITE_WRITES = (
     ("ballot", _BALLOT_INSERT),
-    ("current", "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
-                f"VALUES (:round_id, :unit_id, :ballot_id, :choice, 'online', :cast_at) {_UPSERT_TAIL}"),
+    ("current", CURRENT_UPSERT),
     ("supersede", SUPERSEDE_SQL),
 )
-SQLITE_PENDING = ("INSERT INTO audit_pending (chain, kind, at, actor, subject_type, subject_id, data) "
+SQLITE_PENDING = (f"INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
                   "VALUES (:chain, 'ballot.cast', :cast_at, :actor, 'ballot', :subject_id, :data)")
 # SQLite, not deferred: straight onto the chain (the transaction holds the database's only write lock, which
 # is the chain lock there), after any events still pending on it.
@@ -80,7 +82,7 @@ SQLITE_APPEND = ("INSERT INTO audit_event (chain, seq, kind, at, actor, subject_
 # for any concurrent cast of the same unit, so its snapshot sees that cast's ballot.
 _PG_AFTER_BALLOT = (
     "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
-    f"SELECT :round_id, :unit_id, b.id, :choice, 'online', :cast_at FROM b {_UPSERT_TAIL} "
+    f"SELECT :round_id, :unit_id, b.id, :choice, :channel, :cast_at FROM b {_UPSERT_TAIL} "
     "RETURNING NOT (xmax = 0) AS replaced), "
     f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
     "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
@@ -120,6 +122,10 @@ CHECKED_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)  # SQLite: the first sta
 # PostgreSQL: the whole cast is one statement.
 PG_CAST_ONE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
 PG_WRITE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_ROUND_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
+
+def window_closed() -> Conflict:
+    return Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
+
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -226,7 +232,6 @@ def read_for_cast(link_id: int, unit_id: int, owner_id: int, round_id: int) -> S
 class Written:
     ballot_id: int
     receipt_code: str
-    deferred: bool  # the audit event waits in audit_pending (sealer.after_commit() after the commit)
 
 
 def _defers(d: _Dialect, defer_audit: bool) -> bool:
@@ -247,7 +252,8 @@ def _params(d: _Dialect, rnd, unit_id: int, owner_id: int, choice: str, items: l
     if client:
         data.update({k: v for k, v in client.items() if k in ("ip_hash", "ua_hash") and v})
     params = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "items": d.bind_json(items),
-              "rating": rating, "comment": comment, "owner_id": owner_id, "cast_at": d.bind_dt(now),
+              "rating": rating, "comment": (comment or "").strip()[:500], "owner_id": owner_id, "channel": "online",
+              "cast_at": d.bind_dt(now),
               "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data)}
     return params, data
 
@@ -266,7 +272,7 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
             _run(cur, "write", d.writes[0][1], params)
             row = cur.fetchone()
             if row is None:  # the round closed after the caller's checks (the only thing that can change)
-                raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
+                raise window_closed()
             ballot_id, replaced = row
             if replaced:
                 _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
@@ -304,7 +310,7 @@ def _written(chain: int, ballot_id: int, receipt: str, defer: bool, seal_now: bo
         seal_chain(chain)
     elif defer:
         sealer.deferred(chain)
-    return Written(ballot_id=ballot_id, receipt_code=receipt, deferred=defer)
+    return Written(ballot_id=ballot_id, receipt_code=receipt)
 
 
 # Rounds this process has seen open, by (engine, id): kind, options, item menu and estate are frozen once a
@@ -360,8 +366,7 @@ def _append_sqlite(cur, params: dict, data: dict, now: datetime) -> None:
     _run(cur, "head", SQLITE_HEAD, params)
     head = cur.fetchone()
     seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-    entry = SimpleNamespace(chain=params["chain"], seq=seq + 1, kind="ballot.cast", at=now.astimezone(UTC),
-                            actor=params["actor"], subject_type="ballot", subject_id=params["subject_id"],
-                            data=json.loads(canonical_json(data)), prev_hash=prev)
-    _run(cur, "append", SQLITE_APPEND, {**params, "seq": entry.seq, "prev_hash": prev,
-                                        "hash": compute_hash(entry)})
+    entry = chain_entry(chain=params["chain"], seq=seq + 1, kind="ballot.cast", at=now, actor=params["actor"],
+                        subject_type="ballot", subject_id=params["subject_id"],
+                        data=json.loads(canonical_json(data)), prev_hash=prev)
+    _run(cur, "append", SQLITE_APPEND, {**params, "seq": entry["seq"], "prev_hash": prev, "hash": entry["hash"]})

@@ -424,7 +424,7 @@ def _window_check(rnd: Round, now: datetime) -> None:
     if rnd.status == "draft" or now < rnd.opens_at:
         raise Conflict("投票尚未开始", code="vote_not_open")
     if rnd.status == "closed" or now >= rnd.closes_at:
-        raise Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
+        raise castpath.window_closed()
 
 
 def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
@@ -439,8 +439,8 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
         db.session.add(ballot)
     db.session.flush()
     conn = db.session.connection()
-    params = {"p_round_id": ballot.round_id, "p_unit_id": ballot.unit_id, "p_ballot_id": ballot.id,
-              "p_choice": ballot.choice, "p_channel": ballot.channel, "p_cast_at": ballot.cast_at}
+    params = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
+              "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
     conn.execute(_UPSERT, params)
     conn.execute(_SUPERSEDE, params)
     record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot", subject_id=ballot.id,
@@ -450,17 +450,10 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
     return ballot
 
 
-_UPSERT = sa.text(
-    "INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
-    "VALUES (:p_round_id, :p_unit_id, :p_ballot_id, :p_choice, :p_channel, :p_cast_at) "
-    "ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
-    "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at"
-).bindparams(sa.bindparam("p_cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
-_SUPERSEDE = (sa.update(Ballot.__table__)
-              .where(Ballot.__table__.c.round_id == sa.bindparam("p_round_id"),
-                     Ballot.__table__.c.unit_id == sa.bindparam("p_unit_id"),
-                     Ballot.__table__.c.status == "counted", Ballot.__table__.c.id != sa.bindparam("p_ballot_id"))
-              .values(status="superseded"))
+# The cast path's statements, as SQLAlchemy text (cast_at converted by its column type).
+_UPSERT = sa.text(castpath.CURRENT_UPSERT).bindparams(
+    sa.bindparam("cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
+_SUPERSEDE = sa.text(castpath.SUPERSEDE_SQL)
 
 
 def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_key: str | None = None) -> dict:
@@ -490,7 +483,7 @@ def cast_online(rnd, unit_id: int, owner_id: int, choice: str, now: datetime, *,
                 defer_audit: bool = False) -> castpath.Written:
     """Write an online ballot that has passed check_cast (and whose owner has been checked)."""
     return castpath.write_online(rnd, unit_id, owner_id, choice=choice, items=items, rating=rating,
-                                 comment=(comment or "").strip()[:500], now=now,
+                                 comment=comment, now=now,
                                  actor=owner_actor(unit_id, owner_id), client=client, defer_audit=defer_audit)
 
 
@@ -508,24 +501,23 @@ def cast_known_round(unit_id: int, owner_id: int, link_id: int, token_hash: str,
     except ValidationFailed:
         return None
     return castpath.cast_in_one(rnd, unit_id, owner_id, link_id, token_hash, choice=choice, items=items,
-                                rating=rating, comment=(comment or "").strip()[:500], now=now,
+                                rating=rating, comment=comment, now=now,
                                 actor=owner_actor(unit_id, owner_id), client=client, defer_audit=True)
 
 
 def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
                 items: list[str] | None = None, rating: int | None = None, comment: str = "",
-                client: dict | None = None, ownership_checked: bool = False, defer_audit: bool = False) -> Ballot:
+                client: dict | None = None, defer_audit: bool = False) -> Ballot:
     """An owner (any co-owner) casts or changes the online ballot of their unit. Returns the ballot (persistent).
 
     `client` is client_fingerprint(...) of the request (the views pass it), kept in the audit event.
-    `ownership_checked`: the caller has read, in this same transaction, that owner_id owns unit_id; otherwise it
-    is checked here. `defer_audit`: the audit event waits in audit_pending for the sealer (views that call
+    `defer_audit`: the audit event waits in audit_pending for the sealer (views that call
     audit.sealer.after_commit() after their commit); otherwise it goes onto the chain in this transaction.
     """
     rnd, on_roll = _round_and_roll(round_id, unit_id)
     items = check_cast(rnd, on_roll, now, choice, items, rating)
     # Usually already in the identity map (the resident session loaded the unit's ownership).
-    if not ownership_checked and db.session.get(Ownership, (unit_id, owner_id)) is None:
+    if db.session.get(Ownership, (unit_id, owner_id)) is None:
         raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
     written = cast_online(rnd, unit_id, owner_id, choice, now, items=items, rating=rating, comment=comment,
                           client=client, defer_audit=defer_audit)
