@@ -22,6 +22,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from common import create_schema, gunicorn, make_app, run_load, scratch_database
 
+from residents_app.rounds import links as links_svc
+
 
 def prepare(url: str, n_units: int):
     """An estate of n_units units, an open round, links and one signed resident cookie per unit."""
@@ -61,7 +63,7 @@ def prepare(url: str, n_units: int):
         rnd = svc.create_round(estate.id, svc.RoundInput(kind="willingness", title="基准", opens_at=now,
                                                          closes_at=now + timedelta(days=1)), now)
         svc.open_round(rnd.id, now, None)
-        issued = svc.issue_links(estate.id, now)
+        issued = links_svc.issue_links(estate.id, now)
         from residents_app.auth.resident import hash_token
         from residents_app.registry.models import UnitLink
 
@@ -137,11 +139,11 @@ def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, 
         from residents_app.audit.models import AuditEvent
         from residents_app.audit.verify import verify_chain
         from residents_app.extensions import db
-        from residents_app.rounds import services as svc
+        from residents_app.rounds import tally
         from residents_app.rounds.models import Ballot, Round
 
         with app.app_context():
-            voted = svc.compute_tally(round_id).figures.voted_count
+            voted = tally.compute_tally(round_id).figures.voted_count
             estate_id = db.session.get(Round, round_id).estate_id
             chain = verify_chain(estate_id)
             cast_events = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(

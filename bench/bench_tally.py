@@ -5,7 +5,7 @@
 
 Loads a frozen roll of n units (100 buildings) with n counted ballots (70% agree, 20% disagree,
 10% abstain; every 10th unit without a ballot) and compares the median of 5 runs of
-residents_app.rounds.services.compute_tally (household mode: SQL GROUP BY building and choice,
+residents_app.rounds.tally.compute_tally (household mode: SQL GROUP BY building and choice,
 SUM over integer hundredths, then the exact threshold engine) with one raw SQL aggregate
 (count and sum of area grouped by choice) executed on the same connection. Goal: ratio <= 1.5.
 """
@@ -106,7 +106,7 @@ def run(kind: str, n: int) -> dict:
         rid = load(app, n)
         load_s = time.perf_counter() - t0
         from residents_app.extensions import db
-        from residents_app.rounds import services as svc
+        from residents_app.rounds import tally as tally_svc
 
         with app.app_context():
             raw_times, tally_times = [], []
@@ -116,7 +116,7 @@ def run(kind: str, n: int) -> dict:
                 raw_times.append(time.perf_counter() - t)
                 db.session.rollback()
                 t = time.perf_counter()
-                tally = svc.compute_tally(rid)
+                tally = tally_svc.compute_tally(rid)
                 tally_times.append(time.perf_counter() - t)
                 db.session.rollback()
             raw_agree = next(int(r[2]) for r in rows if r[0] == "agree")

@@ -38,6 +38,7 @@ def seed_rounds(url: str, units: int, rounds: int):
     from residents_app.db import utcnow
     from residents_app.extensions import db
     from residents_app.registry.models import Estate, Unit
+    from residents_app.rounds import ballots as ballots_svc
     from residents_app.rounds import services as rs
 
     app, first_round, residents, closes_at = lv.seed(url, units)
@@ -55,7 +56,7 @@ def seed_rounds(url: str, units: int, rounds: int):
             round_ids.append(rnd.id)
         for rid in round_ids:
             for uid in unit_ids[: len(unit_ids) // 2]:
-                rs.cast_ballot(rid, uid, owners[uid], "agree" if uid % 3 else "disagree", now)
+                ballots_svc.cast_ballot(rid, uid, owners[uid], "agree" if uid % 3 else "disagree", now)
         db.session.commit()
     return app, round_ids, closes_at
 

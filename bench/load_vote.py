@@ -37,6 +37,8 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from residents_app.rounds import links as links_svc
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
@@ -113,7 +115,7 @@ def seed(url: str, units: int, per_building: int = 40, closes_in: timedelta = ti
             db.session.add(Ownership(unit_id=unit.id, owner_id=owner.id))
             people[unit.id] = (owner.name, owner.phone[-4:], area)
         db.session.flush()
-        links = rs.issue_links(estate.id, now)
+        links = links_svc.issue_links(estate.id, now)
         data = rs.RoundInput(kind="general", title="压测：加装电梯", opens_at=now - timedelta(hours=1),
                              closes_at=now + closes_in)
         rnd = rs.create_round(estate.id, data, now)
@@ -282,6 +284,7 @@ def verify(app, round_id: int, residents: list[Resident], out: Outcome, closes_a
 
     from residents_app.extensions import db
     from residents_app.rounds import services as rs
+    from residents_app.rounds import tally as tally_svc
     from residents_app.rounds.models import Ballot, CurrentBallot, RoundResult
 
     problems: list[str] = []
@@ -331,7 +334,7 @@ def verify(app, round_id: int, residents: list[Resident], out: Outcome, closes_a
             "agree_area": sum((area[u] for u, r in newest.items() if r.choice == "agree"), Decimal("0.00")),
             "voted_area": sum((area[u] for u in newest), Decimal("0.00")),
         }
-        live = rs.compute_tally(round_id).to_dict()["figures"]
+        live = tally_svc.compute_tally(round_id).to_dict()["figures"]
         live_cmp = {k: (live[k] if "count" in k else Decimal(live[k])) for k in recount}
         if live_cmp != recount:
             problems.append(f"live tally {live_cmp} != recount {recount}")

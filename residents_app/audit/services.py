@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import make_transient_to_detached
 
+from residents_app.audit.chain import (
+    _COLUMNS,
+    GENESIS,
+    canonical_json,
+    chain_entry,
+    compute_hash,
+)
 from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.extensions import db
-
-GENESIS = "0" * 64
-
-
-def canonical_json(entry: dict) -> str:
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def entry_dict(ev) -> dict:
-    """What an entry's hash covers (an AuditEvent, or anything with the same attributes)."""
-    return {
-        "chain": ev.chain,
-        "seq": ev.seq,
-        "kind": ev.kind,
-        "at": ev.at.isoformat(),
-        "actor": ev.actor,
-        "subject_type": ev.subject_type,
-        "subject_id": ev.subject_id,
-        "data": ev.data,
-        "prev_hash": ev.prev_hash,
-    }
-
-
-def compute_hash(ev) -> str:
-    return hashlib.sha256(canonical_json(entry_dict(ev)).encode("utf-8")).hexdigest()
-
-
-def new_receipt() -> str:
-    """A ballot's receipt code: 20 hex digits (80 random bits), written into the ballot's audit entry, so the
-    sealed chain commits to it; the voter looks the entry up by it."""
-    return secrets.token_hex(10)
-
 
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(7301, :chain)")
 _TRY_LOCK_SQL = sa.text("SELECT pg_try_advisory_xact_lock(7301, :chain)")
@@ -59,7 +31,6 @@ _PENDING = AuditPending.__table__
 _PENDING_SQL = (sa.select(_PENDING).where(_PENDING.c.chain == sa.bindparam("p_chain"))
                 .order_by(_PENDING.c.id).limit(sa.bindparam("p_limit")))
 _PENDING_DELETE_SQL = sa.delete(_PENDING).where(_PENDING.c.id.in_(sa.bindparam("p_ids", expanding=True)))
-_COLUMNS = ("chain", "seq", "kind", "at", "actor", "subject_type", "subject_id", "data", "prev_hash", "hash")
 SEAL_BATCH = 2000
 
 
@@ -101,14 +72,6 @@ def _seal_locked(conn, chain: int) -> tuple[int, str, int]:
     return seq, prev, len(rows)
 
 
-def chain_entry(*, chain: int, seq: int, kind: str, at: datetime, actor: str, subject_type: str, subject_id: str,
-                data: dict, prev_hash: str) -> dict:
-    """The column values of the chain entry at `seq` after `prev_hash`, its hash included (`at` hashed as UTC,
-    the form the database gives back; `data` must already be in its JSON-decoded form)."""
-    entry = SimpleNamespace(chain=chain, seq=seq, kind=kind, at=at.astimezone(UTC), actor=actor,
-                            subject_type=subject_type, subject_id=subject_id, data=data, prev_hash=prev_hash)
-    entry.hash = compute_hash(entry)
-    return {k: getattr(entry, k) for k in _COLUMNS}
 
 
 def _seal_all_locked(conn, chain: int) -> tuple[int, str]:
@@ -227,50 +190,6 @@ def _refuse_update(mapper, connection, target):
 @event.listens_for(AuditEvent, "before_delete")
 def _refuse_delete(mapper, connection, target):
     raise RuntimeError("audit_event is append-only")
-
-
-# ---- Street office sign-off, exports, receipts (the verification desk) -------------------------
-
-SIGNOFF_KIND = "round.verification"
-DECISIONS = {"verified": "核验通过", "returned": "退回"}
-
-
-def sign_off(rnd, *, decision: str, comment: str, user, now: datetime) -> AuditEvent:
-    """The street office's verdict on a closed round, kept only in the log (the log is the record)."""
-    from residents_app.audit.verify import verify_chain
-    from residents_app.errors import Conflict, ValidationFailed
-
-    comment = (comment or "").strip()
-    errors = {}
-    if decision not in DECISIONS:
-        errors["decision"] = "请选择“核验通过”或“退回”"
-    if decision == "returned" and not comment:
-        errors["comment"] = "退回时必须填写意见，说明需要业委会补正什么"
-    if len(comment) > 2000:
-        errors["comment"] = "意见不能超过 2000 字"
-    if errors:
-        raise ValidationFailed("核验意见有误：" + "；".join(errors.values()), errors=errors)
-    if rnd.status != "closed":
-        raise Conflict("表决尚未结束，不能核验", code="round_not_closed")
-    chain = verify_chain(rnd.estate_id)
-    if decision == "verified" and not chain.ok:
-        raise Conflict(f"本小区审计日志校验未通过（{chain.broken.describe()}），不能核验通过",
-                       code="audit_chain_broken")
-    from residents_app.rounds.models import RoundResult
-
-    result = db.session.get(RoundResult, rnd.id)
-    return record(SIGNOFF_KIND, chain=rnd.estate_id, actor=actor_for_user(user), now=now, subject_type="round",
-                  subject_id=rnd.id,
-                  data={"decision": decision, "comment": comment, "round_id": rnd.id,
-                        "passed": result.passed if result is not None else None,
-                        "chain_head_seq": chain.head_seq, "chain_head_hash": chain.head_hash})
-
-
-def signoffs(round_id: int, estate_id: int) -> list[AuditEvent]:
-    return list(db.session.execute(
-        sa.select(AuditEvent).where(AuditEvent.chain == estate_id, AuditEvent.kind == SIGNOFF_KIND,
-                                    AuditEvent.subject_type == "round", AuditEvent.subject_id == str(round_id))
-        .order_by(AuditEvent.seq)).scalars())
 
 
 def log_export(what: str, *, estate_id: int, user, now: datetime, subject_type: str, subject_id,

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from residents_app.audit.chain import GENESIS, compute_hash
 from residents_app.audit.models import AuditEvent
-from residents_app.audit.services import GENESIS, compute_hash
 from residents_app.extensions import db
 
 BATCH = 1000

@@ -55,8 +55,8 @@ def check_readiness() -> Readiness:
 
 def audit_chain_problems() -> tuple[int, list[str]]:
     """Recompute every hash and link of every chain: (entries checked, problems in Chinese)."""
+    from residents_app.audit.chain import GENESIS, compute_hash
     from residents_app.audit.models import AuditEvent
-    from residents_app.audit.services import GENESIS, compute_hash
 
     problems: list[str] = []
     checked = 0

@@ -253,7 +253,7 @@ def _roll_snapshot(estate: Estate, round_id: int) -> tuple[str, list[str], list[
     totals and when it froze. No owner names on a public board."""
     from residents_app.formatting import format_local_dt
     from residents_app.rounds.models import Round
-    from residents_app.rounds.services import roll_entries
+    from residents_app.rounds.tally import roll_entries
 
     rnd = db.session.get(Round, round_id)
     if rnd is None or rnd.estate_id != estate.id:

@@ -25,10 +25,13 @@ from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound
 from residents_app.extensions import db, limiter
-from residents_app.rounds import castpath
+from residents_app.rounds import ballots, castpath, common
+from residents_app.rounds import links as links_svc
 from residents_app.rounds import schemas as sc
 from residents_app.rounds import services as svc
+from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.blueprints import api_bp
+from residents_app.rounds.receipts import check_receipt as check_chain_receipt
 from residents_app.rounds.resident_views import IDENTITY_LIMIT, TOKEN_GUESS_LIMIT, rule_text
 
 
@@ -63,7 +66,7 @@ def _round_json(rnd, unit_id=None) -> dict:
     out = sc.RoundSchema().dump(rnd)
     out["rule"] = rule_text(rnd)
     if unit_id is not None:
-        cur = svc.current_ballot_for(rnd.id, unit_id)
+        cur = ballots.current_ballot_for(rnd.id, unit_id)
         out["my_ballot"] = None if cur is None else {"choice": cur.choice, "cast_at": cur.cast_at.isoformat(),
                                                      "receipt_code": cur.receipt_code}
     return out
@@ -90,7 +93,7 @@ def ballot_identity(data, token: str):
     """Confirm the owner (registered name + last 4 digits of the phone); sets the resident session."""
     link = _link_or_404(token)
     try:
-        owner = svc.confirm_identity(link, data["name"], data["phone_last4"], utcnow(), request.remote_addr or "")
+        owner = links_svc.confirm_identity(link, data["name"], data["phone_last4"], utcnow(), request.remote_addr or "")
     except DomainError:
         db.session.commit()  # keep the failure record for the lockout
         raise
@@ -108,9 +111,9 @@ def ballot_cast(data, token: str):
     """Cast (or change) the unit's ballot; returns the receipt code."""
     now = utcnow()
     ids = session_ids()
-    client = svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent"))
+    client = ballots.client_fingerprint(request.remote_addr, request.headers.get("User-Agent"))
     # PostgreSQL, a round already seen open: one statement that checks and writes (castpath.PG_CAST_ONE).
-    written = None if ids is None else svc.cast_known_round(
+    written = None if ids is None else ballots.cast_known_round(
         ids.unit_id, ids.owner_id, ids.link_id, hash_token(token), data["round_id"], data["choice"], now,
         items=data["items"], rating=data["rating"], comment=data["comment"], client=client)
     if written is None:
@@ -134,9 +137,9 @@ def _cast_checked(data, token: str, ids, now, client):
     if not token_matches(token, row.token_hash):
         _link_or_404_counted(token)  # an unknown or revoked token: 404
         raise DomainError("请先确认业主身份", code="identity_required", status=401)
-    items = svc.check_cast(row.round, row.on_roll, now, data["choice"], data["items"], data["rating"])
+    items = ballots.check_cast(row.round, row.on_roll, now, data["choice"], data["items"], data["rating"])
     castpath.remember_round(row.round)
-    return svc.cast_online(row.round, ids.unit_id, ids.owner_id, data["choice"], now, items=items,
+    return ballots.cast_online(row.round, ids.unit_id, ids.owner_id, data["choice"], now, items=items,
                            rating=data["rating"], comment=data["comment"], client=client, defer_audit=True)
 
 
@@ -144,7 +147,7 @@ def _cast_checked(data, token: str, ids, now, client):
 @api_bp.response(200, sc.ReceiptSchema)
 def receipt_check(code: str):
     """Check that a ballot is counted as cast."""
-    return svc.check_receipt(code)
+    return ballots.check_receipt(code)
 
 
 # ---- committee -------------------------------------------------------------------------------
@@ -170,7 +173,7 @@ def api_round_create(data):
 
 
 def _api_round(round_id: int, edit: bool = False):
-    rnd = svc.get_round(round_id)
+    rnd = common.get_round(round_id)
     estate_or_404(rnd.estate_id, edit=edit)
     return rnd
 
@@ -212,7 +215,7 @@ def api_round_extend(data, round_id: int):
 @staff_required
 def api_round_roll(round_id: int):
     rnd = _api_round(round_id)
-    return svc.roll_entries(rnd.id)
+    return tally_svc.roll_entries(rnd.id)
 
 
 @api_bp.route("/rounds/<int:round_id>/tally")
@@ -220,12 +223,12 @@ def api_round_roll(round_id: int):
 def api_round_tally(round_id: int):
     """Live tally: each condition with figure, bound, met, margin; per building; non-voters."""
     rnd = _api_round(round_id)
-    t = svc.compute_tally(rnd.id, utcnow()).to_dict()
+    t = tally_svc.compute_tally(rnd.id, utcnow()).to_dict()
     if rnd.results_visibility == "hidden" and rnd.status != "closed":
         t = {"hidden": True, "figures": {k: v for k, v in t["figures"].items() if not k.startswith("agree")},
              "buildings": [{k: v for k, v in b.items() if not k.startswith("agree")} for b in t["buildings"]]}
     t["status"] = rnd.status
-    t["non_voters"] = svc.non_voters_by_building(rnd.id)
+    t["non_voters"] = tally_svc.non_voters_by_building(rnd.id)
     return t
 
 
@@ -243,8 +246,18 @@ def api_links_issue(data, estate_id: int):
         b = db.session.get(Building, data["building_id"])
         if b is None or b.estate_id != estate.id:
             raise NotFound("找不到该楼栋")
-    issued = svc.issue_links(estate.id, utcnow(), current_user, building_id=data["building_id"],
+    issued = links_svc.issue_links(estate.id, utcnow(), current_user, building_id=data["building_id"],
                              reissue=data["reissue"])
     db.session.commit()
     base = public_base_url()
     return {"links": [{"unit_id": u.id, "label": u.label, "url": f"{base}/v/{t}"} for u, t in issued]}, 201
+
+
+@api_bp.route("/audit/receipt/<code>")
+@api_bp.response(200)
+def chain_receipt(code: str):
+    """Check a receipt code (public): counted as cast only once the round is closed."""
+    r = check_chain_receipt(code, utcnow())
+    return {"state": r.state, "headline": r.headline, "round_title": r.round_title, "estate_name": r.estate_name,
+            "choice_label": r.choice_label, "cast_at": r.cast_at.isoformat(), "round_closed": r.round_closed,
+            "chain": r.chain, "seq": r.seq, "entry_hash": r.entry_hash, "detail": r.detail}

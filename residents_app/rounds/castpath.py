@@ -31,7 +31,8 @@ from typing import Any
 from flask import current_app
 
 from residents_app.audit import sealer
-from residents_app.audit.services import GENESIS, canonical_json, chain_entry, new_receipt, seal_chain
+from residents_app.audit.chain import GENESIS, canonical_json, chain_entry, new_receipt
+from residents_app.audit.services import seal_chain
 from residents_app.errors import Conflict
 from residents_app.extensions import db
 from residents_app.rounds.models import Ballot, Round

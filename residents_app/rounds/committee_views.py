@@ -21,7 +21,11 @@ from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
 from residents_app.registry.models import Building, Unit
+from residents_app.rounds import ballots as ballots_svc
+from residents_app.rounds import common
+from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as svc
+from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.blueprints import bp
 from residents_app.rounds.models import ROUND_KIND_LABELS, Ballot, ProxyMandate, RoundFile
 
@@ -30,7 +34,7 @@ SCAN_MIME = {"png": "image/png", "jpeg": "image/jpeg", "pdf": "application/pdf"}
 
 
 def _round_for(round_id: int, edit: bool = False):
-    rnd = svc.get_round(round_id)
+    rnd = common.get_round(round_id)
     estate = estate_or_404(rnd.estate_id, edit=edit)
     return rnd, estate
 
@@ -143,7 +147,7 @@ def bar(value: int, denominator: int) -> str:
 def round_detail(round_id: int):
     rnd, estate = _round_for(round_id)
     now = utcnow()
-    tally = svc.compute_tally(rnd.id, now)
+    tally = tally_svc.compute_tally(rnd.id, now)
     outcome = svc.round_outcome(rnd.id)
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
     units = {u.id: u for u in db.session.execute(
@@ -152,11 +156,11 @@ def round_detail(round_id: int):
                                        .order_by(ProxyMandate.id)).scalars())
     return render_template(
         "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
-        show_results=show_results, bar=bar, non_voters=svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
-        else {}, pending=svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
+        show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
+        else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
         preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=_can_edit(estate), now=now,
-        roll=svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
-        recent=svc.ballot_history(rnd.id)[:20])
+        roll=tally_svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
+        recent=ballots_svc.ballot_history(rnd.id)[:20])
 
 
 @bp.route("/rounds/<int:round_id>/open", methods=["POST"])
@@ -202,13 +206,13 @@ def round_extend(round_id: int):
 def _upload(field: str, label: str) -> tuple[bytes, str]:
     from residents_app.uploads import check_upload, sniff
 
-    data = check_upload(request.files.get(field), SCAN_KINDS, svc.SCAN_MAX_BYTES, field=field, label=label)
+    data = check_upload(request.files.get(field), SCAN_KINDS, ballots_svc.SCAN_MAX_BYTES, field=field, label=label)
     return data, SCAN_MIME[sniff(data)]
 
 
 def _unit_id(rnd) -> int:
     raw = request.form.get("unit_id", "")
-    if not raw.isdigit() or svc._roll_entry(rnd.id, int(raw)) is None:
+    if not raw.isdigit() or ballots_svc._roll_entry(rnd.id, int(raw)) is None:
         raise ValidationFailed("请选择名册中的房屋", errors={"unit_id": "房屋不在本表决名册中"})
     return int(raw)
 
@@ -220,8 +224,8 @@ def paper_enter(round_id: int):
     now = utcnow()
     unit_id = _unit_id(rnd)
     data, mime = _upload("scan", "纸质票扫描件")
-    scan = svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
-    svc.enter_paper_ballot(rnd.id, unit_id, request.form.get("choice", ""), scan, now, current_user,
+    scan = ballots_svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
+    ballots_svc.enter_paper_ballot(rnd.id, unit_id, request.form.get("choice", ""), scan, now, current_user,
                            items=request.form.getlist("items"))
     db.session.commit()
     flash("纸质票已录入，需另一位业委会成员核对确认后才计入", "success")
@@ -235,7 +239,7 @@ def paper_confirm(round_id: int, ballot_id: int):
     ballot = db.session.get(Ballot, ballot_id)
     if ballot is None or ballot.round_id != rnd.id:
         abort(404)
-    b = svc.confirm_paper_ballot(ballot.id, utcnow(), current_user)
+    b = ballots_svc.confirm_paper_ballot(ballot.id, utcnow(), current_user)
     db.session.commit()
     flash("该户已有线上投票，纸质票与之冲突，请处理" if b.status == "conflict" else "纸质票已确认并计入",
           "error" if b.status == "conflict" else "success")
@@ -249,7 +253,7 @@ def conflict_resolve(round_id: int, ballot_id: int):
     ballot = db.session.get(Ballot, ballot_id)
     if ballot is None or ballot.round_id != rnd.id:
         abort(404)
-    svc.resolve_conflict(ballot.id, request.form.get("keep", ""), request.form.get("reason", ""), utcnow(),
+    ballots_svc.resolve_conflict(ballot.id, request.form.get("keep", ""), request.form.get("reason", ""), utcnow(),
                          current_user)
     db.session.commit()
     flash("冲突已处理", "success")
@@ -262,12 +266,12 @@ def mandate_create(round_id: int):
     rnd, _ = _round_for(round_id, edit=True)
     now = utcnow()
     raw_unit, _, raw_owner = request.form.get("unit_owner", "").partition(":")
-    if not raw_unit.isdigit() or not raw_owner.isdigit() or svc._roll_entry(rnd.id, int(raw_unit)) is None:
+    if not raw_unit.isdigit() or not raw_owner.isdigit() or ballots_svc._roll_entry(rnd.id, int(raw_unit)) is None:
         raise ValidationFailed("请选择房号和委托人", errors={"unit_owner": "请选择名册中的房屋及其业主"})
     unit_id = int(raw_unit)
     data, mime = _upload("evidence", "委托书")
-    evidence = svc.store_file(rnd.id, "mandate", data, mime, now, current_user)
-    svc.record_mandate(rnd.id, unit_id, int(raw_owner), request.form.get("proxy_name", ""),
+    evidence = ballots_svc.store_file(rnd.id, "mandate", data, mime, now, current_user)
+    ballots_svc.record_mandate(rnd.id, unit_id, int(raw_owner), request.form.get("proxy_name", ""),
                        request.form.get("proxy_phone", ""), evidence, now, current_user)
     db.session.commit()
     flash("委托书已登记", "success")
@@ -281,7 +285,7 @@ def mandate_cast(round_id: int, mandate_id: int):
     m = db.session.get(ProxyMandate, mandate_id)
     if m is None or m.round_id != rnd.id:
         abort(404)
-    svc.cast_proxy_ballot(m.id, request.form.get("choice", ""), utcnow(), current_user,
+    ballots_svc.cast_proxy_ballot(m.id, request.form.get("choice", ""), utcnow(), current_user,
                           items=request.form.getlist("items"))
     db.session.commit()
     flash("代理投票已计入", "success")
@@ -306,7 +310,7 @@ ROLL_HEADER = ["楼栋", "房号", "产权面积(m²)", "业主"]
 
 def _roll_rows(rnd):
     return [[e.building_name, e.unit_number, f"{e.area_m2:.2f}", "、".join(e.owner_names)]
-            for e in svc.roll_entries(rnd.id)]
+            for e in tally_svc.roll_entries(rnd.id)]
 
 
 @bp.route("/rounds/<int:round_id>/roll")
@@ -317,7 +321,7 @@ def roll_page(round_id: int):
     rnd, estate = _round_for(round_id)
     # DOMAIN: the frozen roll is published for objections (a publicity of subject "round_roll").
     roll_pub = publicity_status("round_roll", rnd.id) if rnd.status != "draft" else None
-    return render_template("rounds/roll.html", rnd=rnd, estate=estate, entries=svc.roll_entries(rnd.id),
+    return render_template("rounds/roll.html", rnd=rnd, estate=estate, entries=tally_svc.roll_entries(rnd.id),
                            roll_pub=roll_pub, can_publish=roll_pub is not None and _can_edit(estate))
 
 
@@ -363,7 +367,7 @@ def qr_data_uri(url: str) -> str:
 @staff_required
 def links_page(estate_id: int):
     estate = estate_or_404(estate_id)
-    active = svc.link_status(estate.id)
+    active = links_svc.link_status(estate.id)
     return render_template("rounds/links.html", estate=estate, active=active, can_edit=_can_edit(estate))
 
 
@@ -375,7 +379,7 @@ def _issue_from_form(estate):
         if b is None or b.estate_id != estate.id:
             raise ValidationFailed("请选择本小区的楼栋", errors={"building_id": "楼栋不存在"})
         building_id = b.id
-    return svc.issue_links(estate.id, utcnow(), current_user, building_id=building_id,
+    return links_svc.issue_links(estate.id, utcnow(), current_user, building_id=building_id,
                            reissue=request.form.get("reissue") == "1")
 
 
@@ -413,7 +417,7 @@ def link_revoke(unit_id: int):
     if unit is None:
         abort(404)
     estate = estate_or_404(unit.estate_id, edit=True)
-    svc.revoke_link(unit.id, utcnow(), current_user)
+    links_svc.revoke_link(unit.id, utcnow(), current_user)
     db.session.commit()
     flash(f"{unit.label} 的二维码已收回", "success")
     return redirect(url_for("rounds.links_page", estate_id=estate.id))

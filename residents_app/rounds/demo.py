@@ -35,7 +35,10 @@ def extend_demo(estate, now) -> list[str]:
     """Add this feature's demo data to the demo estate; return lines to print on the console."""
     from residents_app.extensions import db
     from residents_app.registry.models import Building, Unit
+    from residents_app.rounds import ballots
+    from residents_app.rounds import links as links_svc
     from residents_app.rounds import services as svc
+    from residents_app.rounds import tally as tally_svc
     from residents_app.rounds.models import Round
 
     rnd = db.session.execute(sa.select(Round).where(Round.estate_id == estate.id, Round.title == DEMO_TITLE)
@@ -53,7 +56,7 @@ def extend_demo(estate, now) -> list[str]:
             description="是否同意对本小区实施老旧小区改造？同意的，请勾选希望改造的项目。",
             item_menu=DEMO_MENU), opened, "system:demo")
         svc.open_round(rnd.id, opened, "system:demo")
-        svc.issue_links(estate.id, opened, "system:demo")
+        links_svc.issue_links(estate.id, opened, "system:demo")
         rng = random.Random(20261008)  # noqa: S311 - reproducible demo data
         for i, unit in enumerate(units):
             if unit.label in DEMO_UNITS or rng.random() > 0.55:
@@ -61,9 +64,9 @@ def extend_demo(estate, now) -> list[str]:
             r = rng.random()
             choice = "agree" if r < 0.8 else "disagree" if r < 0.92 else "abstain"
             items = [m["key"] for m in DEMO_MENU if rng.random() < 0.5] if choice == "agree" else []
-            svc.cast_ballot(rnd.id, unit.id, unit.ownerships[0].owner_id, choice,
+            ballots.cast_ballot(rnd.id, unit.id, unit.ownerships[0].owner_id, choice,
                             opened + timedelta(minutes=17 * (i + 1)), items=items)
-        t = svc.compute_tally(rnd.id, now).to_dict()
+        t = tally_svc.compute_tally(rnd.id, now).to_dict()
         lines.append(f"演示表决“{DEMO_TITLE}”已开启（id {rnd.id}）：已投 {t['figures']['voted_count']} / "
                      f"{t['figures']['total_count']} 户，同意面积 {t['figures']['agree_area']} m²，"
                      f"还差 {t['margin_count']} 户 / {t['margin_area']} m²")
@@ -76,7 +79,7 @@ def extend_demo(estate, now) -> list[str]:
         unit = by_label.get(label)
         if unit is None or not unit.ownerships:
             continue
-        token = svc.reissue_link(unit.id, now, "system:demo")
+        token = links_svc.reissue_link(unit.id, now, "system:demo")
         owner = unit.ownerships[0].owner
         lines.append(f"  {label}  {base}/v/{token}  业主 {owner.name}  手机后4位 {owner.phone[-4:]}")
     return lines

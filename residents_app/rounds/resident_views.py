@@ -10,8 +10,11 @@ from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db, limiter
+from residents_app.rounds import ballots, common
+from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as svc
 from residents_app.rounds.blueprints import bp
+from residents_app.rounds.receipts import check_receipt as check_chain_receipt
 
 IDENTITY_LIMIT = "10 per minute"
 # Guessing tokens: only unknown or revoked links (404) count against the limit.
@@ -49,7 +52,7 @@ def entry(token: str):
         return render_template("resident/identity.html", unit=link.unit, token=token, errors={}, form={})
     form = {"name": request.form.get("name", ""), "phone_last4": request.form.get("phone_last4", "")}
     try:
-        owner = svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(),
+        owner = links_svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(),
                                      request.remote_addr or "")
     except ValidationFailed as exc:
         db.session.commit()  # the failure is kept (it counts towards the lockout)
@@ -66,14 +69,14 @@ def home():
     res = current_resident()
     now = utcnow()
     rounds = svc.open_rounds_for_unit(res.unit.id, now)
-    current = {r.id: svc.current_ballot_for(r.id, res.unit.id) for r in rounds}
+    current = {r.id: ballots.current_ballot_for(r.id, res.unit.id) for r in rounds}
     return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS)
 
 
 def _resident_round(round_id: int):
     res = current_resident()
-    rnd = svc.get_round(round_id)
-    if rnd.estate_id != res.unit.estate_id or svc._roll_entry(rnd.id, res.unit.id) is None:
+    rnd = common.get_round(round_id)
+    if rnd.estate_id != res.unit.estate_id or ballots._roll_entry(rnd.id, res.unit.id) is None:
         raise NotFound("找不到该表决")
     return res, rnd
 
@@ -83,7 +86,7 @@ def _resident_round(round_id: int):
 def vote(round_id: int):
     res, rnd = _resident_round(round_id)
     now = utcnow()
-    current = svc.current_ballot_for(rnd.id, res.unit.id)
+    current = ballots.current_ballot_for(rnd.id, res.unit.id)
     ctx = {"res": res, "rnd": rnd, "rule": rule_text(rnd), "current": current}
     if not rnd.accepts_ballots_at(now):
         return render_template("resident/vote_closed.html", **ctx, not_yet=now < rnd.opens_at or rnd.status == "draft")
@@ -109,9 +112,9 @@ def vote(round_id: int):
     if step != "confirm":
         raise ValidationFailed("页面已过期，请重新选择", errors={"step": "未知的步骤"})
     try:
-        svc.cast_ballot(rnd.id, res.unit.id, res.owner.id, choice, now, items=items, rating=rating,
+        ballots.cast_ballot(rnd.id, res.unit.id, res.owner.id, choice, now, items=items, rating=rating,
                         comment=comment, defer_audit=True,
-                        client=svc.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")))
+                        client=ballots.client_fingerprint(request.remote_addr, request.headers.get("User-Agent")))
     except DomainError as exc:
         db.session.rollback()
         if exc.code in ("vote_window_closed", "vote_not_open"):
@@ -126,7 +129,7 @@ def vote(round_id: int):
 @resident_required
 def vote_done(round_id: int):
     res, rnd = _resident_round(round_id)
-    current = svc.current_ballot_for(rnd.id, res.unit.id)
+    current = ballots.current_ballot_for(rnd.id, res.unit.id)
     if current is None:
         return redirect(url_for("rounds.vote", round_id=rnd.id))
     return render_template("resident/vote_done.html", res=res, rnd=rnd, current=current)
@@ -139,7 +142,21 @@ def receipt():
     status = 200
     if code:
         try:
-            info = svc.check_receipt(code)
+            info = ballots.check_receipt(code)
         except (ValidationFailed, NotFound) as exc:
             error, status = exc.message, exc.status
     return render_template("resident/receipt.html", code=code, info=info, error=error), status
+
+
+@bp.route("/audit/receipt", defaults={"code": None})
+@bp.route("/audit/receipt/<code>")
+def receipt_check(code: str | None):
+    """Public: anyone holding a receipt code checks it (no login; shows no names or unit numbers)."""
+    code = code or request.args.get("code")
+    if not code:
+        return render_template("rounds/receipt.html", result=None, code="")
+    try:
+        result = check_chain_receipt(code, utcnow())
+    except DomainError as exc:
+        return render_template("rounds/receipt.html", result=None, code=code, error=exc.message), exc.status
+    return render_template("rounds/receipt.html", result=result, code=code)

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from residents_app.audit.chain import compute_hash
 from residents_app.audit.models import AuditEvent
-from residents_app.audit.services import compute_hash, record
+from residents_app.audit.services import record
 from residents_app.audit.verify import verify_chain
 
 T = AuditEvent.__table__

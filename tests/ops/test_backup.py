@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from residents_app.audit import db_guards
+from residents_app.audit.chain import compute_hash
 from residents_app.audit.models import AuditEvent
-from residents_app.audit.services import compute_hash, record
+from residents_app.audit.services import record
 from residents_app.extensions import db
 from residents_app.ops.services import audit_chain_problems
 from residents_app.registry.models import Building, Estate, Owner, Ownership, StreetOffice, Unit

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from residents_app.rounds import links as links_svc
+
 RESIDENTS = 24
 CASTS = 3
 THREADS = 6
@@ -45,7 +47,7 @@ def _seed():
         db.session.flush()
         db.session.add(Ownership(unit_id=unit.id, owner_id=owner.id))
         people[unit.id] = (owner.name, owner.phone[-4:], unit.title_area_m2)
-    links = rs.issue_links(estate.id, now)
+    links = links_svc.issue_links(estate.id, now)
     data = rs.RoundInput(kind="general", title="并发表决", opens_at=now - timedelta(hours=1),
                          closes_at=now + timedelta(minutes=10))
     rnd = rs.create_round(estate.id, data, now)
@@ -69,7 +71,7 @@ def _post(conn, path, body, cookie):
 
 def test_concurrent_votes_are_each_counted_once_and_tally_equals_recount(live_server, live_app):
     from residents_app.extensions import db
-    from residents_app.rounds import services as rs
+    from residents_app.rounds import tally as tally_svc
     from residents_app.rounds.models import Ballot, CurrentBallot
 
     with live_app.app_context():
@@ -108,7 +110,7 @@ def test_concurrent_votes_are_each_counted_once_and_tally_equals_recount(live_se
                                   .order_by(Ballot.id)).all()
         current = dict(db.session.execute(sa.select(CurrentBallot.unit_id, CurrentBallot.ballot_id)
                                           .where(CurrentBallot.round_id == round_id)).all())
-        figures = rs.compute_tally(round_id).to_dict()["figures"]
+        figures = tally_svc.compute_tally(round_id).to_dict()["figures"]
         db.session.rollback()
     # every accepted cast is exactly one row, and nothing else was stored
     assert sorted(r.receipt_code for r in rows) == sorted(a[3] for a in accepted)

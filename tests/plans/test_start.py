@@ -14,6 +14,7 @@ from residents_app.plans import services
 
 
 def _vote(world, kind, plan_id, *, agree=True):
+    from residents_app.rounds import ballots
     from residents_app.rounds import services as rounds
 
     rnd = rounds.create_round(world.estate.id, rounds.RoundInput(
@@ -21,7 +22,7 @@ def _vote(world, kind, plan_id, *, agree=True):
         closes_at=world.later(days=1), plan_version_id=plan_id), world.now, world.committee)
     rounds.open_round(rnd.id, world.now)
     for u in world.units:
-        rounds.cast_ballot(rnd.id, u.id, world.owner(u).id, "agree" if agree else "disagree", world.later(hours=1))
+        ballots.cast_ballot(rnd.id, u.id, world.owner(u).id, "agree" if agree else "disagree", world.later(hours=1))
     rounds.close_round(rnd.id, world.later(days=1))
     return rnd
 

@@ -22,7 +22,7 @@ from .conftest import PDF
 @pytest.mark.e2e
 def test_board_objection_committee_and_calendar_pages(live_server, live_app, phone_page, laptop_page,
                                                       screenshot_dir, tmp_path):
-    from residents_app.rounds.services import issue_links
+    from residents_app.rounds.links import issue_links
 
     now = utcnow()
     with live_app.app_context():

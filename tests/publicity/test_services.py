@@ -271,6 +271,7 @@ def test_calendar_import_file(db):
 def test_round_result_lists_agreeing_unit_numbers_only(db, estate, units):
     from datetime import timedelta
 
+    from residents_app.rounds import ballots
     from residents_app.rounds import services as rounds
 
     opens = datetime(2026, 9, 20, 2, tzinfo=UTC)
@@ -280,9 +281,9 @@ def test_round_result_lists_agreeing_unit_numbers_only(db, estate, units):
     assert rounds.open_round(rnd.id, opens, "a") is True
     for label in ("2幢-1001", "1幢-101", "1幢-103", "2幢-201"):
         u = units[label]
-        rounds.cast_ballot(rnd.id, u.id, u.owners[0].id, "agree", opens + timedelta(hours=1))
+        ballots.cast_ballot(rnd.id, u.id, u.owners[0].id, "agree", opens + timedelta(hours=1))
     u = units["1幢-102"]
-    rounds.cast_ballot(rnd.id, u.id, u.owners[0].id, "disagree", opens + timedelta(hours=1))
+    ballots.cast_ballot(rnd.id, u.id, u.owners[0].id, "disagree", opens + timedelta(hours=1))
     with pytest.raises(Conflict, match="尚未结束"):
         services.post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="表决结果公示",
                                 notice_text="n", posted_on=date(2026, 9, 29), actor="a", now=POSTED_NOW)

@@ -216,6 +216,7 @@ def test_committee_publishes_a_closed_round_result_from_the_select(client, login
                                                                     clock, db):
     from datetime import timedelta
 
+    from residents_app.rounds import ballots
     from residents_app.rounds import services as rounds
 
     opens = datetime(2026, 9, 20, 2, tzinfo=UTC)
@@ -223,7 +224,7 @@ def test_committee_publishes_a_closed_round_result_from_the_select(client, login
                                                            opens_at=opens, closes_at=opens + timedelta(days=7)), opens)
     rounds.open_round(rnd.id, opens, "a")
     for label in ("1幢-101", "2幢-201"):
-        rounds.cast_ballot(rnd.id, units[label].id, units[label].owners[0].id, "agree", opens + timedelta(hours=1))
+        ballots.cast_ballot(rnd.id, units[label].id, units[label].owners[0].id, "agree", opens + timedelta(hours=1))
     db.session.commit()
     login_as(client, committee)
     page = client.get(f"/estates/{estate.id}/publicity").get_data(as_text=True)

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as svc
+from tests.voted import tamper, voted_round  # noqa: F401
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def link_for(db, estate):
     from residents_app.db import utcnow
 
     def make():
-        tokens = {u.label: tok for u, tok in svc.issue_links(estate.id, utcnow())}
+        tokens = {u.label: tok for u, tok in links_svc.issue_links(estate.id, utcnow())}
         db.session.commit()
         return tokens
     return make

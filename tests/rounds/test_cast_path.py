@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from residents_app.audit.models import AuditEvent, AuditPending
-from residents_app.audit.round_facts import round_flags
 from residents_app.audit.verify import verify_chain
 from residents_app.db import utcnow
-from residents_app.rounds import services as svc
+from residents_app.oversight.round_facts import round_flags
+from residents_app.rounds import ballots, links
 from residents_app.rounds.models import Ballot, Round
 
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0"
@@ -31,11 +31,12 @@ def _cast_event(db, ballot_id) -> AuditEvent:
 def test_client_fingerprint_is_hmac_sha256_of_the_secret_first_16_hex(app):
     # Reference values from `printf %s VALUE | openssl dgst -sha256 -hmac test-secret`, first 16 hex digits.
     with app.app_context():
-        assert svc.client_fingerprint("10.1.2.3", UA) == {"ip_hash": "f9ce19a8350c73e9", "ua_hash": "d0efc3a9eee446c0"}
-        assert svc.client_fingerprint("10.1.2.3", UA, secret_key="other") != svc.client_fingerprint("10.1.2.3", UA)
+        fingerprint = ballots.client_fingerprint
+        assert fingerprint("10.1.2.3", UA) == {"ip_hash": "f9ce19a8350c73e9", "ua_hash": "d0efc3a9eee446c0"}
+        assert fingerprint("10.1.2.3", UA, secret_key="other") != fingerprint("10.1.2.3", UA)
         # Nothing to hash, no key (an empty User-Agent must not make every such phone one "device").
-        assert svc.client_fingerprint("10.1.2.3", "") == {"ip_hash": "f9ce19a8350c73e9"}
-        assert svc.client_fingerprint(None, None) == {}
+        assert ballots.client_fingerprint("10.1.2.3", "") == {"ip_hash": "f9ce19a8350c73e9"}
+        assert ballots.client_fingerprint(None, None) == {}
 
 
 def test_api_cast_records_client_hashes_never_the_raw_values(client, db, live_round, link_for, units):
@@ -67,14 +68,14 @@ def test_three_units_from_one_phone_raise_the_burst_flag(client, db, live_round,
     flags = [f for f in round_flags(rnd) if f.kind == "burst"]
     assert len(flags) == 1
     assert flags[0].unit_labels == ["1幢-101", "1幢-102", "2幢-201"]
-    ip_hash = svc.client_fingerprint("10.9.9.9", UA)["ip_hash"]
+    ip_hash = ballots.client_fingerprint("10.9.9.9", UA)["ip_hash"]
     assert flags[0].detail.startswith(f"3 户在 10 分钟内从同一来源（{ip_hash[:8]}…）投票")
 
 
 def test_service_cast_without_client_and_paper_ballots_carry_no_hashes(db, make_round, units, now):
     rnd = make_round(kind="general")
     unit = units["1幢-103"]
-    b = svc.cast_ballot(rnd.id, unit.id, unit.owners[0].id, "disagree", now, client=None)
+    b = ballots.cast_ballot(rnd.id, unit.id, unit.owners[0].id, "disagree", now, client=None)
     assert set(_cast_event(db, b.id).data) == {"round_id", "unit_id", "choice", "channel", "items", "cast_at",
                                                "receipt"}
 
@@ -136,7 +137,7 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
     # A check that fails in the one statement (the link was revoked meanwhile): nothing written, and the checked
     # path says why.
     raw[:] = []
-    svc.revoke_link(units["1幢-101"].id, utcnow())
+    links.revoke_link(units["1幢-101"].id, utcnow())
     db.session.commit()
     revoked = client.post(url, json={"round_id": round_id, "choice": "agree"})
     assert revoked.status_code == 404 and revoked.get_json()["code"] == "link_invalid"
@@ -155,7 +156,7 @@ def test_cast_session_checks(client, db, live_round, link_for, units):
     unknown = client.post("/api/ballot/not-a-token/cast", json={"round_id": rnd.id, "choice": "agree"})
     assert unknown.status_code == 404 and unknown.get_json()["code"] == "link_invalid"
     # The link is revoked after signing in: the session ends, the link is refused.
-    svc.revoke_link(units["1幢-101"].id, utcnow())
+    links.revoke_link(units["1幢-101"].id, utcnow())
     db.session.commit()
     revoked = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
     assert revoked.status_code == 404 and revoked.get_json()["code"] == "link_invalid"
@@ -199,7 +200,7 @@ def test_a_round_closed_after_its_first_cast_refuses_the_next(client, db, live_r
     db.session.commit()
     late = client.post(url, json={"round_id": round_id, "choice": "disagree"})
     assert late.status_code == 409 and late.get_json()["code"] == "vote_window_closed"
-    assert [b.choice for b in svc.ballot_history(round_id)] == ["agree"]
+    assert [b.choice for b in ballots.ballot_history(round_id)] == ["agree"]
     # An invalid choice for the known round: refused by the checked path with the field named.
     _identify(client, tokens["1幢-102"], units["1幢-102"])
     bad = client.post(f"/api/ballot/{tokens['1幢-102']}/cast", json={"round_id": round_id, "choice": "maybe"})

@@ -12,14 +12,16 @@ import sqlalchemy as sa
 
 from residents_app.db import utcnow
 from residents_app.formatting import to_local
+from residents_app.rounds import ballots as ballots_svc
 from residents_app.rounds import services as svc
+from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.models import Ballot, Round
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def vote(rnd, unit, choice):
-    return svc.cast_ballot(rnd.id, unit.id, unit.ownerships[0].owner_id, choice, utcnow())
+    return ballots_svc.cast_ballot(rnd.id, unit.id, unit.ownerships[0].owner_id, choice, utcnow())
 
 
 def test_other_estates_rounds_are_404_and_street_office_reads_only(client, db, factory, login_as, live_round,
@@ -114,7 +116,7 @@ def test_paper_ballot_entry_with_scan_and_second_member(client, db, factory, log
     assert client.post(f"/rounds/{rnd.id}/paper/{paper.id}/confirm").status_code == 302
     db.session.expire_all()
     assert db.session.get(Ballot, paper.id).status == "counted"
-    assert svc.compute_tally(rnd.id).figures.agree_count == 1
+    assert tally_svc.compute_tally(rnd.id).figures.agree_count == 1
 
 
 def test_roll_exports_neutralise_formulas(client, db, login_as, committee, estate, units, live_round):

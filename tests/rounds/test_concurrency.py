@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.extensions import db as _db
+from residents_app.rounds import ballots as ballots_svc
 from residents_app.rounds import services as svc
+from residents_app.rounds import tally
 from residents_app.rounds.models import Ballot, CurrentBallot
 from tests.conftest import NOW, Factory
 
@@ -38,8 +40,8 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app, deferred, 
             try:
                 barrier.wait()
                 target, who = (other_id, other_owner) if i == n else (unit_id, owner_id)
-                b = svc.cast_ballot(round_id, target, who, "agree" if i % 2 else "disagree", NOW + timedelta(hours=1),
-                                    defer_audit=deferred)
+                b = ballots_svc.cast_ballot(round_id, target, who, "agree" if i % 2 else "disagree",
+                                            NOW + timedelta(hours=1), defer_audit=deferred)
                 receipts.append(b.receipt_code)
                 _db.session.commit()
                 if deferred:
@@ -64,7 +66,7 @@ def test_simultaneous_casts_for_one_unit_count_exactly_once(live_app, deferred, 
         current = _db.session.get(CurrentBallot, (round_id, unit_id))
         assert _db.session.get(Ballot, current.ballot_id).status == "counted"
         assert _db.session.get(CurrentBallot, (round_id, other_id)) is not None
-        t = svc.compute_tally(round_id)
+        t = tally.compute_tally(round_id)
         assert (t.figures.voted_count, t.figures.total_count) == (2, 2)
         _db.session.remove()
     assert sealer.wait_idle(live_app)
@@ -156,7 +158,7 @@ def test_a_close_waits_for_the_cast_in_flight_and_counts_it(live_app):
     closes = NOW + timedelta(days=1)
     out: dict = {}
     release_cast = threading.Event()
-    cast = _in_thread(live_app, lambda: svc.cast_ballot(round_id, unit_id, owner_id, "agree",
+    cast = _in_thread(live_app, lambda: ballots_svc.cast_ballot(round_id, unit_id, owner_id, "agree",
                                                         closes - timedelta(milliseconds=1)).id,
                       release_cast, out, "cast")
     for _ in range(500):
@@ -196,7 +198,7 @@ def test_a_cast_that_arrives_during_the_close_is_refused(live_app):
 
     def late_cast():
         # What the view does: the session's round read and checks, then the write (window checked by `now`).
-        return svc.cast_ballot(round_id, unit_id, owner_id, "agree", closes - timedelta(milliseconds=1)).id
+        return ballots_svc.cast_ballot(round_id, unit_id, owner_id, "agree", closes - timedelta(milliseconds=1)).id
 
     cast = _in_thread(live_app, late_cast, None, out, "cast")
     cast.join(0.5)

@@ -6,6 +6,7 @@ import re
 
 import sqlalchemy as sa
 
+from residents_app.rounds import links
 from residents_app.rounds.models import CurrentBallot, IdentityFailure
 
 
@@ -20,9 +21,8 @@ def test_unknown_and_revoked_links_get_a_clear_page(client, db, link_for, units)
     assert "这个二维码链接无效" in resp.get_data(as_text=True)
     tokens = link_for()
     from residents_app.db import utcnow
-    from residents_app.rounds import services as svc
 
-    svc.revoke_link(units["1幢-101"].id, utcnow())
+    links.revoke_link(units["1幢-101"].id, utcnow())
     resp = client.get(f"/v/{tokens['1幢-101']}")
     assert resp.status_code == 404
     assert "已经被业委会收回" in resp.get_data(as_text=True)
@@ -96,9 +96,9 @@ def test_resident_pages_need_a_session_and_see_only_their_unit(client, db, facto
     assert client.get(f"/r/rounds/{rnd.id}").headers["Location"].endswith("/r/expired")
     other = factory.estate(buildings={"A": [("1", "50.00")]})
     from residents_app.db import utcnow
-    from residents_app.rounds import services as svc
+    from residents_app.rounds import links
 
-    other_token = svc.issue_links(other.id, utcnow())[0][1]
+    other_token = links.issue_links(other.id, utcnow())[0][1]
     unit = other.buildings[0].units[0]
     sign_in(client, other_token, unit)
     assert client.get(f"/r/rounds/{rnd.id}").status_code == 404

@@ -12,6 +12,8 @@ from residents_app.audit import services as audit
 from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.audit.verify import verify_chain
 from residents_app.extensions import db as _db
+from residents_app.rounds import ballots as ballots_svc
+from residents_app.rounds import common
 from residents_app.rounds import services as svc
 from residents_app.scheduler import jobs
 from tests.conftest import NOW, Factory
@@ -24,7 +26,7 @@ def defer_on_sqlite_too(app, monkeypatch):
 
 
 def deferred_cast(rnd, unit, choice, at):
-    return svc.cast_ballot(rnd.id, unit.id, unit.owners[0].id, choice, at, defer_audit=True)
+    return ballots_svc.cast_ballot(rnd.id, unit.id, unit.owners[0].id, choice, at, defer_audit=True)
 
 
 def chain_entries(db, chain):
@@ -50,7 +52,7 @@ def test_a_deferred_cast_waits_in_pending_then_is_sealed_in_id_order(db, make_ro
                                                             AuditEvent.chain == rnd.estate_id)).scalar_one()
     # The sealed entry carries what the cast wrote: its time, actor, receipt and data.
     assert sealed.at == now + timedelta(minutes=1)
-    assert sealed.actor == svc.owner_actor(units["2幢-201"].id, units["2幢-201"].owners[0].id)
+    assert sealed.actor == common.owner_actor(units["2幢-201"].id, units["2幢-201"].owners[0].id)
     assert sealed.data["receipt"] == ballots[0].receipt_code and sealed.data["choice"] == "agree"
     report = verify_chain(rnd.estate_id)
     assert report.ok and report.head_seq == head + 3

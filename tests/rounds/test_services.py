@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from residents_app.audit.models import AuditEvent
 from residents_app.core import thresholds as th
 from residents_app.errors import Conflict, NotFound, ValidationFailed
+from residents_app.rounds import ballots as ballots_svc
+from residents_app.rounds import links
 from residents_app.rounds import services as svc
+from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.models import Ballot, CurrentBallot, RollEntry, RoundFile
 
 
@@ -20,7 +23,7 @@ def owner_of(unit):
 
 
 def cast(rnd, unit, choice, when, **kw):
-    return svc.cast_ballot(rnd.id, unit.id, owner_of(unit), choice, when, **kw)
+    return ballots_svc.cast_ballot(rnd.id, unit.id, owner_of(unit), choice, when, **kw)
 
 
 def test_opening_freezes_the_roll_and_register_changes_do_not_move_totals(db, make_round, units, now):
@@ -33,7 +36,7 @@ def test_opening_freezes_the_roll_and_register_changes_do_not_move_totals(db, ma
     assert entries[0].owner_names == [units["1幢-101"].owners[0].name]
     units["1幢-101"].title_area_m2 = Decimal("500.00")
     db.session.flush()
-    t = svc.compute_tally(rnd.id, now)
+    t = tally_svc.compute_tally(rnd.id, now)
     assert (t.figures.total_count, t.figures.total_area) == (5, 40000)
 
 
@@ -86,10 +89,10 @@ def test_change_of_vote_keeps_history_and_last_counts(db, make_round, units, now
     second = cast(rnd, u, "agree", now + timedelta(minutes=2))
     assert first.receipt_code != second.receipt_code and len(second.receipt_code) == 20
     db.session.expire_all()
-    assert [b.status for b in svc.ballot_history(rnd.id, u.id)] == ["counted", "superseded"]
+    assert [b.status for b in ballots_svc.ballot_history(rnd.id, u.id)] == ["counted", "superseded"]
     assert db.session.get(CurrentBallot, (rnd.id, u.id)).ballot_id == second.id
-    assert svc.check_receipt(first.receipt_code)["counted"] is False
-    info = svc.check_receipt(second.receipt_code.upper())
+    assert ballots_svc.check_receipt(first.receipt_code)["counted"] is False
+    info = ballots_svc.check_receipt(second.receipt_code.upper())
     assert (info["counted"], info["choice_label"], info["cast_at"]) == (True, "同意改造", now + timedelta(minutes=2))
     ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.kind == "ballot.cast")
                             .order_by(AuditEvent.seq.desc())).scalars().first()
@@ -98,15 +101,15 @@ def test_change_of_vote_keeps_history_and_last_counts(db, make_round, units, now
 
 def test_receipt_code_format_and_unknown(db):
     with pytest.raises(ValidationFailed):
-        svc.check_receipt("xyz")
+        ballots_svc.check_receipt("xyz")
     with pytest.raises(NotFound):
-        svc.check_receipt("0" * 20)
+        ballots_svc.check_receipt("0" * 20)
 
 
 def test_only_registered_owners_of_the_unit_can_cast(make_round, units, now):
     rnd = make_round()
     with pytest.raises(Exception) as exc:
-        svc.cast_ballot(rnd.id, units["1幢-101"].id, owner_of(units["1幢-102"]), "agree", now)
+        ballots_svc.cast_ballot(rnd.id, units["1幢-101"].id, owner_of(units["1幢-102"]), "agree", now)
     assert exc.value.status == 403
 
 
@@ -151,7 +154,7 @@ def test_sql_tally_matches_the_pure_engine(db, make_round, units, now):
     choices = {"1幢-101": "agree", "1幢-102": "disagree", "2幢-201": "agree", "2幢-202": "abstain"}
     for label, choice in choices.items():
         cast(rnd, units[label], choice, now)
-    t = svc.compute_tally(rnd.id, now)
+    t = tally_svc.compute_tally(rnd.id, now)
     entries = [th.RollEntry(u.id, u.building_id, u.title_area_m2, tuple(u.ownerships[0].owner_id for _ in [0]))
                for u in units.values()]
     pure = th.tally(entries, {units[k].id: v for k, v in choices.items()}, rnd.rule_preset)
@@ -164,7 +167,7 @@ def test_sql_tally_matches_the_pure_engine(db, make_round, units, now):
     assert d["can_still_pass"] is False  # 160 + 100 (1幢-103) = 260.00 < 266.67
     assert [(b["building_name"], b["voted_count"], b["agree_area"]) for b in d["buildings"]] == [
         ("1幢", 2, "100.00"), ("2幢", 2, "60.00")]
-    assert svc.non_voters_by_building(rnd.id) == {"1幢": ["103"]}
+    assert tally_svc.non_voters_by_building(rnd.id) == {"1幢": ["103"]}
 
 
 def test_person_mode_tally_through_the_service(db, make_round, units, now, estate):
@@ -176,38 +179,39 @@ def test_person_mode_tally_through_the_service(db, make_round, units, now, estat
     rnd = make_round(counting_mode="person")
     cast(rnd, units["1幢-101"], "agree", now)
     cast(rnd, units["1幢-102"], "agree", now)
-    t = svc.compute_tally(rnd.id, now)
+    t = tally_svc.compute_tally(rnd.id, now)
     assert (t.figures.total_count, t.figures.agree_count, t.figures.agree_area) == (4, 1, 20000)
 
 
 def test_scope_round_freezes_only_its_buildings(db, make_round, estate, units, now):
     b2 = next(b for b in estate.buildings if b.name == "2幢")
     rnd = make_round(scope_building_ids=[b2.id], kind="general", title="2幢加装电梯")
-    assert [e.label for e in svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-202"]
+    assert [e.label for e in tally_svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-202"]
     with pytest.raises(NotFound):
         cast(rnd, units["1幢-101"], "agree", now)
     cast(rnd, units["2幢-201"], "agree", now)
     cast(rnd, units["2幢-202"], "disagree", now)
-    t = svc.compute_tally(rnd.id, now)
+    t = tally_svc.compute_tally(rnd.id, now)
     # 60.00 of 100.00 < 2/3; 1 of 2 households
     assert (t.passed, t.to_dict()["margin_area"], t.margin_count) == (False, "6.67", 1)
 
 
 def _scan(rnd, now, user):
-    return svc.store_file(rnd.id, "paper_scan", b"%PDF-1.4 signed form", "application/pdf", now, user)
+    return ballots_svc.store_file(rnd.id, "paper_scan", b"%PDF-1.4 signed form", "application/pdf", now, user)
 
 
 def test_paper_ballot_counts_only_after_a_second_member_confirms(db, make_round, units, now, committee, committee2):
     rnd = make_round()
-    paper = svc.enter_paper_ballot(rnd.id, units["1幢-101"].id, "agree", _scan(rnd, now, committee), now, committee)
+    paper = ballots_svc.enter_paper_ballot(rnd.id, units["1幢-101"].id, "agree", _scan(rnd, now, committee), now,
+                                           committee)
     assert paper.status == "pending"
-    assert svc.compute_tally(rnd.id, now).figures.agree_count == 0
+    assert tally_svc.compute_tally(rnd.id, now).figures.agree_count == 0
     with pytest.raises(Conflict) as exc:
-        svc.confirm_paper_ballot(paper.id, now, committee)
+        ballots_svc.confirm_paper_ballot(paper.id, now, committee)
     assert exc.value.code == "same_user_confirm"
-    svc.confirm_paper_ballot(paper.id, now, committee2)
+    ballots_svc.confirm_paper_ballot(paper.id, now, committee2)
     assert paper.status == "counted" and paper.receipt_code
-    assert svc.compute_tally(rnd.id, now).figures.agree_count == 1
+    assert tally_svc.compute_tally(rnd.id, now).figures.agree_count == 1
 
 
 def test_paper_ballot_for_unit_that_voted_online_is_a_conflict_resolved_with_reason(
@@ -215,13 +219,13 @@ def test_paper_ballot_for_unit_that_voted_online_is_a_conflict_resolved_with_rea
     rnd = make_round()
     u = units["1幢-101"]
     online = cast(rnd, u, "disagree", now)
-    paper = svc.enter_paper_ballot(rnd.id, u.id, "agree", _scan(rnd, now, committee), now, committee)
-    svc.confirm_paper_ballot(paper.id, now, committee2)
+    paper = ballots_svc.enter_paper_ballot(rnd.id, u.id, "agree", _scan(rnd, now, committee), now, committee)
+    ballots_svc.confirm_paper_ballot(paper.id, now, committee2)
     assert paper.status == "conflict"
     assert db.session.get(CurrentBallot, (rnd.id, u.id)).ballot_id == online.id
     with pytest.raises(ValidationFailed):
-        svc.resolve_conflict(paper.id, "paper", "", now, committee)
-    svc.resolve_conflict(paper.id, "paper", "业主本人到场确认以纸质票为准", now, committee)
+        ballots_svc.resolve_conflict(paper.id, "paper", "", now, committee)
+    ballots_svc.resolve_conflict(paper.id, "paper", "业主本人到场确认以纸质票为准", now, committee)
     db.session.expire_all()
     assert db.session.get(CurrentBallot, (rnd.id, u.id)).ballot_id == paper.id
     assert db.session.get(Ballot, online.id).status == "superseded"
@@ -233,46 +237,46 @@ def test_paper_ballot_for_unit_that_voted_online_is_a_conflict_resolved_with_rea
 def test_proxy_votes_with_a_recorded_mandate(db, make_round, units, now, committee):
     rnd = make_round()
     u = units["2幢-202"]
-    evidence = svc.store_file(rnd.id, "mandate", b"\x89PNG\r\n\x1a\nxx", "image/png", now, committee)
+    evidence = ballots_svc.store_file(rnd.id, "mandate", b"\x89PNG\r\n\x1a\nxx", "image/png", now, committee)
     with pytest.raises(ValidationFailed):
-        svc.record_mandate(rnd.id, u.id, owner_of(units["2幢-201"]), "李四", "", evidence, now, committee)
-    m = svc.record_mandate(rnd.id, u.id, owner_of(u), "李四", "13900000000", evidence, now, committee)
-    b = svc.cast_proxy_ballot(m.id, "agree", now, committee)
+        ballots_svc.record_mandate(rnd.id, u.id, owner_of(units["2幢-201"]), "李四", "", evidence, now, committee)
+    m = ballots_svc.record_mandate(rnd.id, u.id, owner_of(u), "李四", "13900000000", evidence, now, committee)
+    b = ballots_svc.cast_proxy_ballot(m.id, "agree", now, committee)
     assert (b.channel, b.proxy_name, b.status, b.cast_by_owner_id) == ("proxy", "李四", "counted", owner_of(u))
     assert db.session.get(RoundFile, m.evidence_file_id).size_bytes == 10
-    assert svc.compute_tally(rnd.id, now).figures.agree_area == 4000
+    assert tally_svc.compute_tally(rnd.id, now).figures.agree_area == 4000
 
 
 def test_links_issue_revoke_reissue(db, estate, units, now, committee):
     from residents_app.auth.resident import resolve_token
 
-    issued = svc.issue_links(estate.id, now, committee)
+    issued = links.issue_links(estate.id, now, committee)
     assert len(issued) == 5
-    assert svc.issue_links(estate.id, now, committee) == []  # every unit already has one
+    assert links.issue_links(estate.id, now, committee) == []  # every unit already has one
     unit, token = issued[0]
     assert resolve_token(token).unit_id == unit.id
-    new = svc.reissue_link(unit.id, now, committee)
+    new = links.reissue_link(unit.id, now, committee)
     assert resolve_token(token).revoked_at == now
     assert resolve_token(new).is_active
-    assert svc.revoke_link(unit.id, now, committee) == 1
-    assert len(svc.link_status(estate.id)) == 4
+    assert links.revoke_link(unit.id, now, committee) == 1
+    assert len(links.link_status(estate.id)) == 4
 
 
 def test_identity_confirmation_and_lockout(db, estate, units, now):
     from residents_app.auth.resident import resolve_token
 
-    unit, token = svc.issue_links(estate.id, now)[0]
+    unit, token = links.issue_links(estate.id, now)[0]
     link = resolve_token(token)
     owner = unit.owners[0]
-    assert svc.confirm_identity(link, owner.name, owner.phone[-4:], now) is owner
+    assert links.confirm_identity(link, owner.name, owner.phone[-4:], now) is owner
     for _ in range(5):
         with pytest.raises(ValidationFailed) as exc:
-            svc.confirm_identity(link, owner.name, "0000", now)
+            links.confirm_identity(link, owner.name, "0000", now)
         assert exc.value.code == "identity_mismatch"
     with pytest.raises(Exception) as exc:
-        svc.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=14))
+        links.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=14))
     assert (exc.value.code, exc.value.status) == ("identity_locked", 429)
-    assert svc.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=16)) is owner
+    assert links.confirm_identity(link, owner.name, owner.phone[-4:], now + timedelta(minutes=16)) is owner
 
 
 def test_unit_lists_sort_naturally(db, factory, now):
@@ -280,13 +284,13 @@ def test_unit_lists_sort_naturally(db, factory, now):
     rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="排序", opens_at=now,
                                                      closes_at=now + timedelta(days=1)), now)
     svc.open_round(rnd.id, now, None)
-    assert [e.label for e in svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-1001", "10幢-101"]
-    assert svc.non_voters_by_building(rnd.id) == {"2幢": ["201", "1001"], "10幢": ["101"]}
+    assert [e.label for e in tally_svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-1001", "10幢-101"]
+    assert tally_svc.non_voters_by_building(rnd.id) == {"2幢": ["201", "1001"], "10幢": ["101"]}
     for b in estate.buildings:
         for u in b.units:
-            svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, "agree", now)
+            ballots_svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, "agree", now)
     assert svc.agreeing_unit_labels(rnd.id) == ["2幢-201", "2幢-1001", "10幢-101"]
-    assert [b["building_name"] for b in svc.compute_tally(rnd.id).buildings] == ["2幢", "10幢"]
+    assert [b["building_name"] for b in tally_svc.compute_tally(rnd.id).buildings] == ["2幢", "10幢"]
 
 
 def test_plan_vote_needs_a_plan_version_of_this_estate(db, factory, estate, now):

@@ -11,6 +11,7 @@ from residents_app.audit.models import AuditEvent
 from residents_app.errors import Conflict
 from residents_app.publicity import services as pub_services
 from residents_app.publicity.models import Publicity
+from residents_app.rounds import ballots
 from residents_app.rounds import services as rounds
 from residents_app.rounds.models import Round, RoundResult
 from residents_app.scheduler import jobs, outbox
@@ -83,11 +84,11 @@ def test_round_closed_by_the_job_and_a_late_ballot_refused_before_it_ran(db, fac
     assert jobs.tick(opens).actions == [{"kind": "round_opened", "id": rnd.id, "due": opens.isoformat()}]
     unit = estate.buildings[0].units[0]
     owner = unit.owners[0]
-    rounds.cast_ballot(rnd.id, unit.id, owner.id, "agree", closes - timedelta(seconds=1))
+    ballots.cast_ballot(rnd.id, unit.id, owner.id, "agree", closes - timedelta(seconds=1))
     # One second after closes_at, no job has run yet: the round is still "open" in the table...
     assert db.session.get(Round, rnd.id).status == "open"
     with pytest.raises(Conflict) as err:
-        rounds.cast_ballot(rnd.id, unit.id, owner.id, "disagree", closes + timedelta(seconds=1))
+        ballots.cast_ballot(rnd.id, unit.id, owner.id, "disagree", closes + timedelta(seconds=1))
     assert err.value.code == "vote_window_closed"
     # ...and the job closes it afterwards, counting only the ballot cast in time.
     assert jobs.tick(closes - timedelta(seconds=1)).actions == [  # 1幢-102 has not voted: reminded
@@ -262,7 +263,7 @@ def test_round_reminder_24_hours_before_closing_to_units_that_have_not_voted(db,
                                                            opens_at=opens, closes_at=closes), opens)
     rounds.open_round(rnd.id, opens, "a")
     u101, u102, u103 = estate.buildings[0].units
-    rounds.cast_ballot(rnd.id, u101.id, u101.owners[0].id, "agree", opens + timedelta(hours=1))
+    ballots.cast_ballot(rnd.id, u101.id, u101.owners[0].id, "agree", opens + timedelta(hours=1))
     db.session.commit()
     assert jobs.tick(closes - timedelta(hours=24, seconds=1)).actions == []
     run = jobs.tick(closes - timedelta(hours=24))
@@ -272,7 +273,7 @@ def test_round_reminder_24_hours_before_closing_to_units_that_have_not_voted(db,
     assert msgs[0].text == ("【" + estate.name + "】“是否同意改造”将于 2026-09-15 20:00 截止，"
                             "您家（1幢-102）尚未表决。请扫描本户二维码参与，逾期不能再投。")
     # 102 votes; the next ticks queue nothing new (103 was already reminded).
-    rounds.cast_ballot(rnd.id, u102.id, u102.owners[0].id, "agree", closes - timedelta(hours=2))
+    ballots.cast_ballot(rnd.id, u102.id, u102.owners[0].id, "agree", closes - timedelta(hours=2))
     db.session.commit()
     assert jobs.tick(closes - timedelta(hours=1)).actions == []
     assert count(db, OutboxMessage) == 2

@@ -36,8 +36,8 @@ PUBLIC = {
     "publicity.board": "public notice board 公示栏 (DOMAIN: published in a prominent place, QR on the wall)",
     "publicity.board_qr": "QR code of the public notice board",
     "publicity.public_document": "documents posted on the public notice board (unit numbers only, no names)",
-    "audit.receipt": "anyone holding a receipt code checks it; shows no names or unit numbers",
-    "audit_api.api_receipt": "the same receipt check as JSON",
+    "rounds.receipt_check": "anyone holding a receipt code checks it; shows no names or unit numbers",
+    "rounds_api.chain_receipt": "the same receipt check as JSON",
     "rounds_api.receipt_check": "the same receipt check, from the voting API",
 }
 

@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import sqlalchemy as sa
 
-from residents_app.audit import charts
-from residents_app.audit.round_facts import round_tally
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
+from residents_app.oversight import charts
+from residents_app.oversight.round_facts import round_tally
 
 COUNTED_STATUSES = ("counted", "superseded")
 
@@ -34,7 +34,7 @@ def _pct(frac: Fraction) -> str:
 
 
 def progress_bars(tally: dict) -> list[Bar]:
-    from residents_app.audit.round_facts import condition_rows
+    from residents_app.oversight.round_facts import condition_rows
 
     bars = []
     for c, row in zip(tally["conditions"], condition_rows(tally), strict=True):
@@ -177,7 +177,7 @@ def r_estate_name(estate_id: int) -> str:
 
 def rounds_awaiting_verification(estate_ids: list[int]) -> list[dict]:
     """Closed rounds and their latest sign-off (none yet = waiting for the street office)."""
-    from residents_app.audit.services import DECISIONS, signoffs
+    from residents_app.oversight.services import DECISIONS, signoffs
     from residents_app.rounds.models import Round
 
     if not estate_ids:

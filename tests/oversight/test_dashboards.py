@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from residents_app.audit import charts, dashboards
 from residents_app.db import utcnow
 from residents_app.extensions import db
+from residents_app.oversight import charts, dashboards
 from residents_app.registry.models import StreetOffice
-from tests.audit.conftest import build_open_round
+from tests.voted import build_open_round
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Pages: the verification desk, the result report PDF, the roll/ballot export, receipts, dashboards."""
+"""Pages: the verification desk, the result report PDF, the roll/ballot export, dashboards."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
-from residents_app.audit import dashboards, round_facts
 from residents_app.audit import services as audit_services
 from residents_app.auth.scoping import estate_or_404, roles_required, staff_required, visible_estates_query
 from residents_app.db import utcnow
 from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
+from residents_app.oversight import dashboards, round_facts
+from residents_app.oversight import services as services_svc
 
-bp = Blueprint("audit", __name__)
+bp = Blueprint("oversight", __name__)
 
 
 def _round_or_404(round_id: int):
@@ -56,17 +57,17 @@ def _desk_rows(rnd) -> list[dict]:
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
-    from residents_app.audit.report import rule_lines
     from residents_app.audit.verify import verify_chain
+    from residents_app.oversight.report import rule_lines
 
     rnd, estate = _round_or_404(round_id)
     now = utcnow()
     data = round_facts.round_report_data(rnd, now)
     rule_name, rule_source = rule_lines(data)
     return render_template(
-        "audit/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
+        "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_chain(estate.id),
-        signoffs=audit_services.signoffs(rnd.id, estate.id), decisions=audit_services.DECISIONS,
+        signoffs=services_svc.signoffs(rnd.id, estate.id), decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
 
 
@@ -75,22 +76,22 @@ def verify_desk(round_id: int):
 def verify_sign_off(round_id: int):
     rnd, estate = _round_or_404(round_id)
     try:
-        audit_services.sign_off(rnd, decision=request.form.get("decision", ""),
+        services_svc.sign_off(rnd, decision=request.form.get("decision", ""),
                                 comment=request.form.get("comment", ""), user=current_user, now=utcnow())
     except DomainError as exc:
         # sign_off checks everything before it writes, so there is nothing to roll back here.
         flash(exc.message, "error")
-        return redirect(url_for("audit.verify_desk", round_id=round_id))
+        return redirect(url_for("oversight.verify_desk", round_id=round_id))
     db.session.commit()
     decision = request.form["decision"]
-    flash(f"已记录核验意见：{audit_services.DECISIONS[decision]}（已写入审计日志）", "success")
-    return redirect(url_for("audit.verify_desk", round_id=round_id))
+    flash(f"已记录核验意见：{services_svc.DECISIONS[decision]}（已写入审计日志）", "success")
+    return redirect(url_for("oversight.verify_desk", round_id=round_id))
 
 
 @bp.route("/rounds/<int:round_id>/report.pdf")
 @staff_required
 def round_report(round_id: int):
-    from residents_app.audit.report import render_round_report
+    from residents_app.oversight.report import render_round_report
 
     rnd, estate = _round_or_404(round_id)
     if rnd.status == "draft":
@@ -110,7 +111,7 @@ def round_report(round_id: int):
 @bp.route("/rounds/<int:round_id>/verify/export.xlsx")
 @staff_required
 def round_export(round_id: int):
-    from residents_app.audit.exports import roll_and_ballots_xlsx
+    from residents_app.oversight.exports import roll_and_ballots_xlsx
 
     rnd, estate = _round_or_404(round_id)
     now = utcnow()
@@ -143,22 +144,6 @@ def round_file(file_id: int):
     return resp
 
 
-@bp.route("/audit/receipt", defaults={"code": None})
-@bp.route("/audit/receipt/<code>")
-def receipt(code: str | None):
-    """Public: anyone holding a receipt code checks it (no login; shows no names or unit numbers)."""
-    from residents_app.audit.receipts import check_receipt
-
-    code = code or request.args.get("code")
-    if not code:
-        return render_template("audit/receipt.html", result=None, code="")
-    try:
-        result = check_receipt(code, utcnow())
-    except DomainError as exc:
-        return render_template("audit/receipt.html", result=None, code=code, error=exc.message), exc.status
-    return render_template("audit/receipt.html", result=result, code=code)
-
-
 @bp.route("/estates/<int:estate_id>/dashboard")
 @staff_required
 def estate_dashboard(estate_id: int):
@@ -167,7 +152,7 @@ def estate_dashboard(estate_id: int):
     cards = [dashboards.round_card(r, now) for r in dashboards.rounds_in_progress([estate.id])]
     items = dashboards.deadlines([estate.id], now)
     return render_template(
-        "audit/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
+        "oversight/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
         deadlines=items, months=dashboards.calendar_months(now, items),
         closed=dashboards.rounds_awaiting_verification([estate.id]))
 
@@ -184,25 +169,13 @@ def district():
                         "funding": dashboards.funding(e.id)} for e in estates}
     items = dashboards.deadlines(ids, now, with_estate_name=True)
     return render_template(
-        "audit/district.html", rows=list(by_estate.values()), deadlines=items,
+        "oversight/district.html", rows=list(by_estate.values()), deadlines=items,
         months=dashboards.calendar_months(now, items), closed=dashboards.rounds_awaiting_verification(ids))
 
 
 # ---- JSON API ---------------------------------------------------------------------------------
 
-api_bp = ApiBlueprint("audit_api", __name__, url_prefix="/api/audit", description="审计日志、回执核验")
-
-
-@api_bp.route("/receipt/<code>")
-@api_bp.response(200)
-def api_receipt(code: str):
-    """Check a receipt code (public): counted as cast only once the round is closed."""
-    from residents_app.audit.receipts import check_receipt
-
-    r = check_receipt(code, utcnow())
-    return {"state": r.state, "headline": r.headline, "round_title": r.round_title, "estate_name": r.estate_name,
-            "choice_label": r.choice_label, "cast_at": r.cast_at.isoformat(), "round_closed": r.round_closed,
-            "chain": r.chain, "seq": r.seq, "entry_hash": r.entry_hash, "detail": r.detail}
+api_bp = ApiBlueprint("oversight_api", __name__, url_prefix="/api/audit", description="街道核验：审计日志校验")
 
 
 @api_bp.route("/estates/<int:estate_id>/chain")

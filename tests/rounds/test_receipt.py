@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
+from residents_app.rounds import ballots
 
 
 def test_counted_as_cast_after_close(client, voted_round):
@@ -47,7 +48,7 @@ def test_a_deferred_entry_is_shown_as_being_written_until_sealed(app, client, db
                                                               closes_at=now + timedelta(days=30)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])
-    b = rs.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1), defer_audit=True)
+    b = ballots.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1), defer_audit=True)
     code = b.receipt_code
     db.session.commit()
     assert pending_count(voted_round.estate_id) == 1
@@ -71,13 +72,14 @@ def test_superseded_vote_says_so(client, voted_round):
 
 def test_open_round_does_not_say_counted(client, db, voted_round, now):
     from residents_app.registry.models import Unit
+    from residents_app.rounds import ballots
     from residents_app.rounds import services as rs
 
     r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="进行中", opens_at=now,
                                                               closes_at=now + timedelta(days=30)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])
-    b = rs.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1))
+    b = ballots.cast_ballot(r2.id, unit.id, unit.owners[0].id, "agree", now + timedelta(hours=1))
     html = client.get(f"/audit/receipt/{b.receipt_code}").get_data(as_text=True)
     assert "您的投票已记入审计日志" in html
     assert "已按所投计入" not in html

@@ -14,8 +14,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from residents_app.audit.chain import compute_hash
 from residents_app.audit.models import AuditEvent, AuditPending
-from residents_app.audit.services import compute_hash
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
-from tests.audit.conftest import build_open_round, build_voted_round
 from tests.conftest import Factory
+from tests.voted import build_open_round, build_voted_round
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from residents_app.audit.report import render_round_report
-from residents_app.audit.round_facts import condition_rows, round_report_data, round_tally
 from residents_app.extensions import db
+from residents_app.oversight.report import render_round_report
+from residents_app.oversight.round_facts import condition_rows, round_report_data, round_tally
 from residents_app.rounds.models import Round
 
 
@@ -75,7 +75,7 @@ def test_pdf_embeds_wenquanyi_and_renders(voted_round, tmp_path):
 
 
 def test_civil_code_rule_names_the_item(voted_round, tmp_path):
-    from residents_app.audit.report import rule_lines
+    from residents_app.oversight.report import rule_lines
 
     rnd = db.session.get(Round, voted_round.id)
     data = round_report_data(rnd, voted_round.closes)
@@ -88,8 +88,8 @@ def test_civil_code_rule_names_the_item(voted_round, tmp_path):
 
 
 def test_missing_cjk_font_is_a_clear_503_not_boxes(monkeypatch, tmp_path):
-    from residents_app.audit import report
     from residents_app.errors import ServiceUnavailable
+    from residents_app.oversight import report
 
     monkeypatch.setattr(report, "_font_ready", False)
     monkeypatch.setenv("RAPP_CJK_FONT", str(tmp_path / "missing.ttc"))

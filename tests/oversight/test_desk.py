@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from residents_app.audit.models import AuditEvent
-from residents_app.audit.round_facts import round_flags
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt
+from residents_app.oversight.round_facts import round_flags
+from residents_app.rounds import ballots
 from residents_app.rounds.models import Round
 
 
@@ -46,8 +47,8 @@ def test_late_change_boundary_is_one_hour(db, voted_round, now):
         rs.open_round(r2.id, now, voted_round.c1)
         unit = db.session.get(Unit, units["1幢-102"])
         owner = unit.owners[0].id
-        rs.cast_ballot(r2.id, unit.id, owner, "agree", now + timedelta(hours=1))
-        rs.cast_ballot(r2.id, unit.id, owner, "disagree", now + timedelta(days=1) - timedelta(minutes=minutes))
+        ballots.cast_ballot(r2.id, unit.id, owner, "agree", now + timedelta(hours=1))
+        ballots.cast_ballot(r2.id, unit.id, owner, "disagree", now + timedelta(days=1) - timedelta(minutes=minutes))
         kinds = {f.kind for f in round_flags(r2)}
         assert ("late_change" in kinds) is flagged, minutes
 
@@ -123,7 +124,7 @@ def test_sign_off_verified_is_logged(client, login_as, voted_round):
     assert ev.actor == f"user:{voted_round.street.id}:vr_street"
     assert ev.data["chain_head_seq"] == ev.seq - 1
     assert "核验通过</strong>" in html and "材料齐全" in html
-    from residents_app.audit.round_facts import signoff_text
+    from residents_app.oversight.round_facts import signoff_text
 
     assert signoff_text(db.session.get(Round, voted_round.id)) == (
         f"核验通过（{format_local_dt(ev.at)}，vr_street，审计日志第 {ev.seq} 条）：材料齐全")

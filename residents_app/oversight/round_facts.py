@@ -14,10 +14,11 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent, AuditPending
-from residents_app.audit.report import ConditionRow, RoundReportData
 from residents_app.core import thresholds as th
 from residents_app.extensions import db
 from residents_app.formatting import format_area, format_local_dt
+from residents_app.oversight.report import ConditionRow, RoundReportData
+from residents_app.rounds import tally as tally_svc
 
 LAST_HOUR = timedelta(hours=1)
 BURST_WINDOW = timedelta(minutes=10)
@@ -56,14 +57,13 @@ def roll_entries(round_id: int):
 
 def round_tally(rnd, now: datetime) -> dict:
     """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape)."""
-    from residents_app.rounds import services as rounds_services
     from residents_app.rounds.models import RoundResult
 
     if rnd.status == "closed":
         result = db.session.get(RoundResult, rnd.id)
         if result is not None:
             return result.tally
-    return rounds_services.compute_tally(rnd.id, now).to_dict()
+    return tally_svc.compute_tally(rnd.id, now).to_dict()
 
 
 def _hundredths(value) -> int:
@@ -197,7 +197,7 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
 
 
 def signoff_text(rnd) -> str:
-    from residents_app.audit.services import DECISIONS, signoffs
+    from residents_app.oversight.services import DECISIONS, signoffs
 
     events = signoffs(rnd.id, rnd.estate_id)
     if not events:

@@ -1,0 +1,50 @@
+"""The street office's verdict on a closed round (核验), kept only in the audit log: the log is the record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from residents_app.audit.models import AuditEvent
+from residents_app.audit.services import actor_for_user, record
+from residents_app.audit.verify import verify_chain
+from residents_app.errors import Conflict, ValidationFailed
+from residents_app.extensions import db
+from residents_app.rounds.models import RoundResult
+
+SIGNOFF_KIND = "round.verification"
+DECISIONS = {"verified": "核验通过", "returned": "退回"}
+
+
+def sign_off(rnd, *, decision: str, comment: str, user, now: datetime) -> AuditEvent:
+    """The street office's verdict on a closed round, kept only in the log (the log is the record)."""
+    comment = (comment or "").strip()
+    errors = {}
+    if decision not in DECISIONS:
+        errors["decision"] = "请选择“核验通过”或“退回”"
+    if decision == "returned" and not comment:
+        errors["comment"] = "退回时必须填写意见，说明需要业委会补正什么"
+    if len(comment) > 2000:
+        errors["comment"] = "意见不能超过 2000 字"
+    if errors:
+        raise ValidationFailed("核验意见有误：" + "；".join(errors.values()), errors=errors)
+    if rnd.status != "closed":
+        raise Conflict("表决尚未结束，不能核验", code="round_not_closed")
+    chain = verify_chain(rnd.estate_id)
+    if decision == "verified" and not chain.ok:
+        raise Conflict(f"本小区审计日志校验未通过（{chain.broken.describe()}），不能核验通过",
+                       code="audit_chain_broken")
+    result = db.session.get(RoundResult, rnd.id)
+    return record(SIGNOFF_KIND, chain=rnd.estate_id, actor=actor_for_user(user), now=now, subject_type="round",
+                  subject_id=rnd.id,
+                  data={"decision": decision, "comment": comment, "round_id": rnd.id,
+                        "passed": result.passed if result is not None else None,
+                        "chain_head_seq": chain.head_seq, "chain_head_hash": chain.head_hash})
+
+
+def signoffs(round_id: int, estate_id: int) -> list[AuditEvent]:
+    return list(db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.chain == estate_id, AuditEvent.kind == SIGNOFF_KIND,
+                                    AuditEvent.subject_type == "round", AuditEvent.subject_id == str(round_id))
+        .order_by(AuditEvent.seq)).scalars())

@@ -1,0 +1,319 @@
+"""Ballots: online casts, receipts, paper ballots and proxies, conflicts between channels."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from residents_app.audit.chain import new_receipt
+from residents_app.audit.services import record
+from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
+from residents_app.extensions import db
+from residents_app.registry.models import Ownership
+from residents_app.rounds import castpath
+from residents_app.rounds.common import (
+    actor_name,
+    get_round,
+    owner_actor,
+)
+from residents_app.rounds.models import (
+    Ballot,
+    CurrentBallot,
+    ProxyMandate,
+    RollEntry,
+    Round,
+    RoundFile,
+)
+
+SCAN_MAX_BYTES = 10 * 1024 * 1024
+
+
+# ---- ballots ---------------------------------------------------------------------------------
+
+def _roll_entry(round_id: int, unit_id: int) -> RollEntry | None:
+    return db.session.execute(
+        sa.select(RollEntry).where(RollEntry.round_id == round_id, RollEntry.unit_id == unit_id)
+    ).scalar_one_or_none()
+
+
+def _check_choice(rnd: Round, choice: str, items: list[str] | None, rating: int | None) -> list[str]:
+    if choice not in rnd.option_labels:
+        raise ValidationFailed("请选择一个有效的选项", code="invalid_choice",
+                               errors={"choice": f"“{choice}”不是本次表决的选项"})
+    items = list(dict.fromkeys(items or []))
+    menu = {i["key"] for i in rnd.item_menu or []}
+    bad = [i for i in items if i not in menu]
+    if bad:
+        raise ValidationFailed("所选改造项目不在清单中", code="invalid_items",
+                               errors={"items": f"未知的改造项目：{'、'.join(bad)}"})
+    if rating is not None and not (1 <= rating <= 5):
+        raise ValidationFailed("评分必须是 1 到 5 分", code="invalid_rating", errors={"rating": "请选择 1 到 5 分"})
+    return items
+
+
+def _window_check(rnd: Round, now: datetime) -> None:
+    if rnd.status == "draft" or now < rnd.opens_at:
+        raise Conflict("投票尚未开始", code="vote_not_open")
+    if rnd.status == "closed" or now >= rnd.closes_at:
+        raise castpath.window_closed()
+
+
+def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) -> Ballot:
+    """Make `ballot` (a paper or proxy ballot, or a conflict's winner) the counted one of its unit: the upsert
+    of current_ballot, the earlier counted ballot marked superseded, and its audit event on the chain (with a
+    fresh receipt code in it). Online ballots take castpath.write_online instead."""
+    rnd = rnd or db.session.get(Round, ballot.round_id)
+    ballot.status = "counted"
+    # A ballot counted again (a conflict's winner) keeps the receipt its voter holds.
+    ballot.receipt_code = ballot.receipt_code or new_receipt()
+    if ballot.id is None:
+        db.session.add(ballot)
+    db.session.flush()
+    conn = db.session.connection()
+    params = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
+              "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
+    conn.execute(_UPSERT, params)
+    conn.execute(_SUPERSEDE, params)
+    record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot", subject_id=ballot.id,
+           data={"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,
+                 "channel": ballot.channel, "items": ballot.items or [], "cast_at": ballot.cast_at.isoformat(),
+                 "receipt": ballot.receipt_code})
+    return ballot
+
+
+# The cast path's statements, as SQLAlchemy text (cast_at converted by its column type).
+_UPSERT = sa.text(castpath.CURRENT_UPSERT).bindparams(
+    sa.bindparam("cast_at", type_=CurrentBallot.__table__.c.cast_at.type))
+_SUPERSEDE = sa.text(castpath.SUPERSEDE_SQL)
+
+
+def client_fingerprint(remote_addr: str | None, user_agent: str | None, secret_key: str | None = None) -> dict:
+    """{"ip_hash", "ua_hash"}: HMAC-SHA-256 with the app's SECRET_KEY, first 16 hex digits (never the raw
+    values). What audit.round_facts reads to flag many units voting from one device or address."""
+    key = (secret_key if secret_key is not None else current_app.config["SECRET_KEY"]).encode("utf-8")
+    out = {}
+    for name, value in (("ip_hash", remote_addr), ("ua_hash", user_agent)):
+        if value:
+            out[name] = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    return out
+
+
+def check_cast(rnd, on_roll: bool, now: datetime, choice: str, items: list[str] | None,
+               rating: int | None) -> list[str]:
+    """The checks of an online cast, in the order a voter should hear about them; returns the cleaned items."""
+    if rnd is None:
+        raise NotFound("找不到该表决")
+    _window_check(rnd, now)
+    if not on_roll:
+        raise NotFound("本户不在该表决的名册范围内", code="unit_not_in_roll")
+    return _check_choice(rnd, choice, items, rating)
+
+
+def cast_online(rnd, unit_id: int, owner_id: int, choice: str, now: datetime, *, items: list[str],
+                rating: int | None = None, comment: str = "", client: dict | None = None,
+                defer_audit: bool = False) -> castpath.Written:
+    """Write an online ballot that has passed check_cast (and whose owner has been checked)."""
+    return castpath.write_online(rnd, unit_id, owner_id, choice=choice, items=items, rating=rating,
+                                 comment=comment, now=now,
+                                 actor=owner_actor(unit_id, owner_id), client=client, defer_audit=defer_audit)
+
+
+def cast_known_round(unit_id: int, owner_id: int, link_id: int, token_hash: str, round_id: int, choice: str,
+                     now: datetime, *, items: list[str], rating: int | None, comment: str,
+                     client: dict | None) -> castpath.Written | None:
+    """An online cast whose checks are the WHERE of its insert (a round this process has already seen open;
+    PostgreSQL: one statement, the audit event deferred). None when that does not apply or a check failed:
+    the caller then takes the checked path, which runs the checks in order and says which one failed."""
+    rnd = castpath.known_round(round_id)
+    if rnd is None:
+        return None
+    try:
+        items = _check_choice(rnd, choice, items, rating)
+    except ValidationFailed:
+        return None
+    return castpath.cast_in_one(rnd, unit_id, owner_id, link_id, token_hash, choice=choice, items=items,
+                                rating=rating, comment=comment, now=now,
+                                actor=owner_actor(unit_id, owner_id), client=client, defer_audit=True)
+
+
+def cast_ballot(round_id: int, unit_id: int, owner_id: int, choice: str, now: datetime, *,
+                items: list[str] | None = None, rating: int | None = None, comment: str = "",
+                client: dict | None = None, defer_audit: bool = False) -> Ballot:
+    """An owner (any co-owner) casts or changes the online ballot of their unit. Returns the ballot (persistent).
+
+    `client` is client_fingerprint(...) of the request (the views pass it), kept in the audit event.
+    `defer_audit`: the audit event waits in audit_pending for the sealer (views that call
+    audit.sealer.after_commit() after their commit); otherwise it goes onto the chain in this transaction.
+    """
+    rnd, on_roll = _round_and_roll(round_id, unit_id)
+    items = check_cast(rnd, on_roll, now, choice, items, rating)
+    # Usually already in the identity map (the resident session loaded the unit's ownership).
+    if db.session.get(Ownership, (unit_id, owner_id)) is None:
+        raise DomainError("只有本户登记的业主可以投票", code="forbidden", status=403)
+    written = cast_online(rnd, unit_id, owner_id, choice, now, items=items, rating=rating, comment=comment,
+                          client=client, defer_audit=defer_audit)
+    return db.session.get(Ballot, written.ballot_id)
+
+
+def _round_and_roll(round_id: int, unit_id: int) -> tuple[castpath.CastRound | None, bool]:
+    """The round (as read now) and whether the unit is on its frozen roll, in one query."""
+    db.session.flush()  # pending changes first, as a session query would autoflush them
+    row = db.session.connection().execute(_ROUND_AND_ROLL, {"p_round_id": round_id, "p_unit_id": unit_id}).first()
+    if row is None:
+        return None, False
+    return castpath.CastRound(*row[:-1]), row[-1] is not None
+
+
+_r, _e = Round.__table__.c, RollEntry.__table__.c
+_ROUND_AND_ROLL = (
+    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu, _e.id)
+    .outerjoin_from(Round.__table__, RollEntry.__table__,
+                    sa.and_(_e.round_id == _r.id, _e.unit_id == sa.bindparam("p_unit_id")))
+    .where(_r.id == sa.bindparam("p_round_id")))
+
+
+def current_ballot_for(round_id: int, unit_id: int) -> Ballot | None:
+    return db.session.execute(
+        sa.select(Ballot).join(CurrentBallot, CurrentBallot.ballot_id == Ballot.id)
+        .where(CurrentBallot.round_id == round_id, CurrentBallot.unit_id == unit_id)).scalar_one_or_none()
+
+
+def ballot_history(round_id: int, unit_id: int | None = None) -> list[Ballot]:
+    q = sa.select(Ballot).where(Ballot.round_id == round_id).order_by(Ballot.id.desc())
+    if unit_id is not None:
+        q = q.where(Ballot.unit_id == unit_id)
+    return list(db.session.execute(q).scalars())
+
+
+def check_receipt(code: str) -> dict:
+    """What a voter sees when checking a receipt code (no names, no other unit)."""
+    code = (code or "").strip().lower()
+    if len(code) != 20 or any(ch not in "0123456789abcdef" for ch in code):
+        raise ValidationFailed("回执码应为 20 位（数字 0-9 和字母 a-f）", code="invalid_receipt",
+                               errors={"code": "回执码格式不正确"})
+    ballot = db.session.execute(sa.select(Ballot).where(Ballot.receipt_code == code)).scalar_one_or_none()
+    if ballot is None:
+        raise NotFound("没有找到该回执码对应的投票", code="receipt_not_found")
+    rnd = db.session.get(Round, ballot.round_id)
+    return {"round_title": rnd.title, "choice": ballot.choice,
+            "choice_label": rnd.option_labels.get(ballot.choice, ballot.choice),
+            "cast_at": ballot.cast_at, "counted": ballot.status == "counted", "status": ballot.status,
+            "status_label": ballot.status_label, "channel": ballot.channel}
+
+
+# ---- paper ballots and proxies -----------------------------------------------------------------
+
+def store_file(round_id: int, purpose: str, data: bytes, mime: str, now: datetime, user=None) -> RoundFile:
+    f = RoundFile(round_id=round_id, purpose=purpose, mime=mime, size_bytes=len(data),
+                  sha256=hashlib.sha256(data).hexdigest(), data=data, uploaded_at=now,
+                  uploaded_by_id=getattr(user, "id", None))
+    db.session.add(f)
+    db.session.flush()
+    return f
+
+
+def enter_paper_ballot(round_id: int, unit_id: int, choice: str, scan: RoundFile, now: datetime, user,
+                       items: list[str] | None = None) -> Ballot:
+    """A committee member enters a signed paper form; it counts only after a second member confirms."""
+    rnd = get_round(round_id)
+    _window_check(rnd, now)
+    if _roll_entry(round_id, unit_id) is None:
+        raise NotFound("该房屋不在本表决的名册范围内", code="unit_not_in_roll")
+    items = _check_choice(rnd, choice, items, None)
+    ballot = Ballot(round_id=round_id, unit_id=unit_id, choice=choice, items=items, channel="paper",
+                    status="pending", entered_by_id=user.id, scan_file_id=scan.id, cast_at=now)
+    db.session.add(ballot)
+    db.session.flush()
+    record("ballot.paper_entered", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
+           subject_id=ballot.id, data={"round_id": round_id, "unit_id": unit_id, "choice": choice,
+                                       "scan_sha256": scan.sha256})
+    return ballot
+
+
+def confirm_paper_ballot(ballot_id: int, now: datetime, user) -> Ballot:
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.channel != "paper":
+        raise NotFound("找不到该纸质票")
+    rnd = get_round(ballot.round_id)
+    _window_check(rnd, now)
+    if ballot.status != "pending":
+        raise Conflict("该纸质票已处理过", code="paper_not_pending")
+    if ballot.entered_by_id == user.id:
+        raise Conflict("录入人不能确认自己录入的纸质票，请由另一位业委会成员确认", code="same_user_confirm")
+    ballot.confirmed_by_id, ballot.confirmed_at = user.id, now
+    current = current_ballot_for(ballot.round_id, ballot.unit_id)
+    if current is not None and current.channel != "paper":
+        # One unit never has both counted: the committee decides explicitly, with a reason.
+        ballot.status = "conflict"
+        db.session.flush()
+        record("ballot.paper_conflict", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
+               subject_id=ballot.id, data={"unit_id": ballot.unit_id, "counted_ballot_id": current.id})
+        return ballot
+    return _count(ballot, now, actor_name(user))
+
+
+def resolve_conflict(ballot_id: int, keep: str, reason: str, now: datetime, user) -> Ballot:
+    """keep='paper': the paper ballot replaces the counted one; keep='online': the paper one is rejected."""
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.status != "conflict":
+        raise NotFound("找不到待处理的冲突")
+    rnd = get_round(ballot.round_id)
+    _window_check(rnd, now)
+    if not (reason or "").strip():
+        raise ValidationFailed("处理冲突必须填写理由", errors={"reason": "请填写理由"})
+    if keep not in ("paper", "online"):
+        raise ValidationFailed("请选择保留哪一张票", errors={"keep": "只能是 paper 或 online"})
+    ballot.resolution_reason = reason.strip()[:500]
+    record("ballot.conflict_resolved", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
+           subject_id=ballot.id, data={"keep": keep, "reason": ballot.resolution_reason})
+    if keep == "paper":
+        return _count(ballot, now, actor_name(user))
+    ballot.status = "rejected"
+    db.session.flush()
+    return ballot
+
+
+def record_mandate(round_id: int, unit_id: int, owner_id: int, proxy_name: str, proxy_phone: str,
+                   evidence: RoundFile, now: datetime, user) -> ProxyMandate:
+    rnd = get_round(round_id)
+    if rnd.status == "closed":
+        raise Conflict("表决已结束", code="vote_window_closed")
+    if _roll_entry(round_id, unit_id) is None:
+        raise NotFound("该房屋不在本表决的名册范围内", code="unit_not_in_roll")
+    if db.session.get(Ownership, (unit_id, owner_id)) is None:
+        raise ValidationFailed("委托人必须是该户登记的业主", errors={"owner_id": "不是该户的业主"})
+    if not proxy_name.strip():
+        raise ValidationFailed("请填写受托人姓名", errors={"proxy_name": "请填写受托人姓名"})
+    m = ProxyMandate(round_id=round_id, unit_id=unit_id, owner_id=owner_id, proxy_name=proxy_name.strip()[:60],
+                     proxy_phone=proxy_phone.strip()[:20], evidence_file_id=evidence.id, recorded_at=now,
+                     recorded_by_id=user.id)
+    db.session.add(m)
+    db.session.flush()
+    record("proxy.mandate_recorded", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="mandate",
+           subject_id=m.id, data={"unit_id": unit_id, "owner_id": owner_id, "evidence_sha256": evidence.sha256})
+    return m
+
+
+def cast_proxy_ballot(mandate_id: int, choice: str, now: datetime, user, items: list[str] | None = None) -> Ballot:
+    m = db.session.get(ProxyMandate, mandate_id)
+    if m is None:
+        raise NotFound("找不到该委托书")
+    rnd = get_round(m.round_id)
+    _window_check(rnd, now)
+    items = _check_choice(rnd, choice, items, None)
+    ballot = Ballot(round_id=m.round_id, unit_id=m.unit_id, choice=choice, items=items, channel="proxy",
+                    status="counted", cast_by_owner_id=m.owner_id, entered_by_id=user.id, mandate_id=m.id,
+                    proxy_name=m.proxy_name, cast_at=now)
+    db.session.add(ballot)
+    db.session.flush()
+    return _count(ballot, now, actor_name(user))
+
+
+def pending_paper_ballots(round_id: int) -> list[Ballot]:
+    return list(db.session.execute(
+        sa.select(Ballot).where(Ballot.round_id == round_id, Ballot.status.in_(("pending", "conflict")))
+        .order_by(Ballot.id)).scalars())

@@ -1,0 +1,116 @@
+"""The tally of a round: live (SQL aggregate over the current ballots) and the lists derived from it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from residents_app.core import thresholds as th
+from residents_app.extensions import db
+from residents_app.registry.models import Building, Ownership, Unit
+from residents_app.rounds.common import (
+    get_round,
+    natural_key,
+)
+from residents_app.rounds.models import (
+    CurrentBallot,
+    RollEntry,
+    Round,
+)
+
+# ---- tally -----------------------------------------------------------------------------------
+
+def _register_entries(rnd: Round) -> list[th.RollEntry]:
+    """Before opening there is no frozen roll: preview over the live register."""
+    q = sa.select(Unit.id, Unit.building_id, Unit.title_area_m2).where(Unit.estate_id == rnd.estate_id)
+    if rnd.scope_building_ids:
+        q = q.where(Unit.building_id.in_(rnd.scope_building_ids))
+    owners: dict[int, list[int]] = {}
+    for unit_id, owner_id in db.session.execute(
+            sa.select(Ownership.unit_id, Ownership.owner_id).join(Unit, Unit.id == Ownership.unit_id)
+            .where(Unit.estate_id == rnd.estate_id)):
+        owners.setdefault(unit_id, []).append(owner_id)
+    return [th.RollEntry(u, b, a, tuple(owners.get(u, ()))) for u, b, a in db.session.execute(q)]
+
+
+def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
+    """The live tally of a round, from the frozen roll and the counted ballots.
+
+    Household mode aggregates in SQL (SUM over integer hundredths, GROUP BY building and choice);
+    person mode needs the owner groups, so it reads one light row per unit (no ORM objects).
+    """
+    rnd = get_round(round_id)
+    if rnd.status == "draft":
+        entries = _register_entries(rnd)
+        return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
+    names = dict(db.session.execute(
+        sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
+    if rnd.counting_mode == "household":
+        area_col = sa.func.sum(sa.type_coerce(RollEntry.area_m2, sa.BigInteger))
+        rows = db.session.execute(
+            sa.select(RollEntry.building_id, CurrentBallot.choice, sa.func.count(), area_col)
+            .select_from(RollEntry)
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                              CurrentBallot.unit_id == RollEntry.unit_id))
+            .where(RollEntry.round_id == round_id)
+            .group_by(RollEntry.building_id, CurrentBallot.choice)).all()
+        per_building: dict[int, dict] = {}
+        tc = ta = vc = va = ac = aa = 0
+        for building_id, choice, count, area in rows:
+            area = int(area or 0)
+            row = per_building.setdefault(building_id, {"building_id": building_id, "total_count": 0,
+                                                        "total_area": 0, "voted_count": 0, "voted_area": 0,
+                                                        "agree_count": 0, "agree_area": 0})
+            row["total_count"] += count
+            row["total_area"] += area
+            tc += count
+            ta += area
+            if choice is not None:
+                row["voted_count"] += count
+                row["voted_area"] += area
+                vc += count
+                va += area
+                if choice == th.AGREE:
+                    row["agree_count"] += count
+                    row["agree_area"] += area
+                    ac += count
+                    aa += area
+        figures = th.Figures(tc, ta, vc, va, ac, aa, ac + (tc - vc), aa + (ta - va))
+        buildings = [th.finish_building_row(per_building[k]) for k in sorted(per_building)]
+        t = th.evaluate(rnd.rule_preset, rnd.counting_mode, figures, buildings)
+    else:
+        rows = db.session.execute(
+            sa.select(RollEntry.unit_id, RollEntry.building_id, RollEntry.area_m2, RollEntry.owner_ids,
+                      CurrentBallot.choice)
+            .select_from(RollEntry)
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                              CurrentBallot.unit_id == RollEntry.unit_id))
+            .where(RollEntry.round_id == round_id)).all()
+        entries = [th.RollEntry(u, b, a, tuple(o or ())) for u, b, a, o, _ in rows]
+        ballots = {u: c for u, _, _, _, c in rows if c is not None}
+        t = th.tally(entries, ballots, rnd.rule_preset, rnd.counting_mode)
+    for row in t.buildings:
+        row["building_name"] = names.get(row["building_id"], str(row["building_id"]))
+    t.buildings.sort(key=lambda r: natural_key(r["building_name"]))
+    return t
+
+
+def non_voters_by_building(round_id: int) -> dict[str, list[str]]:
+    """Units of the frozen roll without a counted ballot, by building (for door-to-door visits)."""
+    rows = db.session.execute(
+        sa.select(RollEntry.building_name, RollEntry.unit_number)
+        .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                          CurrentBallot.unit_id == RollEntry.unit_id))
+        .where(RollEntry.round_id == round_id, CurrentBallot.unit_id.is_(None))).all()
+    rows.sort(key=lambda r: (natural_key(r[0]), natural_key(r[1])))
+    out: dict[str, list[str]] = {}
+    for building, number in rows:
+        out.setdefault(building, []).append(number)
+    return out
+
+
+def roll_entries(round_id: int) -> list[RollEntry]:
+    entries = list(db.session.execute(sa.select(RollEntry).where(RollEntry.round_id == round_id)).scalars())
+    entries.sort(key=lambda e: (natural_key(e.building_name), natural_key(e.unit_number)))
+    return entries
