@@ -107,7 +107,7 @@ def load_demo(now: datetime) -> list[str]:
     for username, _role, display, password in ACCOUNTS:
         lines.append(f"  {username:<11} 密码 {password:<22} {display}")
 
-    from residents_app.plans.demo import extend_demo as plans_demo
+    from residents_app.funding.demo import extend_demo as plans_demo
     from residents_app.publicity.demo import extend_demo as publicity_demo
     from residents_app.rounds.demo import extend_demo as rounds_demo
 

@@ -102,14 +102,14 @@ def round_card(rnd, now: datetime) -> RoundCard:
 
 
 def funding(estate_id: int) -> dict | None:
-    from residents_app.plans import services as plans_services
+    from residents_app.funding import services as services_svc
 
-    summary = plans_services.funding_summary(estate_id)
+    summary = services_svc.funding_summary(estate_id)
     if summary.get("plan_version_id") is None:
         return None
     ratio = summary.get("ratio")
     return {"owed_fen": summary["owed_fen"], "counted_fen": summary["counted_fen"],
-            "ratio_text": plans_services.format_ratio(ratio), "complete": summary["complete"],
+            "ratio_text": services_svc.format_ratio(ratio), "complete": summary["complete"],
             "fill_pct": _pct(ratio) if ratio is not None else "0.00%", "owing_units": summary["owing_units"]}
 
 

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from residents_app.errors import ValidationFailed
-from residents_app.plans.models import PAYMENT_METHODS
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+
+
 _YUAN = re.compile(r"^(\d{1,11})(?:\.(\d{1,2}))?$")
 
 
@@ -55,25 +56,6 @@ def parse_int_id(text, field: str, label: str) -> int:
         return int(str(text).strip())
     except (TypeError, ValueError):
         raise ValidationFailed(f"请选择{label}", errors={field: ["缺少或无效"]}) from None
-
-
-class PaymentIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    unit_id = fields.Integer(required=True, strict=True)
-    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
-    reference = fields.String(load_default="", validate=validate.Length(max=100))
-    paid_on = fields.Date(required=True)
-    note = fields.String(load_default="", validate=validate.Length(max=200))
-
-
-class ReverseIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
 class ItemIn(Schema):

@@ -141,7 +141,7 @@ def end_due_publicity(now: datetime, actions: list) -> None:
 
 
 def close_pledge_windows(now: datetime, actions: list) -> None:
-    fn = _optional("residents_app.plans.services", "close_due_pledge_windows")
+    fn = _optional("residents_app.funding.services", "close_due_pledge_windows")
     if fn is None:
         return
     try:

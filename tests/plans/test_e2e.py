@@ -19,7 +19,8 @@ from tests.conftest import Factory, browser_login
 
 @pytest.mark.e2e
 def test_plan_pages_and_resident_pledge(live_server, live_app, phone_page, laptop_page, screenshot_dir):
-    from residents_app.plans import services
+    from residents_app.funding import services as funding_svc
+    from residents_app.plans import services as plan_svc
 
     with live_app.app_context():
         f = Factory(_db)
@@ -27,19 +28,19 @@ def test_plan_pages_and_resident_pledge(live_server, live_app, phone_page, lapto
             "1幢": [("101", "88.50"), ("102", "75.18")], "2幢": [("201", "92.60"), ("202", "102.30")]})
         committee = f.user("committee", estate=estate, username="chen")
         now = utcnow()
-        plan = services.create_plan(estate, title="示范小区综合改造方案", user=committee, now=now,
+        plan = plan_svc.create_plan(estate, title="示范小区综合改造方案", user=committee, now=now,
                                     management_plan="物业服务，维修资金按年归集。")
         b1 = next(b for b in estate.buildings if b.name == "1幢")
         for name, cat, cost, bids in [("雨污分流", "required", 30_000_000, None),
                                       ("外墙整治", "basic", 12_000_000, None),
                                       ("停车位", "improvement", 3_000_000, None),
                                       ("1幢加装电梯", "upgrade", 60_000_000, [b1.id])]:
-            services.add_item(plan, name=name, category=cat, cost_fen=cost, building_ids=bids, user=committee, now=now)
-        services.publish_plan(plan, user=committee, now=now)
-        units = services.estate_units(estate.id)
+            plan_svc.add_item(plan, name=name, category=cat, cost_fen=cost, building_ids=bids, user=committee, now=now)
+        plan_svc.publish_plan(plan, user=committee, now=now)
+        units = funding_svc.estate_units(estate.id)
         u0 = units[0]
-        c = services.compute_plan(plan)
-        services.record_payment(estate, unit_id=units[2].id, amount_fen=c.units[units[2].id].owed_fen,
+        c = funding_svc.compute_plan(plan)
+        funding_svc.record_payment(estate, unit_id=units[2].id, amount_fen=c.units[units[2].id].owed_fen,
                                 method="bank", paid_on=date.today(), reference="B-001", user=committee, now=now)
         token = new_token()
         _db.session.add(UnitLink(unit_id=u0.id, token_hash=hash_token(token)))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-from fractions import Fraction
-
 import pytest
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
-from residents_app.errors import Conflict, Forbidden, ValidationFailed
-from residents_app.plans import services
+from residents_app.errors import Conflict, ValidationFailed
+from residents_app.plans import services as plan_svc
 
 
 def kinds(db, estate_id):
@@ -18,105 +15,27 @@ def kinds(db, estate_id):
                                    .order_by(AuditEvent.seq)).scalars())
 
 
-# ---- statements: 0/10/30/70, building scope -------------------------------------------------------
-
-def test_statement_split_by_category_and_building_scope(world):
-    plan = world.plan()
-    c = services.compute_plan(plan)
-    # required 0, basic 100,000, improvement 300,000 over 200 m²; lift 700,000 over 1幢 (100 m²)
-    assert [i.resident_fen for i in c.items] == [0, 100_000, 300_000, 700_000]
-    assert c.units[world.u101.id].share_fen == 30_000 + 90_000 + 420_000
-    assert c.units[world.u102.id].share_fen == 20_000 + 60_000 + 280_000
-    assert c.units[world.u201.id].share_fen == 50_000 + 150_000
-    assert c.resident_total_fen == 1_100_000
-    assert c.cap_fen == 8_000_000 and c.excess_fen == 0
-
-    st = services.unit_statement(plan, world.u201)
-    assert [ln.item.name for ln in st["lines"]] == ["雨污分流", "外墙保温", "停车位改造"]
-    assert st["owed_fen"] == 200_000
-    assert st["lines"][1].explanation == (
-        "外墙保温（基础，全小区）费用 10,000.00 元，居民承担 10% 即 1,000.00 元；共 1,000.00 元按产权面积"
-        "分摊给 3 户（共 200.00 m²），本户 100.00 m²，应摊 500.00 元")
-
-
-def test_cap_above_and_below(world):
-    # 200 m² -> cap 8,000,000 fen. Required items are fully subsidised.
-    below = world.plan(items=[("雨污分流", "required", 8_000_000, None)])
-    c = services.compute_plan(below)
-    assert (c.subsidy_total_fen, c.excess_fen, c.resident_total_fen) == (8_000_000, 0, 0)
-
-    draft = services.new_version(below, user=world.committee, now=world.now)
-    services.update_item(draft.items[0], name="雨污分流", category="required", cost_fen=8_100_000,
-                         user=world.committee, now=world.now)
-    services.add_item(draft, name="1幢屋面", category="basic", cost_fen=1_000_000, building_ids=[world.b1.id],
-                      user=world.committee, now=world.now)
-    c = services.compute_plan(draft)
-    # subsidies 8,100,000 + 900,000 = 9,000,000 -> excess 1,000,000 by subsidy: 900,000 / 100,000
-    assert c.excess_fen == 1_000_000
-    assert [i.excess_fen for i in c.items] == [900_000, 100_000]
-    assert [i.resident_fen for i in c.items] == [900_000, 200_000]
-    assert c.subsidy_total_fen == 8_000_000
-    assert c.units[world.u101.id].owed_fen == 270_000 + 120_000
-    assert c.units[world.u102.id].owed_fen == 180_000 + 80_000
-    assert c.units[world.u201.id].owed_fen == 450_000
-
-
-def test_contribution_rule_of_the_street_office(world):
-    services.set_contribution_rule(world.office.id, pct={"required": 0, "basic": 20, "improvement": 30,
-                                                         "upgrade": 70}, cap_fen_per_m2=40000,
-                                   user=world.street, now=world.now)
-    plan = world.plan(items=[("外墙", "basic", 1_000_000, None)])
-    assert services.compute_plan(plan).resident_total_fen == 200_000
-    with pytest.raises(ValidationFailed) as info:
-        services.set_contribution_rule(world.office.id, pct={"required": 0, "basic": 120, "improvement": 30,
-                                                             "upgrade": 70}, cap_fen_per_m2=40000,
-                                       user=world.street, now=world.now)
-    assert info.value.errors == {"basic": ["基础类居民出资比例必须是 0 到 100 之间的整数"]}
-
-
-def test_hardship_exemption_shows_who_covers(world):
-    services.set_hardship(world.estate, world.u102, mode="exempt", covered_by="街道", user=world.committee,
-                          now=world.now)
-    services.set_hardship(world.estate, world.u201, mode="partial", subsidy_fen=50_000, covered_by="慈善",
-                          user=world.committee, now=world.now)
-    plan = world.plan()
-    st = services.unit_statement(plan, world.u102)
-    assert (st["share_fen"], st["covered_fen"], st["owed_fen"], st["covered_by"]) == (360_000, 360_000, 0, "街道")
-    st = services.unit_statement(plan, world.u201)
-    assert (st["share_fen"], st["covered_fen"], st["owed_fen"]) == (200_000, 50_000, 150_000)
-    summary = services.funding_summary(world.estate.id)
-    assert summary["owed_fen"] == 540_000 + 0 + 150_000
-    assert world.u102.is_hardship is True
-    with pytest.raises(ValidationFailed) as info:
-        services.set_hardship(world.estate, world.u101, mode="partial", subsidy_fen=0, covered_by="",
-                              user=world.committee, now=world.now)
-    assert info.value.errors == {"covered_by": ["请填写承担方（如 街道、社区、慈善），不超过 60 个字"],
-                                 "subsidy_fen": ["部分补助的金额必须大于零"]}
-
-
-# ---- versions -----------------------------------------------------------------------------------
-
 def test_published_version_is_frozen_and_new_version_supersedes(world, db):
     plan = world.plan()
     with pytest.raises(Conflict) as info:
-        services.add_item(plan, name="x", category="basic", cost_fen=1, user=world.committee, now=world.now)
+        plan_svc.add_item(plan, name="x", category="basic", cost_fen=1, user=world.committee, now=world.now)
     assert info.value.message == "方案第 1 版已发布，不能再修改；请新建版本"
-    draft = services.new_version(plan, user=world.committee, now=world.now)
+    draft = plan_svc.new_version(plan, user=world.committee, now=world.now)
     assert (draft.number, draft.supersedes_id, len(draft.items)) == (2, plan.id, 4)
     with pytest.raises(Conflict) as info:
-        services.publish_plan(draft, user=world.committee, now=world.later(days=1))
+        plan_svc.publish_plan(draft, user=world.committee, now=world.later(days=1))
     assert info.value.errors == {"plan": ["新版本必须写明与上一版相比的变更说明"]}
-    services.update_plan(draft, user=world.committee, now=world.now, change_summary="取消停车位改造")
-    services.remove_item(next(i for i in draft.items if i.name == "停车位改造"), user=world.committee, now=world.now)
-    services.update_item(draft.items[0], name="雨污分流", category="required", cost_fen=1_200_000,
+    plan_svc.update_plan(draft, user=world.committee, now=world.now, change_summary="取消停车位改造")
+    plan_svc.remove_item(next(i for i in draft.items if i.name == "停车位改造"), user=world.committee, now=world.now)
+    plan_svc.update_item(draft.items[0], name="雨污分流", category="required", cost_fen=1_200_000,
                          user=world.committee, now=world.now)
-    diff = services.plan_diff(plan, draft)
+    diff = plan_svc.plan_diff(plan, draft)
     assert diff["removed"] == ["停车位改造"] and diff["added"] == []
     assert diff["changed"] == [{"name": "雨污分流", "changes": ["费用 1000000 → 1200000 分"],
                                 "old_cost_fen": 1_000_000, "new_cost_fen": 1_200_000}]
-    services.publish_plan(draft, user=world.committee, now=world.later(days=1))
+    plan_svc.publish_plan(draft, user=world.committee, now=world.later(days=1))
     assert (plan.status, draft.status) == ("superseded", "published")
-    assert services.current_plan(world.estate.id).id == draft.id
+    assert plan_svc.current_plan(world.estate.id).id == draft.id
 
 
 def test_frozen_guard_refuses_direct_changes(world, db):
@@ -130,7 +49,7 @@ def test_frozen_guard_refuses_direct_changes(world, db):
 def test_publish_refuses_empty_plan(world):
     plan = world.plan(items=[], publish=False)
     with pytest.raises(Conflict) as info:
-        services.publish_plan(plan, user=world.committee, now=world.now)
+        plan_svc.publish_plan(plan, user=world.committee, now=world.now)
     assert info.value.message == "方案不能发布：方案还没有任何改造项目"
 
 
@@ -138,7 +57,7 @@ def test_item_validation_messages(world, factory):
     plan = world.plan(items=[], publish=False)
     other = factory.estate(buildings={"9幢": [("101", "50.00")]})
     with pytest.raises(ValidationFailed) as info:
-        services.add_item(plan, name=" ", category="gold", cost_fen=0, building_ids=[other.buildings[0].id],
+        plan_svc.add_item(plan, name=" ", category="gold", cost_fen=0, building_ids=[other.buildings[0].id],
                           user=world.committee, now=world.now)
     assert info.value.errors == {"name": ["项目名称不能为空"], "category": ["类别必须是 必选、基础、完善 或 提升"],
                                  "cost_fen": ["费用必须大于零，精确到分"], "building_ids": ["所选楼栋不属于本小区"]}
@@ -146,138 +65,14 @@ def test_item_validation_messages(world, factory):
 
 def test_attachment_type_and_size_checked(world):
     plan = world.plan(items=[], publish=False)
-    att = services.add_attachment(plan, kind="rendering", filename="C:\\效果图.png",
+    att = plan_svc.add_attachment(plan, kind="rendering", filename="C:\\效果图.png",
                                   data=b"\x89PNG\r\n\x1a\n" + b"0" * 10, user=world.committee, now=world.now)
     assert (att.filename, att.content_type, att.size_bytes) == ("效果图.png", "image/png", 18)
     with pytest.raises(ValidationFailed) as info:
-        services.add_attachment(plan, kind="drawing", filename="a.exe", data=b"MZ\x90", user=world.committee,
+        plan_svc.add_attachment(plan, kind="drawing", filename="a.exe", data=b"MZ\x90", user=world.committee,
                                 now=world.now)
     assert info.value.message == "文件「a.exe」不是 PDF、PNG、JPEG 或 WebP 格式"
     with pytest.raises(ValidationFailed) as info:
-        services.add_attachment(plan, kind="drawing", filename="big.pdf", data=b"%PDF-" + b"0" * 20,
+        plan_svc.add_attachment(plan, kind="drawing", filename="big.pdf", data=b"%PDF-" + b"0" * 20,
                                 user=world.committee, now=world.now, max_bytes=24)
     assert info.value.message == "文件「big.pdf」有 25 字节，超过上限 24 字节"
-
-
-# ---- pledges ------------------------------------------------------------------------------------
-
-def test_pledge_sign_withdraw_window_and_owner(world):
-    plan = world.plan(pledge_closes_at=world.later(days=10))
-    p = services.sign_pledge(plan, world.u101, world.owner(world.u101), now=world.later(hours=1))
-    assert (p.amount_fen, p.signed_by_owner_id) == (540_000, world.owner(world.u101).id)
-    with pytest.raises(Conflict) as info:
-        services.sign_pledge(plan, world.u101, world.owner(world.u101), now=world.later(hours=2))
-    assert info.value.message == "1幢-101 已签署本版方案的承诺书"
-    with pytest.raises(Forbidden):
-        services.sign_pledge(plan, world.u102, world.owner(world.u101), now=world.later(hours=2))
-    services.withdraw_pledge(plan, world.u101, world.owner(world.u101), now=world.later(hours=3))
-    assert services.active_pledge(plan, world.u101) is None
-    services.sign_pledge(plan, world.u101, world.owner(world.u101), now=world.later(hours=4))
-    with pytest.raises(Conflict) as info:
-        services.sign_pledge(plan, world.u102, world.owner(world.u102), now=world.later(days=10))
-    assert info.value.code == "pledge_window_closed"
-    assert len(services.pledges_of(plan, include_withdrawn=True)) == 2
-
-
-def test_close_due_pledge_windows_is_idempotent(world, db):
-    plan = world.plan(pledge_closes_at=world.later(days=3))
-    assert services.close_due_pledge_windows(world.later(days=3, seconds=-1)) == 0
-    assert services.close_due_pledge_windows(world.later(days=5)) == 1
-    assert plan.pledge_closed_at == world.later(days=3)
-    assert services.close_due_pledge_windows(world.later(days=6)) == 0
-    assert kinds(db, world.estate.id).count("plans.pledge_window_closed") == 1
-
-
-# ---- payments and funding -----------------------------------------------------------------------
-
-def test_payments_reversal_and_funding_ratio(world, db):
-    world.plan()
-    pay = services.record_payment(world.estate, unit_id=world.u101.id, amount_fen=540_000, method="bank",
-                                  paid_on=date(2026, 9, 1), reference="B001", user=world.committee, now=world.now)
-    wrong = services.record_payment(world.estate, unit_id=world.u201.id, amount_fen=300_000, method="cash",
-                                    paid_on=date(2026, 9, 1), user=world.committee, now=world.now)
-    rev = services.reverse_payment(wrong, reason="金额录错", user=world.committee, now=world.now)
-    assert (rev.amount_fen, rev.reverses_id) == (-300_000, wrong.id)
-    services.record_payment(world.estate, unit_id=world.u201.id, amount_fen=250_000, method="cash",
-                            paid_on=date(2026, 9, 1), user=world.committee, now=world.now)
-    s = services.funding_summary(world.estate.id)
-    # owed 540,000 + 360,000 + 200,000; paid 540,000 + 0 + 250,000 (50,000 over for 2-101, not counted)
-    assert (s["owed_fen"], s["paid_fen"], s["counted_fen"]) == (1_100_000, 790_000, 740_000)
-    assert s["ratio"] == Fraction(740_000, 1_100_000) and s["ratio_pair"] == (740_000, 1_100_000)
-    assert services.format_ratio(s["ratio"]) == "67.27%"
-    b1, b2 = s["buildings"]
-    assert (b1["name"], b1["owed_fen"], b1["paid_fen"], b1["owing_units"]) == ("1幢", 900_000, 540_000, 1)
-    assert (b2["ratio"], b2["complete"]) == (Fraction(1), True)
-    assert [r["unit"].label for r in services.units_owing(world.estate.id)] == ["1幢-102"]
-    with pytest.raises(Conflict) as info:
-        services.reverse_payment(wrong, reason="再冲", user=world.committee, now=world.now)
-    assert info.value.message == f"第 {wrong.id} 号记录已被第 {rev.id} 号记录冲正"
-    with pytest.raises(Conflict):
-        services.reverse_payment(rev, reason="x", user=world.committee, now=world.now)
-    # the ledger is append-only
-    pay.amount_fen = 1
-    with pytest.raises(Conflict) as info:
-        db.session.flush()
-    assert info.value.code == "ledger_append_only"
-
-
-def test_payment_validation(world):
-    world.plan()
-    with pytest.raises(ValidationFailed) as info:
-        services.record_payment(world.estate, unit_id=999999, amount_fen=-5, method="gold",
-                                paid_on=date(2026, 9, 2), user=world.committee, now=world.now)
-    assert info.value.errors == {"unit_id": ["该户不属于本小区"],
-                                 "amount_fen": ["收款金额必须大于零（冲正请用冲正功能）"],
-                                 "method": ["付款方式必须是 现金、银行转账、微信、支付宝 或 其他"],
-                                 "paid_on": ["付款日期不能晚于今天"]}
-
-
-# ---- settlement ---------------------------------------------------------------------------------
-
-def test_settlement_with_refunds_and_top_ups(world, db):
-    plan = world.plan()
-    for unit, amount in [(world.u101, 540_000), (world.u102, 360_000), (world.u201, 200_000)]:
-        services.record_payment(world.estate, unit_id=unit.id, amount_fen=amount, method="bank",
-                                paid_on=date(2026, 9, 1), user=world.committee, now=world.now)
-    s = services.settlement_of(plan, create=True, now=world.now)
-    costs = {"雨污分流": 1_000_000, "外墙保温": 800_000, "停车位改造": 1_000_000, "1幢加装电梯": 1_100_000}
-    for item in plan.items:
-        services.set_audited_cost(s, item.id, costs[item.name], user=world.committee, now=world.now)
-    preview = services.settlement_preview(s)
-    rows = {r["unit"].label: r for r in preview["rows"]}
-    # facade 80,000 (30/20/... by area: 24,000 / 16,000 / 40,000), parking 300,000, lift 770,000 on 1幢
-    assert rows["1幢-101"]["final_owed_fen"] == 24_000 + 90_000 + 462_000
-    assert rows["1幢-102"]["final_owed_fen"] == 16_000 + 60_000 + 308_000
-    assert rows["2幢-101"]["final_owed_fen"] == 40_000 + 150_000
-    assert [rows[k]["difference_fen"] for k in ("1幢-101", "1幢-102", "2幢-101")] == [36_000, 24_000, -10_000]
-    assert (preview["top_up_fen"], preview["refund_fen"], preview["difference_fen"]) == (60_000, 10_000, 50_000)
-    assert preview["final_owed_fen"] - preview["paid_fen"] == preview["difference_fen"]
-    services.finalise_settlement(s, user=world.committee, now=world.now)
-    assert sum(line.difference_fen for line in s.unit_lines) == 50_000
-    with pytest.raises(Conflict):
-        services.set_audited_cost(s, plan.items[0].id, 1, user=world.committee, now=world.now)
-    assert "plans.settlement_finalised" in kinds(db, world.estate.id)
-
-
-def test_settlement_refuses_missing_items(world):
-    plan = world.plan()
-    s = services.settlement_of(plan, create=True, now=world.now)
-    services.set_audited_cost(s, plan.items[0].id, 900_000, user=world.committee, now=world.now)
-    with pytest.raises(Conflict) as info:
-        services.finalise_settlement(s, user=world.committee, now=world.now)
-    assert info.value.message == "还有项目没有填写审计决算金额：外墙保温、停车位改造、1幢加装电梯"
-
-
-def test_cli_sets_the_rule_of_a_street_office(app, world, db):
-    from residents_app.plans.cli import rule_cmd
-
-    runner = app.test_cli_runner()
-    result = runner.invoke(rule_cmd, [world.office.code, "--basic", "15", "--cap-yuan-per-m2", "300"])
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"{world.office.name}：必选 0%，基础 15%，完善 30%，提升 70%，补助上限 300 元/m²"
-    rule = services.rule_for_estate(world.estate)
-    assert (rule.pct["basic"], rule.cap_fen_per_m2) == (15, 30000)
-    result = runner.invoke(rule_cmd, [world.office.code, "--upgrade", "101"])
-    assert result.exit_code == 1
-    assert "提升类居民出资比例必须是 0 到 100 之间的整数" in result.output
-    assert runner.invoke(rule_cmd, ["NOPE"]).output.strip() == "Error: 找不到街道代码 NOPE"

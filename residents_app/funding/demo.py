@@ -24,7 +24,8 @@ def extend_demo(estate, now) -> list[str]:
     from residents_app.auth.models import User
     from residents_app.extensions import db
     from residents_app.formatting import format_yuan
-    from residents_app.plans import services
+    from residents_app.funding import services
+    from residents_app.plans import services as plan_svc
     from residents_app.plans.models import PlanVersion
 
     if db.session.execute(sa.select(PlanVersion.id).where(PlanVersion.estate_id == estate.id)).first():
@@ -35,16 +36,16 @@ def extend_demo(estate, now) -> list[str]:
     if committee is None:
         return ["演示改造方案未创建：没有业委会账户"]
     buildings = {b.name: b for b in estate.buildings}
-    plan = services.create_plan(
+    plan = plan_svc.create_plan(
         estate, title="示范小区综合改造方案", user=committee, now=now,
         budget_summary="工程总预算 370 万元，含设计、监理与审计费用，以审计决算为准。",
         funding_plan="政府补助按每平方米不超过 400 元；居民按项目类别出资 0%/10%/30%/70%；困难户由街道、社区减免。",
         management_plan="改造完成后引入物业服务，业委会监督；设施维修资金按年归集，账目每季度公开。")
     for name, category, cost, building in DEMO_ITEMS:
         ids = [buildings[building].id] if building and building in buildings else None
-        services.add_item(plan, name=name, category=category, cost_fen=cost, building_ids=ids, user=committee,
+        plan_svc.add_item(plan, name=name, category=category, cost_fen=cost, building_ids=ids, user=committee,
                           now=now)
-    services.update_plan(plan, user=committee, now=now, pledge_window=(now, now + timedelta(days=30)))
+    plan_svc.update_plan(plan, user=committee, now=now, pledge_window=(now, now + timedelta(days=30)))
     units = services.estate_units(estate.id)
     hardship = [u for u in units if u.is_hardship]
     for i, unit in enumerate(hardship):
@@ -54,7 +55,7 @@ def extend_demo(estate, now) -> list[str]:
         else:
             services.set_hardship(estate, unit, mode="partial", subsidy_fen=100_000, covered_by="社区",
                                   note="重病家庭", user=committee, now=now)
-    services.publish_plan(plan, user=committee, now=now)
+    plan_svc.publish_plan(plan, user=committee, now=now)
     c = services.compute_plan(plan)
     owing = [u for u in units if c.units[u.id].owed_fen > 0]
     for unit in owing[:PLEDGED_UNITS]:

@@ -22,7 +22,7 @@ cli = AppGroup("plans", help="改造方案与资金：街道的居民出资比�
 def rule_cmd(street_code, required_pct, basic_pct, improvement_pct, upgrade_pct, cap_yuan_per_m2):
     """Set STREET_CODE's residents' percentages by category and the subsidy cap per m²."""
     from residents_app.extensions import db
-    from residents_app.plans import services
+    from residents_app.funding import services
     from residents_app.registry.models import StreetOffice
 
     office = db.session.execute(sa.select(StreetOffice).where(StreetOffice.code == street_code)).scalar_one_or_none()

@@ -14,8 +14,10 @@ from openpyxl import Workbook
 
 from residents_app.exports import safe_cell
 from residents_app.formatting import format_local_dt
-from residents_app.plans import services
-from residents_app.plans.models import PAYMENT_METHOD_LABELS, PlanVersion, Settlement
+from residents_app.funding import services
+from residents_app.funding import settlement as settlement_svc
+from residents_app.funding.models import PAYMENT_METHOD_LABELS, Settlement
+from residents_app.plans.models import PlanVersion
 
 YUAN_FORMAT = "#,##0.00"
 
@@ -104,7 +106,7 @@ def settlement_xlsx(settlement: Settlement) -> bytes:
         rows = [{"label": ln.unit.label, "planned": ln.planned_owed_fen, "final": ln.final_owed_fen,
                  "paid": ln.paid_fen, "diff": ln.difference_fen} for ln in settlement.unit_lines]
     else:
-        preview = services.settlement_preview(settlement)
+        preview = settlement_svc.settlement_preview(settlement)
         rows = [{"label": r["unit"].label, "planned": r["planned_owed_fen"], "final": r["final_owed_fen"],
                  "paid": r["paid_fen"], "diff": r["difference_fen"]} for r in preview["rows"]]
     for r in rows:

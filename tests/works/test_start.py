@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 
 from residents_app.errors import Conflict, Forbidden
-from residents_app.plans import services
+from residents_app.funding import services as funding_svc
+from residents_app.works import services as works_svc
 
 
 def _vote(world, kind, plan_id, *, agree=True):
@@ -46,7 +47,7 @@ def reasons(checks):
 def test_start_refused_with_reasons_then_accepted(world):
     plan = world.plan()
     with pytest.raises(Conflict) as info:
-        services.submit_start(world.estate, user=world.committee, now=world.now)
+        works_svc.submit_start(world.estate, user=world.committee, now=world.now)
     assert info.value.code == "start_conditions_unmet"
     assert info.value.errors == {
         "plan_vote": ["第 1 版方案还没有已结束的方案表决"],
@@ -61,12 +62,12 @@ def test_start_refused_with_reasons_then_accepted(world):
     pub = _publicise(world, rnd, complete=False)
     _vote(world, "management_mode", None)
     for u in world.units[:2]:
-        services.sign_pledge(plan, u, world.owner(u), now=world.later(days=2))
-    services.record_payment(world.estate, unit_id=world.u101.id, amount_fen=540_000, method="bank",
+        funding_svc.sign_pledge(plan, u, world.owner(u), now=world.later(days=2))
+    funding_svc.record_payment(world.estate, unit_id=world.u101.id, amount_fen=540_000, method="bank",
                             paid_on=date(2026, 9, 3), user=world.committee, now=world.later(days=2))
-    services.record_payment(world.estate, unit_id=world.u102.id, amount_fen=359_999, method="bank",
+    funding_svc.record_payment(world.estate, unit_id=world.u102.id, amount_fen=359_999, method="bank",
                             paid_on=date(2026, 9, 3), user=world.committee, now=world.later(days=2))
-    checks = services.start_checklist(plan, world.later(days=3))
+    checks = works_svc.start_checklist(plan, world.later(days=3))
     assert reasons(checks) == [
         ("plan_vote", True, "表决「方案表决」已通过"),
         ("publicity", False, "公示期尚未届满（截至 2026-09-09 24:00）"),
@@ -80,37 +81,37 @@ def test_start_refused_with_reasons_then_accepted(world):
     from residents_app.publicity import services as pubs
 
     pubs.complete_publicity(pub, actor="user:1:test", now=world.later(days=9))
-    services.sign_pledge(plan, world.u201, world.owner(world.u201), now=world.later(days=9))
-    services.record_payment(world.estate, unit_id=world.u102.id, amount_fen=1, method="cash",
+    funding_svc.sign_pledge(plan, world.u201, world.owner(world.u201), now=world.later(days=9))
+    funding_svc.record_payment(world.estate, unit_id=world.u102.id, amount_fen=1, method="cash",
                             paid_on=date(2026, 9, 10), user=world.committee, now=world.later(days=9))
-    services.record_payment(world.estate, unit_id=world.u201.id, amount_fen=200_000, method="wechat",
+    funding_svc.record_payment(world.estate, unit_id=world.u201.id, amount_fen=200_000, method="wechat",
                             paid_on=date(2026, 9, 10), user=world.committee, now=world.later(days=9))
-    checks = services.start_checklist(plan, world.later(days=9))
+    checks = works_svc.start_checklist(plan, world.later(days=9))
     assert [c.met for c in checks] == [True] * 6
     assert checks[5].reason == "已到位 11,000.00 / 11,000.00 元（100%）"
 
-    app = services.submit_start(world.estate, user=world.committee, now=world.later(days=9))
+    app = works_svc.submit_start(world.estate, user=world.committee, now=world.later(days=9))
     assert app.status == "submitted" and len(app.checklist) == 6
     with pytest.raises(Conflict) as info:
-        services.withdraw_pledge(plan, world.u101, world.owner(world.u101), now=world.later(days=9))
+        funding_svc.withdraw_pledge(plan, world.u101, world.owner(world.u101), now=world.later(days=9))
     assert info.value.message == "启动申请已提交，承诺书不能再撤回"
     with pytest.raises(Forbidden):
-        services.decide_start(app, approve=True, comment="", user=world.committee, now=world.later(days=10))
+        works_svc.decide_start(app, approve=True, comment="", user=world.committee, now=world.later(days=10))
     with pytest.raises(Conflict) as info:
-        services.decide_start(app, approve=False, comment=" ", user=world.street, now=world.later(days=10))
+        works_svc.decide_start(app, approve=False, comment=" ", user=world.street, now=world.later(days=10))
     assert info.value.message == "退回申请时必须填写退回意见"
-    services.decide_start(app, approve=False, comment="请补充申请表盖章页", user=world.street,
+    works_svc.decide_start(app, approve=False, comment="请补充申请表盖章页", user=world.street,
                           now=world.later(days=10))
     assert (app.status, app.comment) == ("returned", "请补充申请表盖章页")
-    services.submit_start(world.estate, user=world.committee, now=world.later(days=11))
-    services.decide_start(app, approve=True, comment="同意启动", user=world.street, now=world.later(days=12))
+    works_svc.submit_start(world.estate, user=world.committee, now=world.later(days=11))
+    works_svc.decide_start(app, approve=True, comment="同意启动", user=world.street, now=world.later(days=12))
     assert (app.status, app.decided_by_id) == ("approved", world.street.id)
 
 
 def test_failed_vote_and_open_objection_are_reported(world):
     plan = world.plan()
     rnd = _vote(world, "plan_vote", plan.id, agree=False)
-    checks = services.start_checklist(plan, world.later(days=2))
+    checks = works_svc.start_checklist(plan, world.later(days=2))
     assert reasons(checks)[:2] == [("plan_vote", False, "表决「方案表决」未达到通过条件"),
                                    ("publicity", False, "该表决结果尚未公示")]
     assert rnd.status == "closed"
@@ -118,5 +119,5 @@ def test_failed_vote_and_open_objection_are_reported(world):
 
 def test_management_plan_missing_is_a_reason(world):
     plan = world.plan(management_plan="")
-    check = services.check_management_plan(plan, {})
+    check = works_svc.check_management_plan(plan, {})
     assert (check.met, check.reason) == (False, "第 1 版方案没有长效管理方案（文字或附件）")
