@@ -26,6 +26,7 @@ APT_PACKAGES = {
     "chromium": "/usr/bin/chromium",
     "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "poppler-utils": "/usr/bin/pdftoppm",
+    "zbar-tools": "/usr/bin/zbarimg",  # decodes the printed QR codes in the tests
 }
 PG_ADMIN = os.environ.get("RAPP_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

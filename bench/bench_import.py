@@ -6,7 +6,7 @@
 Use a scratch PostgreSQL database: the benchmark creates the tables if missing and adds two estates
 per run (it deletes nothing). Prints units per second for both paths and their ratio (goal >= 0.3).
 
-The real path is residents_app.registry.services.import_roster on CSV bytes: decoding, parsing and
+The real path is residents_app.registry.roster.import_roster on CSV bytes: decoding, parsing and
 validating every cell, checking consistency, diffing against the register, bulk writes, the audit
 entry and the commit. The bare path inserts the already-converted rows (buildings, units, owners,
 ownerships) with executemany and commits: the floor any import has to pay.
@@ -90,7 +90,8 @@ def main() -> int:
         url = f"sqlite:///{tmp.name}/bench.db"
     from residents_app import create_app
     from residents_app.extensions import db
-    from residents_app.registry.services import create_estate, create_street_office, import_roster, register_summary
+    from residents_app.registry.roster import import_roster
+    from residents_app.registry.services import create_estate, create_street_office, register_summary
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     rows = make_rows(args.units)

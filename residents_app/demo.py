@@ -82,7 +82,8 @@ def load_demo(now: datetime) -> list[str]:
     from residents_app.auth.services import create_user
     from residents_app.extensions import db
     from residents_app.registry.models import Estate, StreetOffice
-    from residents_app.registry.services import create_estate, create_street_office, import_roster
+    from residents_app.registry.roster import import_roster
+    from residents_app.registry.services import create_estate, create_street_office
 
     lines = []
     office = db.session.execute(sa.select(StreetOffice).where(StreetOffice.code == OFFICE_CODE)).scalar_one_or_none()
@@ -134,16 +135,13 @@ def demo_load():
 
 def _print_first_link_as_qr(lines: list[str]) -> None:
     """Scan this with a phone on the same network (set PUBLIC_BASE_URL to this machine's LAN address)."""
-    import io
     import re
 
-    import segno
+    from residents_app import qr
 
     for line in lines:
         match = re.search(r"(https?://\S+/v/\S+)", line)
         if match:
-            buf = io.StringIO()
-            segno.make(match.group(1), error="m").terminal(out=buf, compact=True)
             click.echo("扫码投票（第一个演示链接）：")
-            click.echo(buf.getvalue())
+            click.echo(qr.terminal(match.group(1)))
             return

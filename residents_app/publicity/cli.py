@@ -20,10 +20,10 @@ cli = AppGroup("calendar", help="法定节假日工作日历（公示期计算�
 def import_year_cmd(year: int, file: Path, no_declare: bool):
     """Import YEAR's schedule from FILE: lines `YYYY-MM-DD,休|班[,说明]`; then declare the year complete."""
     from residents_app.extensions import db
-    from residents_app.publicity import services
+    from residents_app.publicity import holidays
 
     try:
-        n = services.import_year(year, file.read_text(encoding="utf-8-sig"), actor="cli:calendar", now=utcnow(),
+        n = holidays.import_year(year, file.read_text(encoding="utf-8-sig"), actor="cli:calendar", now=utcnow(),
                                  declare=not no_declare)
     except DomainError as exc:
         db.session.rollback()
@@ -36,9 +36,9 @@ def import_year_cmd(year: int, file: Path, no_declare: bool):
 @cli.command("years")
 def years_cmd():
     """List the covered years."""
-    from residents_app.publicity import services
+    from residents_app.publicity import holidays
 
-    info = services.calendar_overview(utcnow())
+    info = holidays.calendar_overview(utcnow())
     for y in info["years"]:
         click.echo(f"{y.year}\t{y.source}\t调整 {y.override_count} 天")
     if info["next_year_missing"]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,20 +19,17 @@ from residents_app.core.calendar import (
     CalendarNotCovered,
     WorkCalendar,
     beijing_date,
-    build_calendar,
-    package_years,
     publicity_last_day,
     window_end,
 )
 from residents_app.db import utcnow
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db
+from residents_app.publicity.holidays import load_calendar
 from residents_app.publicity.models import (
     OUTCOMES,
     SUBJECT_LABELS,
     SUBJECT_TYPES,
-    CalendarOverride,
-    CalendarYear,
     Objection,
     Publicity,
     PublicityChange,
@@ -43,155 +39,28 @@ from residents_app.registry.models import Estate, Unit
 
 log = logging.getLogger(__name__)
 
+
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
+
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
+
+
 MAX_TEXT = 5000
+
+
 MIN_RESULT_DAYS = 5  # 公示不少于5个工作日 (seed 001)
+
+
 DOCUMENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
+
+
 PHOTO_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
 
 def calendar_error(exc: CalendarNotCovered) -> DomainError:
     return DomainError(str(exc), code="calendar_not_covered", status=409, errors={"year": str(exc.year)})
 
-
-# ---- calendar -------------------------------------------------------------------------------------
-
-def load_calendar() -> WorkCalendar:
-    """The working-day calendar: package schedule + the administrator's overrides and declared years."""
-    overrides = dict(db.session.execute(sa.select(CalendarOverride.day, CalendarOverride.is_working)).all())
-    years = db.session.execute(sa.select(CalendarYear.year)).scalars().all()
-    return build_calendar(overrides, years)
-
-
-@dataclass
-class YearCoverage:
-    year: int
-    source: str  # "package", "admin", "package+admin"
-    override_count: int
-
-
-def calendar_overview(now: datetime) -> dict:
-    """Covered years, the overrides, and whether next year (relative to `now` in Beijing) is missing."""
-    pkg = package_years()
-    declared = {y.year: y for y in db.session.execute(sa.select(CalendarYear)).scalars()}
-    overrides = db.session.execute(sa.select(CalendarOverride).order_by(CalendarOverride.day)).scalars().all()
-    counts: dict[int, int] = {}
-    for o in overrides:
-        counts[o.day.year] = counts.get(o.day.year, 0) + 1
-    years = []
-    for y in sorted(pkg | set(declared)):
-        source = "package+admin" if (y in pkg and y in declared) else ("package" if y in pkg else "admin")
-        years.append(YearCoverage(y, source, counts.get(y, 0)))
-    this_year = beijing_date(now).year
-    next_year = this_year + 1
-    covered = pkg | set(declared)
-    older = [y for y in years if y.year < this_year - 2 and y.source == "package" and not y.override_count]
-    return {
-        "years": years,
-        "recent_years": [y for y in years if y not in older],
-        "older_range": (older[0].year, older[-1].year) if older else None,
-        "declared": declared,
-        "overrides": overrides,
-        "this_year": this_year,
-        "next_year": next_year,
-        "this_year_missing": this_year not in covered,
-        "next_year_missing": next_year not in covered,
-        "pending_years": sorted({y for y in counts if y not in covered}),
-    }
-
-
-def set_override(day: date, is_working: bool, note: str, *, actor: str, now: datetime) -> CalendarOverride:
-    note = (note or "").strip()
-    if len(note) > 100:
-        raise ValidationFailed("说明不能超过 100 个字", errors={"note": "过长"})
-    row = db.session.execute(sa.select(CalendarOverride).where(CalendarOverride.day == day)).scalar_one_or_none()
-    if row is None:
-        row = CalendarOverride(day=day, is_working=is_working, note=note, created_by=actor, created_at=now)
-        db.session.add(row)
-    else:
-        row.is_working, row.note, row.created_by, row.created_at = is_working, note, actor, now
-    db.session.flush()
-    record("calendar.override_set", chain=0, actor=actor, now=now, subject_type="calendar_day",
-           subject_id=day.isoformat(), data={"day": day.isoformat(), "is_working": is_working, "note": note})
-    return row
-
-
-def delete_override(day: date, *, actor: str, now: datetime) -> None:
-    row = db.session.execute(sa.select(CalendarOverride).where(CalendarOverride.day == day)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"{day.isoformat()} 没有调整记录")
-    db.session.delete(row)
-    db.session.flush()
-    record("calendar.override_deleted", chain=0, actor=actor, now=now, subject_type="calendar_day",
-           subject_id=day.isoformat(), data={"day": day.isoformat()})
-
-
-def declare_year(year: int, *, actor: str, now: datetime) -> CalendarYear:
-    """The administrator confirms that every holiday and make-up day of `year` has been entered."""
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed("年份须在 2000 至 2100 之间", errors={"year": str(year)})
-    if db.session.get(CalendarYear, year) is not None:
-        raise Conflict(f"{year} 年已确认完整", code="year_declared")
-    n = db.session.execute(sa.select(sa.func.count()).select_from(CalendarOverride).where(
-        CalendarOverride.day >= date(year, 1, 1), CalendarOverride.day <= date(year, 12, 31))).scalar_one()
-    if year not in package_years() and n == 0:
-        raise Conflict(f"{year} 年还没有录入任何放假或调休日期：请先按国务院办公厅通知逐日录入，再确认完整",
-                       code="year_empty")
-    row = CalendarYear(year=year, declared_by=actor, declared_at=now)
-    db.session.add(row)
-    db.session.flush()
-    record("calendar.year_declared", chain=0, actor=actor, now=now, subject_type="calendar_year",
-           subject_id=year, data={"year": year, "override_days": n})
-    return row
-
-
-def parse_year_file(year: int, text: str) -> list[tuple[date, bool, str]]:
-    """Lines `YYYY-MM-DD,休|班[,说明]` (also rest/work, 0/1); '#' starts a comment."""
-    rows = []
-    errors = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 2:
-            errors[f"第{lineno}行"] = "格式应为 日期,休/班[,说明]"
-            continue
-        try:
-            day = date.fromisoformat(parts[0])
-        except ValueError:
-            errors[f"第{lineno}行"] = f"日期“{parts[0]}”无效，应为 YYYY-MM-DD"
-            continue
-        if day.year != year:
-            errors[f"第{lineno}行"] = f"日期 {day.isoformat()} 不在 {year} 年"
-            continue
-        kind = parts[1].lower()
-        if kind in ("休", "rest", "0", "holiday"):
-            working = False
-        elif kind in ("班", "work", "1", "workday"):
-            working = True
-        else:
-            errors[f"第{lineno}行"] = f"“{parts[1]}”无效，应为 休 或 班"
-            continue
-        rows.append((day, working, parts[2] if len(parts) > 2 else ""))
-    if errors:
-        raise ValidationFailed("导入文件有误", errors=errors)
-    if not rows:
-        raise ValidationFailed("导入文件没有任何日期")
-    return rows
-
-
-def import_year(year: int, text: str, *, actor: str, now: datetime, declare: bool = True) -> int:
-    rows = parse_year_file(year, text)
-    for day, working, note in rows:
-        set_override(day, working, note, actor=actor, now=now)
-    if declare and db.session.get(CalendarYear, year) is None:
-        declare_year(year, actor=actor, now=now)
-    return len(rows)
-
-
-# ---- posting --------------------------------------------------------------------------------------
 
 def _check_working_days(working_days) -> int:
     try:
@@ -407,8 +276,6 @@ def add_document(pub: Publicity, filename: str, data: bytes, *, actor: str, now:
     return doc
 
 
-# ---- objections and mediation ---------------------------------------------------------------------
-
 def raise_objection(pub: Publicity, *, unit: Unit, owner, text: str, photo: bytes | None, now: datetime
                     ) -> Objection:
     if pub.estate_id != unit.estate_id:
@@ -552,8 +419,6 @@ def complete_publicity(pub: Publicity, *, actor: str, now: datetime) -> None:
                                     "objections": len(pub.objections)})
 
 
-# ---- for the scheduler ----------------------------------------------------------------------------
-
 def publicity_due(now: datetime) -> list[tuple[int, datetime]]:
     """(id, ends_at) of periods past their end, not completed, in order of their end."""
     rows = db.session.execute(
@@ -576,8 +441,6 @@ def end_publicity_if_due(publicity_id: int, now: datetime, actor: str = "system:
     complete_publicity(pub, actor=actor, now=now)
     return True
 
-
-# ---- reading --------------------------------------------------------------------------------------
 
 def get_publicity(publicity_id: int) -> Publicity:
     pub = db.session.get(Publicity, publicity_id)

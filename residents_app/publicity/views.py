@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from datetime import date
 
-import segno
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
+from residents_app import qr
 from residents_app.audit.services import actor_for_user
 from residents_app.auth.resident import current_resident, resident_required
 from residents_app.auth.scoping import estate_or_404, roles_required, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
-from residents_app.publicity import services
+from residents_app.publicity import holidays, services
 from residents_app.publicity.models import Objection, Publicity, PublicityDocument
 from residents_app.publicity.schemas import StatusQuerySchema
 from residents_app.registry.models import Estate
@@ -80,7 +80,7 @@ def estate_publicity(estate_id: int):
         return redirect(url_for("publicity.detail", publicity_id=pub.id))
     estate = estate_or_404(estate_id)
     items = services.estate_publicity(estate.id)
-    cal = services.load_calendar()
+    cal = holidays.load_calendar()
     return render_template("publicity/estate_list.html", estate=estate, items=items,
                            subjects=services.publishable_subjects(estate),
                            period_text=lambda p: services.period_text(p, cal), today=services.beijing_date(now),
@@ -217,7 +217,7 @@ def board_url(estate: Estate) -> str:
 def board(estate_code: str):
     estate = _estate_by_code(estate_code)
     now = utcnow()
-    cal = services.load_calendar()
+    cal = holidays.load_calendar()
     return render_template("publicity/board.html", estate=estate, board=services.board(estate.id, now),
                            period_text=lambda p: services.period_text(p, cal), url=board_url(estate), now=now)
 
@@ -225,11 +225,7 @@ def board(estate_code: str):
 @bp.route("/p/<estate_code>/qr.svg")
 def board_qr(estate_code: str):
     estate = _estate_by_code(estate_code)
-    import io
-
-    buf = io.BytesIO()
-    segno.make(board_url(estate), error="m").save(buf, kind="svg", scale=6, border=2)
-    return Response(buf.getvalue(), mimetype="image/svg+xml")
+    return Response(qr.svg(board_url(estate), scale=6, border=2), mimetype="image/svg+xml")
 
 
 @bp.route("/p/<estate_code>/documents/<int:document_id>")
@@ -248,7 +244,7 @@ def public_document(estate_code: str, document_id: int):
 def resident_publicity():
     res = current_resident()
     now = utcnow()
-    cal = services.load_calendar()
+    cal = holidays.load_calendar()
     data = services.board(res.unit.estate_id, now)
     estate = db.session.get(Estate, res.unit.estate_id)
     return render_template("resident/publicity.html", estate=estate, current=data["current"],
@@ -299,7 +295,7 @@ def resident_withdraw(objection_id: int):
 @bp.route("/admin/calendar")
 @roles_required("admin")
 def admin_calendar():
-    return render_template("admin/calendar.html", info=services.calendar_overview(utcnow()))
+    return render_template("admin/calendar.html", info=holidays.calendar_overview(utcnow()))
 
 
 @bp.route("/admin/calendar/overrides", methods=["POST"])
@@ -310,7 +306,7 @@ def admin_set_override():
     kind = f.get("kind", "")
     if kind not in ("rest", "work"):
         raise ValidationFailed("请选择该日是放假（休）还是上班（班）", errors={"kind": "未选择"})
-    services.set_override(day, kind == "work", f.get("note", ""), actor=actor_for_user(current_user), now=utcnow())
+    holidays.set_override(day, kind == "work", f.get("note", ""), actor=actor_for_user(current_user), now=utcnow())
     db.session.commit()
     flash(f"已保存 {day.isoformat()}：{'上班' if kind == 'work' else '放假'}", "success")
     return redirect(url_for("publicity.admin_calendar"))
@@ -320,7 +316,7 @@ def admin_set_override():
 @roles_required("admin")
 def admin_delete_override():
     day = _parse_date(request.form.get("day", ""), "day", "日期")
-    services.delete_override(day, actor=actor_for_user(current_user), now=utcnow())
+    holidays.delete_override(day, actor=actor_for_user(current_user), now=utcnow())
     db.session.commit()
     flash(f"已删除 {day.isoformat()} 的调整", "success")
     return redirect(url_for("publicity.admin_calendar"))
@@ -333,7 +329,7 @@ def admin_declare_year():
         year = int(request.form.get("year", ""))
     except ValueError:
         raise ValidationFailed("年份须为四位数字", errors={"year": request.form.get("year", "")}) from None
-    services.declare_year(year, actor=actor_for_user(current_user), now=utcnow())
+    holidays.declare_year(year, actor=actor_for_user(current_user), now=utcnow())
     db.session.commit()
     flash(f"{year} 年已确认完整，可以计算该年的公示期", "success")
     return redirect(url_for("publicity.admin_calendar"))

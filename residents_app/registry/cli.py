@@ -62,7 +62,8 @@ cli = click.Group("roster", help="Roster (名册) import and export.")
 @click.option("--dry-run", is_flag=True, help="check and report, write nothing")
 def roster_import(path: Path, estate_code: str, dry_run: bool):
     """Import a roster file (CSV or XLSX, format in docs/ROSTER.md) into an estate."""
-    from residents_app.registry.services import estate_by_code, import_roster
+    from residents_app.registry.roster import import_roster
+    from residents_app.registry.services import estate_by_code
 
     try:
         estate = estate_by_code(estate_code)
@@ -83,7 +84,8 @@ def roster_import(path: Path, estate_code: str, dry_run: bool):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def roster_export(estate_code: str, path: Path):
     """Export an estate's register to XLSX in the import format."""
-    from residents_app.registry.services import estate_by_code, export_roster_xlsx
+    from residents_app.registry.roster import export_roster_xlsx
+    from residents_app.registry.services import estate_by_code
 
     try:
         estate = estate_by_code(estate_code)

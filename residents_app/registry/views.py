@@ -16,6 +16,7 @@ from residents_app.db import utcnow
 from residents_app.errors import DomainError, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry import importer, services
+from residents_app.registry import roster as roster_svc
 from residents_app.registry.cli import register_cli
 from residents_app.registry.models import UNIT_KIND_LABELS
 from residents_app.registry.schemas import (
@@ -203,8 +204,8 @@ def import_page(estate_id: int):
     data = upload.read()
     filename = upload.filename
     try:
-        plan = services.import_roster(estate, filename, data, actor=_actor(), now=utcnow(), dry_run=True)
-    except services.RosterRejected as exc:
+        plan = roster_svc.import_roster(estate, filename, data, actor=_actor(), now=utcnow(), dry_run=True)
+    except roster_svc.RosterRejected as exc:
         db.session.rollback()
         return render_template("registry/import.html", estate=estate, plan=None, token=None,
                                errors=exc.row_errors, filename=filename), 422
@@ -220,8 +221,8 @@ def import_commit(estate_id: int):
     estate = estate_or_404(estate_id, edit=True)
     path, data = _load_upload(estate.id, request.form.get("token", ""))
     try:
-        plan = services.import_roster(estate, path.name, data, actor=_actor(), now=utcnow())
-    except services.RosterRejected as exc:
+        plan = roster_svc.import_roster(estate, path.name, data, actor=_actor(), now=utcnow())
+    except roster_svc.RosterRejected as exc:
         db.session.rollback()
         return render_template("registry/import.html", estate=estate, plan=None, token=None,
                                errors=exc.row_errors), 422
@@ -245,7 +246,7 @@ def export_xlsx(estate_id: int):
     estate = estate_or_404(estate_id)
     import io
 
-    data = services.export_roster_xlsx(estate.id)
+    data = roster_svc.export_roster_xlsx(estate.id)
     return send_file(io.BytesIO(data), as_attachment=True, download_name=f"{estate.code}-名册.xlsx",
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
@@ -348,7 +349,7 @@ def api_import(form, files, estate_id: int):
     estate = estate_or_404(estate_id, edit=True)
     upload = files["file"]
     data = upload.read()
-    plan = services.import_roster(estate, upload.filename or "", data, actor=_actor(), now=utcnow(),
+    plan = roster_svc.import_roster(estate, upload.filename or "", data, actor=_actor(), now=utcnow(),
                                   dry_run=form["dry_run"])
     if form["dry_run"]:
         db.session.rollback()

@@ -358,9 +358,9 @@ def public_base_url() -> str:
 
 
 def qr_data_uri(url: str) -> str:
-    import segno
+    from residents_app import qr
 
-    return segno.make(url, error="m").svg_data_uri(scale=4, border=2)
+    return qr.svg_data_uri(url, scale=4, border=2)
 
 
 @bp.route("/estates/<int:estate_id>/links")

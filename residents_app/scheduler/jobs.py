@@ -176,40 +176,11 @@ def _queue_round_reminders(now: datetime, actions: list) -> None:
             Round.status == "open", Round.closes_at > now, Round.closes_at <= now + ROUND_REMINDER_BEFORE)
         .order_by(Round.closes_at, Round.id)).all()
     db.session.commit()
+    remind = _optional("residents_app.rounds.reminders", "queue_closing_reminder")
+    if remind is None:
+        return
     _each_window(actions, "round_reminders_queued", [(r.id, r.closes_at) for r in rows],
-                 lambda rid: _queue_round_reminder(rid, now))
-
-
-def _queue_round_reminder(round_id: int, now: datetime) -> bool:
-    from residents_app.formatting import format_local_dt
-    from residents_app.registry.models import Estate
-    from residents_app.rounds.models import CurrentBallot, RollEntry, Round
-    from residents_app.scheduler.models import OutboxMessage
-    from residents_app.scheduler.outbox import queue
-
-    rnd = db.session.execute(sa.select(Round).where(Round.id == round_id).with_for_update()
-                             .execution_options(populate_existing=True)).scalar_one_or_none()
-    if rnd is None or rnd.status != "open" or now >= rnd.closes_at:
-        return False
-    prefix = f"round:{rnd.id}:closing:"
-    done = set(db.session.execute(sa.select(OutboxMessage.unit_id).where(
-        OutboxMessage.dedupe_key.like(prefix + "%"))).scalars())
-    missing = db.session.execute(
-        sa.select(RollEntry.unit_id, RollEntry.label)
-        .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
-                                          CurrentBallot.unit_id == RollEntry.unit_id))
-        .where(RollEntry.round_id == rnd.id, CurrentBallot.unit_id.is_(None))
-        .order_by(RollEntry.unit_id)).all()
-    estate = db.session.get(Estate, rnd.estate_id)
-    queued = 0
-    for unit_id, label in missing:
-        if unit_id in done:
-            continue
-        text = (f"【{estate.name}】“{rnd.title}”将于 {format_local_dt(rnd.closes_at)} 截止，"
-                f"您家（{label}）尚未表决。请扫描本户二维码参与，逾期不能再投。")
-        queue(estate_id=rnd.estate_id, unit_id=unit_id, text=text, now=now, dedupe_key=f"{prefix}{unit_id}")
-        queued += 1
-    return queued > 0
+                 lambda rid: remind(rid, now))
 
 
 def _queue_publicity_notices(now: datetime, actions: list) -> None:
@@ -223,31 +194,11 @@ def _queue_publicity_notices(now: datetime, actions: list) -> None:
             Publicity.posted_on <= today, Publicity.ends_at > now)
         .order_by(Publicity.posted_on, Publicity.id)).all()
     db.session.commit()
+    notify = _optional("residents_app.publicity.notices", "queue_posting_notice")
+    if notify is None:
+        return
     _each_window(actions, "publicity_notice_queued", [(r.id, None) for r in ids],
-                 lambda pid: _queue_publicity_notice(pid, now))
-
-
-def _queue_publicity_notice(publicity_id: int, now: datetime) -> bool:
-    from residents_app.publicity.models import Publicity
-    from residents_app.publicity.services import period_text
-    from residents_app.registry.models import Estate, Unit
-    from residents_app.scheduler.outbox import queue
-
-    pub = db.session.execute(sa.select(Publicity).where(Publicity.id == publicity_id).with_for_update()
-                             .execution_options(populate_existing=True)).scalar_one_or_none()
-    if pub is None or pub.started_notice_queued or pub.is_completed:
-        return False
-    estate = db.session.get(Estate, pub.estate_id)
-    text = (f"【{estate.name}】{pub.title} 正在公示。{period_text(pub)}。"
-            f"请到小区公示栏或扫码查看；如有异议，请在 {pub.last_day:%Y-%m-%d} 24:00 前提出。")
-    unit_ids = db.session.execute(sa.select(Unit.id).where(Unit.estate_id == pub.estate_id)
-                                  .order_by(Unit.id)).scalars().all()
-    for uid in unit_ids:
-        queue(estate_id=pub.estate_id, unit_id=uid, text=text, now=now,
-              dedupe_key=f"publicity:{pub.id}:posted:{pub.posted_on.isoformat()}:unit:{uid}")
-    pub.started_notice_queued = True
-    db.session.flush()
-    return True
+                 lambda pid: notify(pid, now))
 
 
 STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders)
@@ -286,7 +237,7 @@ def _summarise(actions: list[dict]) -> dict:
 
 
 def send_outbox(now: datetime, sender=None) -> JobRun:
-    from residents_app.scheduler.outbox import send_pending
+    from residents_app.notify.outbox import send_pending
 
     started = utcnow()
     counts = send_pending(now, sender)

@@ -101,13 +101,13 @@ def test_committee_has_no_district_page(client, login_as, voted_round):
 def test_funding_ratio_on_the_estate_dashboard(client, login_as, factory, db, now):
     from datetime import date as _date
 
-    from residents_app.funding import services as services_svc
-    from tests.plans.conftest import PlanWorld
+    from residents_app.funding import services as funding_svc
+    from tests.plan_world import PlanWorld
 
     world = PlanWorld(factory, db, now)
     world.plan()  # owed: 1幢-101 540,000 + 1幢-102 360,000 + 2幢-101 200,000 fen
-    services_svc.record_payment(world.estate, unit_id=world.u201.id, amount_fen=250_000, method="cash",
-                                  paid_on=_date(2026, 9, 1), user=world.committee, now=now)
+    funding_svc.record_payment(world.estate, unit_id=world.u201.id, amount_fen=250_000, method="cash",
+                               paid_on=_date(2026, 9, 1), user=world.committee, now=now)
     # 50,000 fen paid over 2幢-101's share does not cover anyone else's.
     assert dashboards.funding(world.estate.id) == {
         "owed_fen": 1_100_000, "counted_fen": 200_000, "ratio_text": "18.18%", "complete": False,

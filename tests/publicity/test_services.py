@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
-from residents_app.publicity import services
+from residents_app.publicity import holidays, services
 from residents_app.publicity.models import Publicity
 
 from .conftest import PDF, PNG, POSTED_NOW, post_hardship
@@ -49,12 +49,12 @@ def test_a_2027_period_is_refused_then_works_after_the_admin_enters_2027(db, est
     assert db.session.execute(sa.select(sa.func.count()).select_from(Publicity)).scalar_one() == 0
     now = datetime(2026, 12, 1, 2, tzinfo=UTC)
     with pytest.raises(Conflict, match="还没有录入任何"):
-        services.declare_year(2027, actor="user:1:admin", now=now)
-    services.set_override(date(2027, 1, 1), False, "元旦", actor="user:1:admin", now=now)
+        holidays.declare_year(2027, actor="user:1:admin", now=now)
+    holidays.set_override(date(2027, 1, 1), False, "元旦", actor="user:1:admin", now=now)
     # Entered but not declared complete: still refused.
     with pytest.raises(DomainError, match="2027"):
         post_hardship(estate, posted_on=date(2026, 12, 31), now=datetime(2026, 12, 30, 2, tzinfo=UTC))
-    services.declare_year(2027, actor="user:1:admin", now=now)
+    holidays.declare_year(2027, actor="user:1:admin", now=now)
     pub = post_hardship(estate, posted_on=date(2026, 12, 31), now=datetime(2026, 12, 30, 2, tzinfo=UTC))
     assert pub.last_day == date(2027, 1, 8)  # 1/1 holiday, weekend, 1/4 .. 1/8
     assert [e.data["year"] for e in events(db, "calendar.year_declared")] == [2027]
@@ -256,13 +256,13 @@ def test_publicity_status_for_the_plans_feature(db, estate, units):
 def test_calendar_import_file(db):
     now = datetime(2026, 11, 23, 2, tzinfo=UTC)
     with pytest.raises(ValidationFailed) as err:
-        services.parse_year_file(2027, "2027-01-01,休,元旦\n2026-12-31,休\n2027-02-30,休\n2027-02-20,上\n")
+        holidays.parse_year_file(2027, "2027-01-01,休,元旦\n2026-12-31,休\n2027-02-30,休\n2027-02-20,上\n")
     assert err.value.errors == {"第2行": "日期 2026-12-31 不在 2027 年",
                                 "第3行": "日期“2027-02-30”无效，应为 YYYY-MM-DD",
                                 "第4行": "“上”无效，应为 休 或 班"}
-    n = services.import_year(2027, "# 2027\n2027-01-01,休,元旦\n2027-02-20,班,春节调休\n", actor="cli", now=now)
+    n = holidays.import_year(2027, "# 2027\n2027-01-01,休,元旦\n2027-02-20,班,春节调休\n", actor="cli", now=now)
     assert n == 2
-    info = services.calendar_overview(now)
+    info = holidays.calendar_overview(now)
     assert info["next_year"] == 2027 and info["next_year_missing"] is False
     assert [(y.year, y.source, y.override_count) for y in info["years"]][-2:] == [(2026, "package", 0),
                                                                                    (2027, "admin", 2)]

@@ -12,7 +12,8 @@ import pytest
 
 from residents_app.db import utcnow
 from residents_app.extensions import db as _db
-from residents_app.registry.services import import_roster, register_summary
+from residents_app.registry.roster import import_roster
+from residents_app.registry.services import register_summary
 from tests.conftest import Factory, browser_login
 from tests.registry.conftest import csv_bytes
 

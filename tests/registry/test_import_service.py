@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.registry.models import Owner, Unit
-from residents_app.registry.services import RosterRejected, import_roster, register_summary, roster_rows
+from residents_app.registry.roster import RosterRejected, import_roster, roster_rows
+from residents_app.registry.services import register_summary
 from tests.registry.conftest import csv_bytes, snapshot, xlsx_bytes
 
 ROWS = [
@@ -100,7 +101,7 @@ def test_reimport_of_the_same_file_changes_nothing(db, estate, now):
 
 
 def test_exported_roster_reimports_without_change(db, estate, now):
-    from residents_app.registry.services import export_roster_xlsx
+    from residents_app.registry.roster import export_roster_xlsx
 
     _import(estate, csv_bytes(ROWS), now)
     before = snapshot()
@@ -182,7 +183,7 @@ def test_export_writes_formula_like_names_as_inert_text(db, estate, now):
     import io as _io
     import zipfile
 
-    from residents_app.registry.services import export_roster_xlsx
+    from residents_app.registry.roster import export_roster_xlsx
 
     rows = [["1幢", "101", "88.50", '=HYPERLINK("http://evil","x")', "13900000001", "", "否", "住宅"]]
     _import(estate, csv_bytes(rows), now)

@@ -9,13 +9,15 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.errors import Conflict
+from residents_app.notify import outbox
+from residents_app.notify.models import OutboxMessage
 from residents_app.publicity import services as pub_services
 from residents_app.publicity.models import Publicity
 from residents_app.rounds import ballots
 from residents_app.rounds import services as rounds
 from residents_app.rounds.models import Round, RoundResult
-from residents_app.scheduler import jobs, outbox
-from residents_app.scheduler.models import JobRun, OutboxMessage
+from residents_app.scheduler import jobs
+from residents_app.scheduler.models import JobRun
 
 from .conftest import BACK, build_outage_scenario
 
@@ -198,7 +200,7 @@ def test_log_sender_is_the_default(db, factory, monkeypatch):
         def emit(self, record):
             seen.append(record.getMessage())
 
-    logger = logging.getLogger("residents_app.scheduler.outbox")
+    logger = logging.getLogger("residents_app.notify.outbox")
     monkeypatch.setattr(logger, "disabled", False)  # other suites may reconfigure logging
     old_level = logger.level
     logger.setLevel(logging.INFO)  # setLevel also clears the logger's isEnabledFor cache

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.extensions import db as _db
+from residents_app.notify.models import OutboxMessage
 from residents_app.publicity.models import Publicity
 from residents_app.rounds.models import Round, RoundResult
-from residents_app.scheduler.models import JobRun, OutboxMessage
+from residents_app.scheduler.models import JobRun
 from tests.conftest import Factory
 
 from .conftest import BACK, build_outage_scenario

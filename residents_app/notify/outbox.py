@@ -1,5 +1,8 @@
 """The outbox: messages to residents are queued in the transaction that decided them and sent later.
 
+Features call `queue` (rounds: closing reminders; publicity: posting notices); the scheduler's send job
+calls `send_pending`.
+
 A `Sender` delivers one message. `LogSender` (default) writes it to the log. SMS and WeChat template
 messages plug in by implementing the same interface and naming the class in RAPP_OUTBOX_SENDER
 ("package.module:ClassName"); see docs/SCHEDULER.md.
@@ -19,7 +22,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from residents_app.extensions import db
-from residents_app.scheduler.models import OutboxMessage
+from residents_app.notify.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
