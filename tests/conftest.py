@@ -283,8 +283,17 @@ def browser_login(page, base_url: str, username: str, password: str = "correct-h
     page.wait_for_url(re.compile(r".*/dashboard"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", action="store_true", default=False,
+                     help="write the end-to-end tests' screenshots to docs/screenshots (otherwise a temporary folder)")
+
+
 @pytest.fixture
-def screenshot_dir():
-    path = os.path.join(os.path.dirname(__file__), "..", "docs", "screenshots")
-    os.makedirs(path, exist_ok=True)
-    return path
+def screenshot_dir(request, tmp_path):
+    """docs/screenshots only on request (`pytest --screenshots` or RAPP_SCREENSHOTS=1): a test run leaves the
+    work tree clean."""
+    if request.config.getoption("--screenshots") or os.environ.get("RAPP_SCREENSHOTS") == "1":
+        path = os.path.join(os.path.dirname(__file__), "..", "docs", "screenshots")
+        os.makedirs(path, exist_ok=True)
+        return path
+    return str(tmp_path)
