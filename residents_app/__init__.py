@@ -66,6 +66,9 @@ def create_app(config: dict | None = None) -> Flask:
     ext.login_manager.init_app(app)
     ext.api.init_app(app)
     _configure_login()
+    from residents_app.auth import identity
+
+    identity.init_app(app)
 
     for name in FEATURES:
         views = _optional_module(f"residents_app.{name}.views")

@@ -1,4 +1,4 @@
-"""Accounts: administrator, street office staff, owners' committee members."""
+"""Accounts: administrator, street office staff, owners' committee members; failed identity confirmations."""
 
 from __future__ import annotations
 
@@ -47,3 +47,19 @@ class User(UserMixin, db.Model):
     @property
     def role_label(self) -> str:
         return ROLE_LABELS[self.role]
+
+
+class IdentityFailure(db.Model):
+    """A failed identity confirmation on a unit link (the token itself is never stored).
+
+    Counted per link and client (auth/identity.py), so whoever holds a unit's link locks out only themselves."""
+
+    __tablename__ = "identity_failure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(sa.ForeignKey("unit_link.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    remote_addr: Mapped[str] = mapped_column(sa.String(64), default="")
+    # SHA-256 of the address, the User-Agent and the device cookie; never the raw cookie.
+    client_key: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    # Set when the committee unlocks the link: the row no longer counts.
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

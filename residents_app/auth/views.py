@@ -7,9 +7,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_smorest import Blueprint as ApiBlueprint
 
+from residents_app.auth import identity
 from residents_app.auth.schemas import LoginSchema, UserSchema
+from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.auth.services import authenticate, create_user
-from residents_app.errors import DomainError
+from residents_app.db import utcnow
+from residents_app.errors import DomainError, NotFound
 from residents_app.extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
@@ -69,6 +72,22 @@ def dashboard():
 @bp.route("/r/expired")
 def resident_expired():
     return render_template("resident/expired.html"), 401
+
+
+@bp.route("/units/<int:unit_id>/link/unlock", methods=["POST"])
+@staff_required
+def link_unlock(unit_id: int):
+    """The committee lifts the identity lock on a unit's link (every device locked out of it)."""
+    from residents_app.registry.models import Unit
+
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound("找不到该房屋")
+    estate = estate_or_404(unit.estate_id, edit=True)
+    cleared = identity.unlock_link(unit, utcnow(), current_user)
+    db.session.commit()
+    flash(f"{unit.label} 的二维码已解除验证锁定（清除 {cleared} 次失败记录）", "success")
+    return redirect(url_for("rounds.links_page", estate_id=estate.id))
 
 
 @api_bp.route("/login", methods=["POST"])
