@@ -7,6 +7,7 @@ it; a resident's session no longer works once the unit's link is revoked or reis
 from __future__ import annotations
 
 import pytest
+from flask import g
 
 from residents_app.auth.services import change_password, deactivate_user
 from residents_app.db import utcnow
@@ -16,12 +17,19 @@ from tests.conftest import login
 RESIDENT_PAGES = ("/r/home", "/r/plan", "/r/statement", "/r/publicity", "/r/objections")
 
 
+def fresh(who):
+    """`who`, about to make a request as a new process would: the test's app context (and so g) outlives each
+    request, and Flask-Login caches the user it loaded (or the anonymous one logout leaves) in g."""
+    g.pop("_login_user", None)
+    return who
+
+
 def replay(app, cookie: str):
     """A fresh client (another machine) presenting a copied session cookie."""
     thief = app.test_client()
     thief.environ_base["REMOTE_ADDR"] = "10.250.0.1"
     thief.set_cookie("session", cookie)
-    return thief
+    return fresh(thief)
 
 
 @pytest.fixture
@@ -40,9 +48,9 @@ def signed_in_cookie(client, user) -> str:
 
 
 def assert_signed_out(thief):
-    page = thief.get("/dashboard")
+    page = fresh(thief).get("/dashboard")
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
-    assert thief.get("/api/auth/me").get_json() == {
+    assert fresh(thief).get("/api/auth/me").get_json() == {
         "code": "unauthorized", "status": 401, "message": "请先登录", "errors": {}}
 
 
