@@ -104,10 +104,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Several workers need shared rate-limit counters (the app refuses memory:// then): Redis, as in production.
+RATELIMIT_STORAGE = os.environ.get("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379")
+
+
 @contextlib.contextmanager
 def gunicorn(app_spec: str, db_url: str, workers: int = 2, threads: int = int(os.environ.get("BENCH_THREADS", "4"))):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT),
+           "RATELIMIT_STORAGE_URI": RATELIMIT_STORAGE}
     cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads",
            str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", app_spec]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

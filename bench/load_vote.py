@@ -134,7 +134,9 @@ def free_port() -> int:
 
 
 def start_gunicorn(url: str, port: int, workers: int, threads: int, logdir: Path) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=SECRET, PYTHONUNBUFFERED="1")
+    # Several workers need shared rate-limit counters (the app refuses memory:// then): Redis, as in production.
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=SECRET, PYTHONUNBUFFERED="1",
+               RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379"))
     cmd = [str(GUNICORN), "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
            "--access-logfile", str(logdir / "access.log"), "--error-logfile", str(logdir / "error.log"),
            "--graceful-timeout", "5", "wsgi:app"]

@@ -6,11 +6,11 @@ import importlib
 import logging
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.sessions import SecureCookieSessionInterface
 
 from residents_app import extensions as ext
-from residents_app.config import load_config
+from residents_app.config import check_rate_limit_storage, load_config
 from residents_app.errors import error_response, register_error_handlers, wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
             url = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
+    check_rate_limit_storage(app.config)
     app.json.ensure_ascii = False
     app.session_interface = SessionInterface()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,7 +67,10 @@ def create_app(config: dict | None = None) -> Flask:
     ext.limiter.init_app(app)
     ext.login_manager.init_app(app)
     ext.api.init_app(app)
-    _configure_login()
+    _configure_login(app)
+    from residents_app.auth import identity
+
+    identity.init_app(app)
 
     for name in FEATURES:
         views = _optional_module(f"residents_app.{name}.views")
@@ -112,15 +116,21 @@ def _optional_module(dotted: str):
         raise
 
 
-def _configure_login() -> None:
-    from residents_app.auth.models import User
+def _configure_login(app: Flask) -> None:
+    from residents_app.auth.services import load_session_user
 
     ext.login_manager.login_view = "auth.login"
     ext.login_manager.login_message = "请先登录"
 
+    @app.before_request
+    def _fresh_login_user():
+        # The account (and its session version) is checked on every request: an app context reused across
+        # requests (as in tests) must not carry the previous request's user.
+        g.pop("_login_user", None)
+
     @ext.login_manager.user_loader
     def _load(user_id: str):
-        return ext.db.session.get(User, int(user_id))
+        return load_session_user(user_id)
 
     @ext.login_manager.unauthorized_handler
     def _unauthorized():

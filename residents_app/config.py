@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
+
+PRODUCTION_RATELIMIT_STORAGE = "redis://127.0.0.1:6379"
+
+
+class ConfigError(RuntimeError):
+    """A setting that would make the app run unsafely: refused at start-up."""
 
 
 def normalise_database_url(url: str) -> str:
@@ -64,3 +71,48 @@ def engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 5, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def gunicorn_workers() -> int | None:
+    """The worker count of the gunicorn process that is loading the app, as gunicorn resolved it (command line,
+    GUNICORN_CMD_ARGS, config file, WEB_CONCURRENCY); None outside gunicorn. gunicorn keeps its settings on the
+    arbiter and on each worker, never globally: the loading call's frames hold one of them as `self.cfg`."""
+    if "gunicorn" not in sys.modules:
+        return None
+    from gunicorn.config import Config
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        cfg = getattr(frame.f_locals.get("self"), "cfg", None)
+        if isinstance(cfg, Config):
+            return int(cfg.workers)
+        frame = frame.f_back
+    return None
+
+
+def check_rate_limit_storage(config: dict, environ=None) -> None:
+    """Refuse to start with in-process rate-limit counters (memory://) when several worker processes serve the
+    app: each would count on its own, multiplying every limit (sign-in, identity, token guessing) by their number.
+    """
+    environ = os.environ if environ is None else environ
+    if not config.get("RATELIMIT_ENABLED", True):
+        return
+    storage = config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    if not storage.startswith("memory://"):
+        return
+    reasons = []
+    raw = (environ.get("WEB_CONCURRENCY") or "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise ConfigError(f"WEB_CONCURRENCY={raw!r} is not a number of worker processes")
+        if int(raw) > 1:
+            reasons.append(f"WEB_CONCURRENCY={raw}")
+    workers = gunicorn_workers()
+    if workers is not None and workers > 1:
+        reasons.append(f"gunicorn runs {workers} workers")
+    if reasons:
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI={storage} keeps rate-limit counters inside one process, but "
+            f"{' and '.join(reasons)}: each worker would count on its own and every limit (sign-in, identity "
+            f"confirmation, token guessing) would be multiplied. Set RATELIMIT_STORAGE_URI to a shared store, "
+            f"e.g. {PRODUCTION_RATELIMIT_STORAGE} (Redis), or run a single worker.")

@@ -12,6 +12,7 @@ from flask_login import current_user
 from limits import parse as parse_limit
 
 from residents_app.audit import sealer
+from residents_app.auth import identity
 from residents_app.auth.resident import (
     current_resident,
     hash_token,
@@ -93,9 +94,9 @@ def ballot_identity(data, token: str):
     """Confirm the owner (registered name + last 4 digits of the phone); sets the resident session."""
     link = _link_or_404(token)
     try:
-        owner = links_svc.confirm_identity(link, data["name"], data["phone_last4"], utcnow(), request.remote_addr or "")
+        owner = links_svc.confirm_identity(link, data["name"], data["phone_last4"], utcnow(), identity.current_client())
     except DomainError:
-        db.session.commit()  # keep the failure record for the lockout
+        db.session.commit()  # keep the failure record for this client's lockout
         raise
     sign_in_resident(link, owner)
     db.session.commit()

@@ -13,6 +13,7 @@ from decimal import Decimal
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from residents_app.auth import identity
 from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
@@ -368,7 +369,9 @@ def qr_data_uri(url: str) -> str:
 def links_page(estate_id: int):
     estate = estate_or_404(estate_id)
     active = links_svc.link_status(estate.id)
-    return render_template("rounds/links.html", estate=estate, active=active, can_edit=_can_edit(estate))
+    locks = identity.lock_status(estate.id, utcnow())
+    return render_template("rounds/links.html", estate=estate, active=active, locks=locks,
+                           can_edit=_can_edit(estate))
 
 
 def _issue_from_form(estate):

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from residents_app.audit.services import record
-from residents_app.errors import DomainError, NotFound, ValidationFailed
+from residents_app.auth import identity
+from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Owner, Unit, UnitLink
 from residents_app.rounds.common import (
     actor_name,
 )
-from residents_app.rounds.models import (
-    IdentityFailure,
-)
 
 log = logging.getLogger(__name__)
 
-IDENTITY_MAX_FAILURES = 5
-IDENTITY_WINDOW = timedelta(minutes=15)
 
 
 # ---- links and identity ----------------------------------------------------------------------
@@ -88,13 +84,12 @@ def link_status(estate_id: int) -> dict[int, UnitLink]:
         .where(Unit.estate_id == estate_id, UnitLink.revoked_at.is_(None))).scalars()}
 
 
-def confirm_identity(link: UnitLink, name: str, phone_last4: str, now: datetime, remote_addr: str = "") -> Owner:
-    """Registered owner name + last 4 digits of the registered phone. Too many failures lock the link."""
-    since = now - IDENTITY_WINDOW
-    failures = db.session.execute(sa.select(sa.func.count()).select_from(IdentityFailure).where(
-        IdentityFailure.link_id == link.id, IdentityFailure.at > since)).scalar_one()
-    if failures >= IDENTITY_MAX_FAILURES:
-        raise DomainError("验证失败次数过多，请 15 分钟后再试，或联系业委会", code="identity_locked", status=429)
+def confirm_identity(link: UnitLink, name: str, phone_last4: str, now: datetime,
+                     client: identity.Client | None = None) -> Owner:
+    """Registered owner name + last 4 digits of the registered phone. Too many failures lock the client that made
+    them out of the link (auth/identity.py), not the link itself."""
+    client = client or identity.Client.of()
+    identity.check_not_locked(link.id, client, now)
     name = (name or "").strip()
     phone_last4 = (phone_last4 or "").strip()
     errors = {}
@@ -108,8 +103,7 @@ def confirm_identity(link: UnitLink, name: str, phone_last4: str, now: datetime,
         owner = ownership.owner
         if owner.name == name and owner.phone[-4:] == phone_last4:
             return owner
-    db.session.add(IdentityFailure(link_id=link.id, at=now, remote_addr=remote_addr[:64]))
-    db.session.flush()
-    log.warning("identity confirmation failed for link %s (unit %s)", link.id, link.unit_id)
-    raise ValidationFailed("姓名或手机号后 4 位与本户登记信息不符", code="identity_mismatch",
+    left = identity.record_failure(link.id, client, now)
+    log.warning("identity confirmation failed for link %s (unit %s), %s tries left", link.id, link.unit_id, left)
+    raise ValidationFailed(identity.mismatch_message(left), code="identity_mismatch",
                            errors={"name": "与登记信息不符", "phone_last4": "与登记信息不符"})

@@ -13,6 +13,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from residents_app.auth.models import IdentityFailure  # noqa: F401  (moved to auth: counted per client there)
 from residents_app.db import Hundredths, UTCDateTime, utcnow
 from residents_app.errors import Conflict
 from residents_app.extensions import db
@@ -257,12 +258,3 @@ class RoundResult(db.Model):
     agreeing_unit_labels: Mapped[list] = mapped_column(sa.JSON, default=list)
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-
-class IdentityFailure(db.Model):
-    """A failed identity confirmation on a unit link (the token itself is never stored)."""
-
-    __tablename__ = "identity_failure"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    link_id: Mapped[int] = mapped_column(sa.ForeignKey("unit_link.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    remote_addr: Mapped[str] = mapped_column(sa.String(64), default="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, redirect, render_template, request, url_for
 
 from residents_app.audit import sealer
+from residents_app.auth import identity
 from residents_app.auth.resident import current_resident, resident_required, resolve_token, sign_in_resident
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
@@ -52,12 +53,16 @@ def entry(token: str):
         return render_template("resident/identity.html", unit=link.unit, token=token, errors={}, form={})
     form = {"name": request.form.get("name", ""), "phone_last4": request.form.get("phone_last4", "")}
     try:
-        owner = links_svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(),
-                                     request.remote_addr or "")
+        owner = links_svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(), identity.current_client())
     except ValidationFailed as exc:
-        db.session.commit()  # the failure is kept (it counts towards the lockout)
+        db.session.commit()  # the failure is kept (it counts towards this client's lockout)
         return render_template("resident/identity.html", unit=link.unit, token=token, errors=exc.errors,
                                message=exc.message, form=form), 422
+    except DomainError as exc:
+        if exc.code != "identity_locked":
+            raise
+        return render_template("resident/identity.html", unit=link.unit, token=token, errors={},
+                               message=exc.message, form=form), 429
     sign_in_resident(link, owner)
     db.session.commit()
     return redirect(url_for("rounds.home"))
