@@ -7,10 +7,11 @@ Definitions (DOMAIN.md, "Voting rules"):
 - Ratios are compared by cross-multiplication: agree * q >= total * p ("以上", bound included)
   or agree * q > total * p ("过半数", strict).
 - Counting mode `household`: one unit = one household, whatever its owners.
-- Counting mode `person`: owners are grouped into "persons": an owner of several units counts once,
-  co-owners of a unit count as one; both rules together make a person a connected group of the
-  owner-unit graph (units without a registered owner count as a person of their own). A person's area
-  is the sum of their units' areas.
+- Counting mode `person` (法释〔2009〕7号 art. 9): one exclusive unit counts as one person, and the same
+  buyer of several units counts once. The buyer of a unit is its whole owner set, so units whose owner
+  sets are identical are one person, co-owners of one unit are one person, and chains do not merge
+  (A+B own X, B+C own Y: two persons). Units without a registered owner count as a person of their
+  own. A person's area is the sum of their units' areas.
   A person whose units voted differently: the person has *participated* when at least one of their
   units has a counted ballot, and *agrees* only when every one of their units in scope agrees
   (a unit that disagrees, abstains or has not voted keeps the person from agreeing). Area conditions
@@ -26,7 +27,6 @@ Definitions (DOMAIN.md, "Voting rules"):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -283,26 +283,15 @@ def in_scope(entries: Iterable[RollEntry], scope_building_ids: Iterable[int] | N
 
 
 def persons(entries: Iterable[RollEntry]) -> list[list[RollEntry]]:
-    """Group units into persons: connected components of the owner-unit graph (union-find)."""
-    entries = list(entries)
-    parent = list(range(len(entries)))
+    """Group units into persons: units with the identical (non-empty) owner set are one person.
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_by_owner: dict[int, int] = {}
-    for i, e in enumerate(entries):
-        for owner in e.owner_ids:
-            j = first_by_owner.setdefault(owner, i)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[ri] = rj
-    groups: dict[int, list[RollEntry]] = defaultdict(list)
-    for i, e in enumerate(entries):
-        groups[find(i)].append(e)
+    A unit without a registered owner is a person of its own. Overlapping owner sets do not merge:
+    the law counts buyers of units, not everyone connected through co-ownership.
+    """
+    groups: dict[object, list[RollEntry]] = {}
+    for e in entries:
+        key = frozenset(e.owner_ids) if e.owner_ids else ("unit", e.unit_id)
+        groups.setdefault(key, []).append(e)
     return list(groups.values())
 
 

@@ -86,6 +86,7 @@ class RoundCard:
     total_count: int
     can_still_pass: bool
     passed: bool
+    results_hidden: bool = False  # turnout only until the close: no bars, no pass / fail
 
 
 def round_card(rnd, now: datetime) -> RoundCard:
@@ -96,6 +97,9 @@ def round_card(rnd, now: datetime) -> RoundCard:
     if end <= start:
         end = rnd.closes_at
     svg = charts.turnout_svg(turnout_points(rnd.id), start=start, end=end, total=figures["total_count"])
+    if rnd.results_hidden:
+        return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
+                         total_count=figures["total_count"], can_still_pass=False, passed=False, results_hidden=True)
     return RoundCard(round=rnd, bars=progress_bars(tally), chart_svg=svg, voted_count=figures["voted_count"],
                      total_count=figures["total_count"], can_still_pass=tally["can_still_pass"],
                      passed=tally["passed"])

@@ -82,6 +82,11 @@ class RoundReportData:
     audit_head: str  # "链 3 第 57 条 sha256 …"
     ballot_counts: dict[str, int] = field(default_factory=dict)  # {"线上": 10, "纸质": 3, "委托代理": 1}
     signoff: str = ""  # the street office's latest verdict from the log, "" when none yet
+    # Results hidden until the close: no conditions, verdict, agreeing units or items; turnout only.
+    results_hidden: bool = False
+    turnout: str = ""  # "已投 3 户 / 共 6 户（50.00%）；已投面积 …"
+    # 改什么 (willingness rounds with a menu): rounds.tally.item_tally(...), None otherwise.
+    item_tally: dict | None = None
 
 
 def _ensure_font() -> None:
@@ -175,27 +180,33 @@ def render_round_report(data: RoundReportData) -> bytes:
     rule_name, rule_source = rule_lines(data)
     story += [p("二、表决规则及依据", h2), p(f"适用规则：{rule_name}"), p(f"依据：{rule_source}", small)]
 
-    story.append(p("三、表决条件核算（精确值，不四舍五入）", h2))
-    rows = [[p(h, small) for h in ("条件", "实际", "要求", "差额", "结果")]]
-    for c in data.conditions:
-        rows.append([p(c.name, small), p(c.actual, small), p(c.bound, small), p(c.margin, small),
-                     p("达到" if c.met else "未达到", small)])
-    cond_table = Table(rows, colWidths=[36 * mm, 36 * mm, 48 * mm, 32 * mm, 18 * mm], repeatRows=1)
-    cond_table.setStyle(grid)
-    story.append(cond_table)
-    story.append(p(f"表决结果：{'通过' if data.passed else '未通过'}", verdict_style))
-
-    story.append(p(f"四、同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）", h2))
-    if data.agreeing_units:
-        per_row = 6
-        cells = list(data.agreeing_units)
-        cells += [""] * (-len(cells) % per_row)
-        unit_rows = [[p(u, small) for u in cells[i:i + per_row]] for i in range(0, len(cells), per_row)]
-        unit_table = Table(unit_rows, colWidths=[170 * mm / per_row] * per_row)
-        unit_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#bbbbbb"))]))
-        story.append(unit_table)
+    if data.results_hidden:
+        story += [p("三、参与情况（本表决设置为截止前隐藏结果）", h2), p(data.turnout),
+                  p("表决结束前不显示各户选择、同意票数和同意面积，结束后可出具完整报告。", small)]
     else:
-        story.append(p("无"))
+        story.append(p("三、表决条件核算（精确值，不四舍五入）", h2))
+        rows = [[p(h, small) for h in ("条件", "实际", "要求", "差额", "结果")]]
+        for c in data.conditions:
+            rows.append([p(c.name, small), p(c.actual, small), p(c.bound, small), p(c.margin, small),
+                         p("达到" if c.met else "未达到", small)])
+        cond_table = Table(rows, colWidths=[36 * mm, 36 * mm, 48 * mm, 32 * mm, 18 * mm], repeatRows=1)
+        cond_table.setStyle(grid)
+        story.append(cond_table)
+        story.append(p(f"表决结果：{'通过' if data.passed else '未通过'}", verdict_style))
+
+        story.append(p(f"四、同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）", h2))
+        if data.agreeing_units:
+            per_row = 6
+            cells = list(data.agreeing_units)
+            cells += [""] * (-len(cells) % per_row)
+            unit_rows = [[p(u, small) for u in cells[i:i + per_row]] for i in range(0, len(cells), per_row)]
+            unit_table = Table(unit_rows, colWidths=[170 * mm / per_row] * per_row)
+            unit_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#bbbbbb"))]))
+            story.append(unit_table)
+        else:
+            story.append(p("无"))
+        if data.item_tally:
+            story += _item_tally_story(data.item_tally, p, h2, small, grid)
 
     story += [
         p("五、公示", h2),
@@ -234,6 +245,28 @@ def render_round_report(data: RoundReportData) -> bytes:
                             author="小区改造共商平台", subject="表决结果报告")
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()
+
+
+def _item_tally_story(items: dict, p, h2, small, grid) -> list:
+    """改什么: per menu item, the agreeing units that chose it (households / m²), overall and per building."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Table
+
+    out = [p(f"附：改造项目意向统计（同意改造的 {items['agree_count']} 户、{items['agree_area']} m² 所选，"
+             "可多选）", h2)]
+    buildings = items["buildings"]
+    header = ["项目", "全部（户 / m²）", *(b["building_name"] for b in buildings)]
+    rows = [[p(h, small) for h in header]]
+    for n, item in enumerate(items["items"]):
+        label = f"{item['label']}（{item['category']}）" if item.get("category") else item["label"]
+        rows.append([p(label, small), p(f"{item['count']} / {item['area']}", small),
+                     *(p(f"{b['items'][n]['count']} / {b['items'][n]['area']}", small) for b in buildings)])
+    first, second = 44 * mm, 30 * mm
+    rest = (170 * mm - first - second) / max(len(buildings), 1)
+    table = Table(rows, colWidths=[first, second, *([rest] * len(buildings))], repeatRows=1)
+    table.setStyle(grid)
+    out.append(table)
+    return out
 
 
 def _escape(text: str) -> str:

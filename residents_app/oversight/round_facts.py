@@ -169,6 +169,7 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
     figures = tally["figures"]
     rule_code, rule_item = rule_of(rnd)
     head = chain_head(estate.id)
+    hidden = rnd.results_hidden
     return RoundReportData(
         estate_name=estate.name,
         estate_code=estate.code,
@@ -183,17 +184,33 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         roll_area=format_area(Decimal(figures["total_area"])),
         rule_code=rule_code,
         rule_item=rule_item,
-        conditions=condition_rows(tally),
-        passed=bool(tally["passed"]),
+        conditions=[] if hidden else condition_rows(tally),
+        passed=False if hidden else bool(tally["passed"]),
         status_label=rnd.status_label if rnd.status == "closed" else f"{rnd.status_label}（中间结果，非最终结果）",
-        agreeing_units=agreeing_labels(rnd),
+        agreeing_units=[] if hidden else agreeing_labels(rnd),
         publicity=publicity_text(rnd.id),
         generated_at=now,
         audit_head=(f"链 {head.chain} 第 {head.seq} 条（{format_local_dt(head.at)}），SHA-256 {head.hash}"
                     if head else "日志为空"),
         ballot_counts=ballot_counts(rnd.id),
         signoff=signoff_text(rnd),
+        results_hidden=hidden,
+        turnout=turnout_text(tally),
+        item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and not hidden else None,
     )
+
+
+def turnout_text(tally: dict) -> str:
+    """Who has voted, of whom: all a round with hidden results shows before its close."""
+    f = tally["figures"]
+    unit = "户" if tally.get("counting_mode", "household") == "household" else "人"
+    voted_area, total_area = _hundredths(f["voted_area"]), _hundredths(f["total_area"])
+    count_share = _percent(int(f["voted_count"]), int(f["total_count"]))
+    area_share = _percent(voted_area, total_area)
+    voted_m2, total_m2 = (format_area(Decimal(a).scaleb(-2)) for a in (voted_area, total_area))
+    return (f"已投 {f['voted_count']} {unit} / 共 {f['total_count']} {unit}"
+            + (f"（{count_share}）" if count_share else "")
+            + f"；已投面积 {voted_m2} m² / {total_m2} m²" + (f"（{area_share}）" if area_share else ""))
 
 
 def signoff_text(rnd) -> str:

@@ -115,7 +115,9 @@ def round_export(round_id: int):
 
     rnd, estate = _round_or_404(round_id)
     now = utcnow()
-    data, count = roll_and_ballots_xlsx(rnd, _desk_rows(rnd))
+    from residents_app.rounds.tally import item_tally
+
+    data, count = roll_and_ballots_xlsx(rnd, _desk_rows(rnd), item_tally(rnd.id) if rnd.item_menu else None)
     audit_services.log_export("round_roll_ballots_xlsx", estate_id=estate.id, user=current_user, now=now,
                               subject_type="round", subject_id=rnd.id, rows=count)
     db.session.commit()

@@ -27,9 +27,12 @@ class AreaField(fields.Field):
 class TotalsSchema(Schema):
     unit_count = fields.Integer()
     household_count = fields.Integer()
-    owner_count = fields.Integer(metadata={"description": "owners as persons (one person counts once)"})
+    owner_count = fields.Integer(metadata={"description": "individuals (自然人): distinct owners"})
     title_area_m2 = AreaField()
     hardship_count = fields.Integer()
+    voting_person_count = fields.Integer(metadata={
+        "description": "voting head-count (表决人数, 法释〔2009〕7号 art. 9): units with the identical owner set "
+                       "count once; the denominator of a round counted by persons over the same scope"})
 
 
 class BuildingSummarySchema(Schema):

@@ -17,7 +17,7 @@ from residents_app.audit.services import record
 from residents_app.db import hundredths_to_decimal
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
-from residents_app.registry import importer
+from residents_app.registry import headcount, importer
 from residents_app.registry.models import (
     UNIT_KINDS,
     Building,
@@ -33,9 +33,10 @@ from residents_app.registry.models import (
 class Totals:
     unit_count: int = 0
     household_count: int = 0  # one unit is one household
-    owner_count: int = 0  # persons: one person owning several units counts once
+    owner_count: int = 0  # individuals (自然人): distinct owners, one person owning several units counts once
     title_area_m2: Decimal = Decimal("0.00")
     hardship_count: int = 0
+    voting_person_count: int = 0  # the voting head-count (表决人数), registry.headcount
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class RegisterSummary:
     owner_count: int
     title_area_m2: Decimal
     hardship_count: int
+    voting_person_count: int
     residential: Totals
     commercial: Totals
     buildings: tuple[BuildingSummary, ...]
@@ -113,11 +115,12 @@ def register_summary(estate_id: int, building_ids=None) -> RegisterSummary:
         b["hardship"] += hardship
         b[kind] += count
 
-    def totals(units, area, hardship, owners) -> Totals:
+    def totals(units, area, hardship, owners, heads) -> Totals:
         return Totals(unit_count=units, household_count=units, owner_count=owners,
-                      title_area_m2=hundredths_to_decimal(area), hardship_count=hardship)
+                      title_area_m2=hundredths_to_decimal(area), hardship_count=hardship, voting_person_count=heads)
 
-    by_kind = {k: totals(*kind_acc[k], owners_by_kind.get(k, 0)) for k in UNIT_KINDS}
+    heads = headcount.voting_head_counts(estate_id, building_ids)
+    by_kind = {k: totals(*kind_acc[k], owners_by_kind.get(k, 0), heads.by_kind.get(k, 0)) for k in UNIT_KINDS}
     unit_count = sum(a[0] for a in kind_acc.values())
     return RegisterSummary(
         estate_id=estate_id,
@@ -127,12 +130,14 @@ def register_summary(estate_id: int, building_ids=None) -> RegisterSummary:
         owner_count=owners_total,
         title_area_m2=hundredths_to_decimal(sum(a[1] for a in kind_acc.values())),
         hardship_count=sum(a[2] for a in kind_acc.values()),
+        voting_person_count=heads.total,
         residential=by_kind["residential"],
         commercial=by_kind["commercial"],
         buildings=tuple(
             BuildingSummary(building_id=b.id, name=b.name,
                             totals=totals(building_acc[b.id]["units"], building_acc[b.id]["area"],
-                                          building_acc[b.id]["hardship"], owners_by_building.get(b.id, 0)),
+                                          building_acc[b.id]["hardship"], owners_by_building.get(b.id, 0),
+                                          heads.by_building.get(b.id, 0)),
                             residential_count=building_acc[b.id]["residential"],
                             commercial_count=building_acc[b.id]["commercial"])
             for b in buildings),

@@ -228,6 +228,8 @@ def api_round_tally(round_id: int):
     if rnd.results_visibility == "hidden" and rnd.status != "closed":
         t = {"hidden": True, "figures": {k: v for k, v in t["figures"].items() if not k.startswith("agree")},
              "buildings": [{k: v for k, v in b.items() if not k.startswith("agree")} for b in t["buildings"]]}
+    elif rnd.item_menu:
+        t["item_tally"] = tally_svc.item_tally(rnd.id)  # 改什么: what the agreeing units chose
     t["status"] = rnd.status
     t["non_voters"] = tally_svc.non_voters_by_building(rnd.id)
     return t

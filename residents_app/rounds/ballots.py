@@ -11,6 +11,7 @@ from flask import current_app
 
 from residents_app.audit.chain import new_receipt
 from residents_app.audit.services import record
+from residents_app.core.thresholds import AGREE
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Ownership
@@ -45,6 +46,10 @@ def _check_choice(rnd: Round, choice: str, items: list[str] | None, rating: int 
         raise ValidationFailed("请选择一个有效的选项", code="invalid_choice",
                                errors={"choice": f"“{choice}”不是本次表决的选项"})
     items = list(dict.fromkeys(items or []))
+    if items and choice != AGREE:
+        # 改什么 is asked of the owners who want the renovation: one who does not agree picks no item.
+        raise ValidationFailed("只有选择同意的业主才填写希望改造的项目", code="items_need_agree",
+                               errors={"items": "选择“同意”以外的选项时，不能勾选改造项目"})
     menu = {i["key"] for i in rnd.item_menu or []}
     bad = [i for i in items if i not in menu]
     if bad:
@@ -199,6 +204,12 @@ def check_receipt(code: str) -> dict:
     if ballot is None:
         raise NotFound("没有找到该回执码对应的投票", code="receipt_not_found")
     rnd = db.session.get(Round, ballot.round_id)
+    if rnd.results_hidden:
+        # Until the close of a round with hidden results a receipt says "recorded", never "counted" or
+        # "superseded" (which would tell whether this unit changed its vote).
+        return {"round_title": rnd.title, "choice": ballot.choice,
+                "choice_label": rnd.option_labels.get(ballot.choice, ballot.choice), "cast_at": ballot.cast_at,
+                "counted": False, "status": "recorded", "status_label": "已记录", "channel": ballot.channel}
     return {"round_title": rnd.title, "choice": ballot.choice,
             "choice_label": rnd.option_labels.get(ballot.choice, ballot.choice),
             "cast_at": ballot.cast_at, "counted": ballot.status == "counted", "status": ballot.status,

@@ -161,7 +161,9 @@ def round_detail(round_id: int):
         else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
         preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=_can_edit(estate), now=now,
         roll=tally_svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
-        recent=ballots_svc.ballot_history(rnd.id)[:20])
+        recent=ballots_svc.ballot_history(rnd.id)[:20],
+        item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and rnd.status != "draft" and show_results
+        else None)
 
 
 @bp.route("/rounds/<int:round_id>/open", methods=["POST"])

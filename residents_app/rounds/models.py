@@ -90,6 +90,11 @@ class Round(db.Model):
         return ROUND_STATUS_LABELS.get(self.status, self.status)
 
     @property
+    def results_hidden(self) -> bool:
+        """Results hidden until the close: nobody sees choices or agree figures yet, only turnout."""
+        return self.results_visibility == "hidden" and self.status != "closed"
+
+    @property
     def option_labels(self) -> dict[str, str]:
         return {o["key"]: o["label"] for o in self.options or []}
 

@@ -7,7 +7,7 @@ from flask import g, redirect, render_template, request, url_for
 from residents_app.audit import sealer
 from residents_app.auth import identity
 from residents_app.auth.resident import current_resident, resident_required, resolve_token, sign_in_resident
-from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
+from residents_app.core.thresholds import AGREE, COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db, limiter
@@ -108,8 +108,10 @@ def vote(round_id: int):
         if not rating.isdigit() or not 1 <= int(rating) <= 5:
             return render_template("resident/vote.html", **ctx, errors={"rating": "请选择 1 到 5 分"}), 422
         rating = int(rating)
+    if choice != AGREE:
+        items = []  # only an owner who agrees is asked which items (the items step is skipped)
     chosen = {"choice": choice, "items": items, "rating": rating, "comment": comment}
-    if step == "choose" and rnd.item_menu:
+    if step == "choose" and rnd.item_menu and choice == AGREE:
         return render_template("resident/vote_items.html", **ctx, chosen=chosen)
     if step in ("choose", "items"):
         return render_template("resident/vote_confirm.html", **ctx, chosen=chosen,

@@ -14,6 +14,7 @@ from residents_app.rounds.common import (
     natural_key,
 )
 from residents_app.rounds.models import (
+    Ballot,
     CurrentBallot,
     RollEntry,
     Round,
@@ -114,3 +115,53 @@ def roll_entries(round_id: int) -> list[RollEntry]:
     entries = list(db.session.execute(sa.select(RollEntry).where(RollEntry.round_id == round_id)).scalars())
     entries.sort(key=lambda e: (natural_key(e.building_name), natural_key(e.unit_number)))
     return entries
+
+
+# ---- 改什么: the menu items chosen by the agreeing units ------------------------------------------
+
+def item_tally(round_id: int) -> dict:
+    """Each menu item of a willingness round with the number and area of the agreeing units that chose it,
+    overall and per building (the units' counted ballots; a unit that does not agree chose no item).
+
+    {"agree_count", "agree_area", "items": [{"key", "label", "category", "count", "area"}],
+     "buildings": [{"building_id", "building_name", "agree_count", "agree_area", "items": [{"key", "count",
+     "area"}]}]}; areas as "0.00" strings, summed exactly in hundredths.
+    """
+    rnd = get_round(round_id)
+    menu = [i["key"] for i in rnd.item_menu or []]
+    buildings = {b: {"building_id": b, "building_name": name, "agree_count": 0, "agree_area": 0,
+                     "items": {k: [0, 0] for k in menu}}
+                 for b, name in db.session.execute(
+                     sa.select(RollEntry.building_id, RollEntry.building_name).where(RollEntry.round_id == round_id)
+                     .distinct()).all()}
+    overall = {k: [0, 0] for k in menu}
+    agree_count = agree_area = 0
+    rows = db.session.execute(
+        sa.select(RollEntry.building_id, RollEntry.area_m2, Ballot.items)
+        .join(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                     CurrentBallot.unit_id == RollEntry.unit_id))
+        .join(Ballot, Ballot.id == CurrentBallot.ballot_id)
+        .where(RollEntry.round_id == round_id, CurrentBallot.choice == th.AGREE)).all()
+    for building_id, area_m2, items in rows:
+        area = th.to_hundredths(area_m2)
+        b = buildings[building_id]
+        b["agree_count"] += 1
+        b["agree_area"] += area
+        agree_count += 1
+        agree_area += area
+        for key in dict.fromkeys(items or []):
+            if key in overall:
+                for acc in (overall[key], b["items"][key]):
+                    acc[0] += 1
+                    acc[1] += area
+    return {
+        "agree_count": agree_count, "agree_area": th.area_str(agree_area),
+        "items": [{"key": i["key"], "label": i["label"], "category": i.get("category", ""),
+                   "count": overall[i["key"]][0], "area": th.area_str(overall[i["key"]][1])}
+                  for i in rnd.item_menu or []],
+        "buildings": [{"building_id": b["building_id"], "building_name": b["building_name"],
+                       "agree_count": b["agree_count"], "agree_area": th.area_str(b["agree_area"]),
+                       "items": [{"key": k, "count": b["items"][k][0], "area": th.area_str(b["items"][k][1])}
+                                 for k in menu]}
+                      for b in sorted(buildings.values(), key=lambda r: natural_key(r["building_name"]))],
+    }

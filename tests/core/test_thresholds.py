@@ -199,7 +199,7 @@ PERSON_ROLL = roll(
     (2, "100.00", (1,)),
     (3, "90.00", (2,)),       # Q
     (4, "70.00", (3, 4)),     # R and S co-own unit 4: one person
-    (5, "60.00", (4, 5)),     # S also co-owns unit 5 with T: R, S, T are one group
+    (5, "60.00", (4, 3)),     # ... and unit 5 (the same owner set): still that one person
 )
 
 
@@ -242,6 +242,21 @@ def test_person_mode_potential_excludes_persons_who_refused():
     assert t.can_still_pass is False
 
 
+def test_chains_of_co_ownership_do_not_merge():
+    # 法释〔2009〕7号 art. 9: X (A+B), Y (B+C), Z (A), W (A): {A, B}, {B, C} and {A} (Z and W): 3 persons.
+    a, b, c = 1, 2, 3
+    entries = roll((1, "80.00", (a, b)), (2, "70.00", (b, c)), (3, "60.00", (a,)), (4, "50.00", (a,)))
+    groups = sorted(sorted(e.unit_id for e in g) for g in th.persons(entries))
+    assert groups == [[1], [2], [3, 4]]
+    t = th.tally(entries, {1: "agree", 3: "agree", 4: "agree"}, LUCHENG, "person")
+    assert (t.figures.total_count, t.figures.voted_count, t.figures.agree_count) == (3, 2, 2)
+    assert as_dict_cond(t, "agree_area")["value"] == "190.00"
+    assert (cond(t, "agree_count").value, cond(t, "agree_count").denominator, cond(t, "agree_count").met) == (
+        2, 3, True)
+    # The same owners in another order are the same owner set.
+    assert len(th.persons(roll((1, "1.00", (a, b)), (2, "1.00", (b, a))))) == 1
+
+
 def test_unit_without_owner_counts_as_its_own_person():
     entries = roll((1, "50.00", ()), (2, "50.00", ()), (3, "50.00", (7,)))
     assert len(th.persons(entries)) == 3
@@ -274,26 +289,15 @@ def test_area_with_three_decimals_is_refused():
 # ---- Brute-force reference -----------------------------------------------------------------------
 
 def ref_persons(entries):
-    """Persons by breadth-first search over owner -> units (independent of the union-find)."""
-    by_owner = {}
+    """Persons as the law counts them (independent of the engine): pairwise comparison of owner sets."""
+    groups = []
     for e in entries:
-        for o in e.owner_ids:
-            by_owner.setdefault(o, []).append(e)
-    seen, groups = set(), []
-    for e in entries:
-        if e.unit_id in seen:
-            continue
-        group, todo = [], [e]
-        seen.add(e.unit_id)
-        while todo:
-            cur = todo.pop()
-            group.append(cur)
-            for o in cur.owner_ids:
-                for nxt in by_owner[o]:
-                    if nxt.unit_id not in seen:
-                        seen.add(nxt.unit_id)
-                        todo.append(nxt)
-        groups.append(group)
+        for group in groups:
+            if e.owner_ids and sorted(group[0].owner_ids) == sorted(e.owner_ids):
+                group.append(e)
+                break
+        else:
+            groups.append([e])
     return groups
 
 

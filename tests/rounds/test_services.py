@@ -173,9 +173,26 @@ def test_sql_tally_matches_the_pure_engine(db, make_round, units, now):
 def test_person_mode_tally_through_the_service(db, make_round, units, now, estate):
     from residents_app.registry.models import Ownership
 
-    # the owner of 1幢-101 also owns 1幢-102 (its own owner stays as co-owner): one person
+    # the owner of 1幢-101 also owns 1幢-102 (its own owner stays as co-owner): the owner sets {A} and
+    # {A, B} differ, so these are two persons (法释〔2009〕7号 art. 9: chains do not merge)
     db.session.add(Ownership(unit_id=units["1幢-102"].id, owner_id=owner_of(units["1幢-101"])))
     db.session.flush()
+    rnd = make_round(counting_mode="person")
+    cast(rnd, units["1幢-101"], "agree", now)
+    cast(rnd, units["1幢-102"], "agree", now)
+    t = tally_svc.compute_tally(rnd.id, now)
+    assert (t.figures.total_count, t.figures.agree_count, t.figures.agree_area) == (5, 2, 20000)
+
+
+def test_person_mode_units_with_the_same_owner_set_are_one_person(db, make_round, units, now, estate):
+    from residents_app.registry.models import Ownership
+
+    # 1幢-102 now belongs to the owner of 1幢-101 alone: the same buyer of two units, one person
+    own_102 = db.session.get(Ownership, (units["1幢-102"].id, owner_of(units["1幢-102"])))
+    db.session.delete(own_102)
+    db.session.add(Ownership(unit_id=units["1幢-102"].id, owner_id=owner_of(units["1幢-101"])))
+    db.session.flush()
+    db.session.expire_all()
     rnd = make_round(counting_mode="person")
     cast(rnd, units["1幢-101"], "agree", now)
     cast(rnd, units["1幢-102"], "agree", now)
