@@ -127,6 +127,10 @@ class Round(db.Model):
     def extend_to(self, new_closes_at: datetime, reason: str, now: datetime, user_id: int | None) -> RoundExtension:
         if self.status == "closed":
             raise Conflict("表决已结束，不能再延长", code="round_closed")
+        # The server's clock decides, whatever the stored status: once the deadline has passed the round is
+        # over (the closing job may simply not have run yet), and reopening it would let votes in after the fact.
+        if now >= self.closes_at:
+            raise Conflict("截止时间已过，表决已经结束，不能再延长", code="deadline_passed")
         if new_closes_at <= self.closes_at:
             raise Conflict("截止时间只能延后，不能提前", code="close_only_later")
         if new_closes_at <= now:
