@@ -31,11 +31,12 @@ RESULT_VISIBILITY = ("live", "hidden")
 CHANNELS = ("online", "paper", "proxy")
 CHANNEL_LABELS = {"online": "线上", "paper": "纸质", "proxy": "委托代理"}
 # Ballot.status: counted (the current one of its unit), superseded (a later one counts),
-# pending (paper, waiting for a second member), conflict (paper vs online, waiting for a decision),
-# rejected (paper refused, or the losing side of a resolved conflict).
+# pending (paper or proxy, waiting for a second member), conflict (paper vs online, or proxy vs the owner's own
+# ballot, waiting for a decision), rejected (the losing side of a resolved conflict).
 BALLOT_STATUSES = ("counted", "superseded", "pending", "conflict", "rejected")
 BALLOT_STATUS_LABELS = {"counted": "已计入", "superseded": "已被后来的投票替代", "pending": "待第二人确认",
                         "conflict": "线上与纸质冲突，待处理", "rejected": "未计入"}
+PROXY_CONFLICT_LABEL = "委托代理票与业主本人的投票冲突，待处理"
 
 # Options per kind: (key, label). "agree" is what the double-2/3 rule counts.
 DEFAULT_OPTIONS = {
@@ -236,6 +237,8 @@ class Ballot(db.Model):
 
     @property
     def status_label(self) -> str:
+        if self.status == "conflict" and self.channel == "proxy":
+            return PROXY_CONFLICT_LABEL
         return BALLOT_STATUS_LABELS.get(self.status, self.status)
 
 
