@@ -193,6 +193,7 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
                     if head else "日志为空"),
         ballot_counts=ballot_counts(rnd.id),
         signoff=signoff_text(rnd),
+        final=rnd.status == "closed",
     )
 
 

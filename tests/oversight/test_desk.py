@@ -149,7 +149,8 @@ def test_return_needs_a_comment(client, login_as, voted_round):
 def test_unknown_decision_is_refused(client, login_as, voted_round):
     login_as(client, voted_round.street)
     resp = client.post(f"/rounds/{voted_round.id}/verify", data={"decision": "approve"}, follow_redirects=True)
-    assert "请选择“核验通过”或“退回”" in resp.get_data(as_text=True)
+    # Issue 13 item 12: a third decision for failed rounds, named in the message.
+    assert "请选择“核验通过”“核验属实（未通过）”或“退回”" in resp.get_data(as_text=True)
 
 
 def test_committee_cannot_sign_off(client, login_as, voted_round):
