@@ -105,7 +105,9 @@ def _round_problems(rnd: Round, counted: dict[int, tuple[int, str]]) -> list[Pro
     for key in sorted(set(figures) & set(stored)):
         if _norm(figures[key]) != _norm(stored[key]):
             problem("result_mismatch", f"保存的结果 {key} = {stored[key]}，按日志重新计票为 {figures[key]}")
-    if bool(result.passed) != bool(recount.passed):
+    # A survey has no pass or fail (issue 13 item 3): nothing to compare then.
+    survey = rnd.kind in ("satisfaction", "evaluation") or "passed" not in (result.tally or {})
+    if not survey and bool(result.passed) != bool(recount.passed):
         problem("result_mismatch", f"保存的结果为“{'通过' if result.passed else '未通过'}”，"
                 f"按日志重新计票为“{'通过' if recount.passed else '未通过'}”")
     agreeing = {label_of[u] for u, (_, c) in counted.items() if c == th.AGREE and u in label_of}

@@ -121,6 +121,21 @@ def test_conflicts_resolved_either_way_recount_clean(db, make_round, units, now,
     assert (f["voted_count"], f["agree_count"], f["agree_area"]) == (3, 1, "100.00")
 
 
+def test_the_desk_shows_the_recount(client, login_as, db, voted_round):
+    login_as(client, voted_round.street)
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert "按日志中的每一张计入票重新计票：与投票记录和保存的结果一致。" in html
+    unit_id = voted_round.unit_ids["1幢-202"]
+    ballot_id = counted_id(voted_round.id, unit_id)
+    db.session.execute(sa.text("UPDATE current_ballot SET choice = 'agree' WHERE round_id = :r AND unit_id = :u"),
+                       {"r": voted_round.id, "u": unit_id})
+    db.session.commit()
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert "按日志重新计票，与数据库不一致（1 处），不能核验通过：" in html
+    assert (f"<li>房屋 1幢-202：日志中计入的是第 {ballot_id} 号票 “不同意改造”，current_ballot 却是第 {ballot_id} 号票 "
+            "“同意改造”</li>") in html
+
+
 def test_sign_off_refuses_a_tally_that_does_not_match_the_log(db, voted_round, now):
     rnd = db.session.get(Round, voted_round.id)
     db.session.execute(sa.text("UPDATE current_ballot SET choice = 'agree' WHERE round_id = :r AND unit_id = :u"),
