@@ -19,7 +19,7 @@ def build_voted_round(db, factory, now):
 
     1幢-101 88.50 online agree · 1幢-102 92.30 online agree · 1幢-201 88.50 paper agree (confirmed)
     1幢-202 92.30 online agree, changed to disagree 30 minutes before the close
-    2幢-101 120.00 proxy agree · 2幢-102 75.25 paper disagree, never confirmed (does not count)
+    2幢-101 120.00 proxy agree (confirmed) · 2幢-102 75.25 paper disagree, never confirmed (does not count)
     An owner is added to 1幢-101 two days after the roll froze.
     """
     from residents_app.publicity.services import post_publicity
@@ -54,7 +54,8 @@ def build_voted_round(db, factory, now):
     mandate_file = ballots.store_file(rnd.id, "mandate", PDF_BYTES + b"mandate", "application/pdf", now, c1)
     mandate = ballots.record_mandate(rnd.id, units["2幢-101"].id, owner("2幢-101"), "王受托", "13900000000",
                                 mandate_file, now + timedelta(hours=4), c1)
-    ballots.cast_proxy_ballot(mandate.id, "agree", now + timedelta(hours=4), c1)
+    proxy = ballots.cast_proxy_ballot(mandate.id, "agree", now + timedelta(hours=4), c1)
+    ballots.confirm_proxy_ballot(proxy.id, now + timedelta(hours=4, minutes=5), c2)
     first_202 = ballots.cast_ballot(rnd.id, units["1幢-202"].id, owner("1幢-202"), "agree", now + timedelta(days=1))
     last_202 = ballots.cast_ballot(rnd.id, units["1幢-202"].id, owner("1幢-202"), "disagree",
                               closes - timedelta(minutes=30))

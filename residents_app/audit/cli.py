@@ -34,7 +34,7 @@ def _estate_labels() -> dict[int, str]:
               help="与 --estate 同用：核对此前公布的末条（如报告上印的“第 N 条”及其哈希，可只写前 12 位以上），"
                    "发现末尾条目被删除")
 def verify_command(estate_code: str | None, anchor: str | None) -> None:
-    from residents_app.audit.verify import verify_all, verify_chain
+    from residents_app.audit.verify import EXTRA_CHECKS, run_extra_checks, verify_all, verify_chain
     from residents_app.registry.models import Estate
 
     labels = _estate_labels()
@@ -64,8 +64,17 @@ def verify_command(estate_code: str | None, anchor: str | None) -> None:
         broken += _check_anchor(reports[0].chain, anchor)
     if not reports:
         click.echo("审计日志为空：没有可校验的链")
-    if broken:
-        click.echo(f"校验失败：{broken} 条链有问题", err=True)
+    # The features' own tables against the log (e.g. each closed round recounted from its ballot entries).
+    problems = run_extra_checks([reports[0].chain] if estate_code is not None else None)
+    for problem in problems:
+        label = labels.get(problem.chain, f"小区#{problem.chain}（已不在登记中）")
+        click.echo(f"BROKEN 链 {problem.chain}（{label}）{problem.describe()}（{problem.code}）")
+    if EXTRA_CHECKS and not problems:
+        click.echo("OK    数据核对：各表与日志一致（已结束的表决按日志重新计票，结果相符）")
+    if broken or problems:
+        failures = ([f"{broken} 条链有问题"] if broken else []) + (
+            [f"{len(problems)} 处数据与日志不一致"] if problems else [])
+        click.echo(f"校验失败：{'；'.join(failures)}", err=True)
         sys.exit(EXIT_BROKEN)
     click.echo(f"校验通过：{len(reports)} 条链全部完好")
 

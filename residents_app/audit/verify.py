@@ -1,10 +1,14 @@
 """Walking the hash chains: recompute every hash and link, name the first broken entry.
 
 Read-only. Used by `flask audit verify`, the verification desk and the dashboards.
+
+Features above audit compare their own tables with what the log says through EXTRA_CHECKS (audit imports none
+of them): rounds registers its recount of each closed round from the chain's ballot entries (rounds/recount.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -118,3 +122,38 @@ def _seq_of_hash(chain: int, hash_: str) -> int | None:
 
 def verify_all(estate_ids: list[int] | None = None) -> list[ChainReport]:
     return [verify_chain(c) for c in chains_present(estate_ids)]
+
+
+# ---- extra checks registered by the features above audit ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A disagreement between a feature's tables and the log (found by an extra check)."""
+
+    chain: int  # the estate whose log it is
+    subject: str  # Chinese, names the thing: "表决 #3「外立面改造意愿征求」"
+    code: str  # stable English code, e.g. current_ballot_mismatch
+    message: str  # Chinese, names what differs (the unit, both values)
+
+    def describe(self) -> str:
+        return f"{self.subject}：{self.message}"
+
+
+# Each check takes the estate ids to look at (None = all) and returns what it found wrong (empty: all agree).
+ExtraCheck = Callable[[list[int] | None], list[Problem]]
+EXTRA_CHECKS: list[ExtraCheck] = []
+
+
+def register_check(check: ExtraCheck) -> ExtraCheck:
+    """Add a check run by `flask audit verify` (once, however often the registering module is imported)."""
+    if check not in EXTRA_CHECKS:
+        EXTRA_CHECKS.append(check)
+    return check
+
+
+def run_extra_checks(estate_ids: list[int] | None = None) -> list[Problem]:
+    problems: list[Problem] = []
+    for check in EXTRA_CHECKS:
+        problems.extend(check(estate_ids))
+    return problems

@@ -194,6 +194,6 @@ def rounds_awaiting_verification(estate_ids: list[int]) -> list[dict]:
         last = events[-1] if events else None
         rows.append({"round": r, "estate_name": r_estate_name(r.estate_id),
                      "decision": DECISIONS[last.data["decision"]] if last else "待核验",
-                     "decided": last is not None and last.data["decision"] == "verified",
+                     "decided": last is not None and last.data["decision"] != "returned",
                      "at": last.at if last else None})
     return rows

@@ -87,6 +87,7 @@ class RoundReportData:
     turnout: str = ""  # "已投 3 户 / 共 6 户（50.00%）；已投面积 …"
     # 改什么 (willingness rounds with a menu): rounds.tally.item_tally(...), None otherwise.
     item_tally: dict | None = None
+    final: bool = True  # False while voting is open: an interim tally, never printed as a verdict
 
 
 def _ensure_font() -> None:
@@ -125,6 +126,14 @@ def rule_lines(data: RoundReportData) -> tuple[str, str]:
     return name, source
 
 
+def verdict_line(data: RoundReportData) -> str:
+    """The final verdict once the round is closed; while voting is open only where the count stands now."""
+    if data.final:
+        return f"表决结果：{'通过' if data.passed else '未通过'}"
+    return (f"中间结果（投票仍在进行，不是最终结果）：目前{'已达到' if data.passed else '尚未达到'}通过条件，"
+            "以截止后的最终计票为准")
+
+
 def render_round_report(data: RoundReportData) -> bytes:
     _ensure_font()
     from reportlab.lib import colors
@@ -139,7 +148,8 @@ def render_round_report(data: RoundReportData) -> bytes:
     subtitle = ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1, textColor=colors.HexColor("#555555"))
     h2 = ParagraphStyle("h2", parent=base, fontSize=12.5, leading=18, spaceBefore=10, spaceAfter=4)
     verdict_style = ParagraphStyle("verdict", parent=base, fontSize=14, leading=20, spaceBefore=6,
-                                   textColor=colors.HexColor("#1e8449" if data.passed else "#b03a2e"))
+                                   textColor=colors.HexColor("#555555" if not data.final
+                                                             else "#1e8449" if data.passed else "#b03a2e"))
 
     def p(text, style=base):
         return Paragraph(_escape(text), style)
@@ -192,7 +202,7 @@ def render_round_report(data: RoundReportData) -> bytes:
         cond_table = Table(rows, colWidths=[36 * mm, 36 * mm, 48 * mm, 32 * mm, 18 * mm], repeatRows=1)
         cond_table.setStyle(grid)
         story.append(cond_table)
-        story.append(p(f"表决结果：{'通过' if data.passed else '未通过'}", verdict_style))
+        story.append(p(verdict_line(data), verdict_style))
 
         story.append(p(f"四、同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）", h2))
         if data.agreeing_units:

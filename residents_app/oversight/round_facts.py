@@ -197,6 +197,7 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         results_hidden=hidden,
         turnout=turnout_text(tally),
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and not hidden else None,
+        final=rnd.status == "closed",
     )
 
 
@@ -230,7 +231,7 @@ def signoff_text(rnd) -> str:
 
 @dataclass
 class Flag:
-    kind: str  # burst / paper_unconfirmed / late_change / owner_changed
+    kind: str  # burst / paper_unconfirmed / proxy / late_change / owner_changed
     title: str
     detail: str
     unit_labels: list[str] = field(default_factory=list)
@@ -305,6 +306,23 @@ def round_flags(rnd) -> list[Flag]:
         flags.append(Flag("paper_unconfirmed", "纸质票未经第二人确认",
                           f"{len(unconfirmed)} 张纸质票尚无第二名业委会成员确认",
                           sorted({label_of.get(b.unit_id, str(b.unit_id)) for b in unconfirmed})))
+
+    # 2b. Proxy ballots: each one is named (its written mandate is to be checked), with those a second member has
+    # not confirmed (they do not count) and those in conflict with the owner's own ballot.
+    proxies = [b for b in ballots if b.channel == "proxy" and b.status in ("counted", "pending", "conflict")]
+    if proxies:
+        parts = [f"{len(proxies)} 张委托代理票，请核对书面委托书"]
+        unconfirmed = [b for b in proxies if b.status == "counted"
+                       and (b.confirmed_by_id is None or b.confirmed_by_id == b.entered_by_id)]
+        pending = [b for b in proxies if b.status == "pending"]
+        conflict = [b for b in proxies if b.status == "conflict"]
+        for group, text in ((unconfirmed, "张未经第二名业委会成员确认即已计入"),
+                            (pending, "张尚无第二名业委会成员确认（不计入）"),
+                            (conflict, "张与业主本人的投票冲突，待处理（不计入）")):
+            if group:
+                parts.append(f"{len(group)} {text}")
+        flags.append(Flag("proxy", "委托代理投票", "；".join(parts),
+                          sorted({label_of.get(b.unit_id, str(b.unit_id)) for b in proxies})))
 
     # 3. Changes in the last hour before the close.
     closes = rnd.closed_at or rnd.closes_at

@@ -246,29 +246,47 @@ def enter_paper_ballot(round_id: int, unit_id: int, choice: str, scan: RoundFile
 
 
 def confirm_paper_ballot(ballot_id: int, now: datetime, user) -> Ballot:
+    return confirm_ballot(ballot_id, now, user, channel="paper")
+
+
+def confirm_proxy_ballot(ballot_id: int, now: datetime, user) -> Ballot:
+    return confirm_ballot(ballot_id, now, user, channel="proxy")
+
+
+# What a confirmed ballot conflicts with: a paper form with any ballot not on paper; a proxy ballot with the
+# owner's own ballot (online or paper). One unit never has both counted: the committee decides, with a reason.
+_CONFLICTS_WITH = {"paper": ("online", "proxy"), "proxy": ("online", "paper")}
+_NOUN = {"paper": "纸质票", "proxy": "委托代理票"}
+
+
+def confirm_ballot(ballot_id: int, now: datetime, user, *, channel: str) -> Ballot:
+    """A second committee member (not the one who entered it) confirms a paper or proxy ballot: it counts, or,
+    if the unit's counted ballot is the owner's own (_CONFLICTS_WITH), it becomes a conflict to resolve."""
     ballot = db.session.get(Ballot, ballot_id)
-    if ballot is None or ballot.channel != "paper":
-        raise NotFound("找不到该纸质票")
+    noun = _NOUN[channel]
+    if ballot is None or ballot.channel != channel:
+        raise NotFound(f"找不到该{noun}")
     rnd = get_round(ballot.round_id)
     _window_check(rnd, now)
     if ballot.status != "pending":
-        raise Conflict("该纸质票已处理过", code="paper_not_pending")
+        raise Conflict(f"该{noun}已处理过", code=f"{channel}_not_pending")
     if ballot.entered_by_id == user.id:
-        raise Conflict("录入人不能确认自己录入的纸质票，请由另一位业委会成员确认", code="same_user_confirm")
+        raise Conflict(f"录入人不能确认自己录入的{noun}，请由另一位业委会成员确认", code="same_user_confirm")
     ballot.confirmed_by_id, ballot.confirmed_at = user.id, now
     current = current_ballot_for(ballot.round_id, ballot.unit_id)
-    if current is not None and current.channel != "paper":
-        # One unit never has both counted: the committee decides explicitly, with a reason.
+    if current is not None and current.channel in _CONFLICTS_WITH[channel]:
         ballot.status = "conflict"
         db.session.flush()
-        record("ballot.paper_conflict", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
-               subject_id=ballot.id, data={"unit_id": ballot.unit_id, "counted_ballot_id": current.id})
+        record(f"ballot.{channel}_conflict", chain=rnd.estate_id, actor=actor_name(user), now=now,
+               subject_type="ballot", subject_id=ballot.id,
+               data={"unit_id": ballot.unit_id, "counted_ballot_id": current.id})
         return ballot
     return _count(ballot, now, actor_name(user))
 
 
 def resolve_conflict(ballot_id: int, keep: str, reason: str, now: datetime, user) -> Ballot:
-    """keep='paper': the paper ballot replaces the counted one; keep='online': the paper one is rejected."""
+    """keep='paper' / 'proxy' (the conflicting ballot's channel): it replaces the counted one; keep='online': the
+    counted ballot (the owner's own) stays and the conflicting one is rejected."""
     ballot = db.session.get(Ballot, ballot_id)
     if ballot is None or ballot.status != "conflict":
         raise NotFound("找不到待处理的冲突")
@@ -276,12 +294,12 @@ def resolve_conflict(ballot_id: int, keep: str, reason: str, now: datetime, user
     _window_check(rnd, now)
     if not (reason or "").strip():
         raise ValidationFailed("处理冲突必须填写理由", errors={"reason": "请填写理由"})
-    if keep not in ("paper", "online"):
-        raise ValidationFailed("请选择保留哪一张票", errors={"keep": "只能是 paper 或 online"})
+    if keep not in (ballot.channel, "online"):
+        raise ValidationFailed("请选择保留哪一张票", errors={"keep": f"只能是 {ballot.channel} 或 online"})
     ballot.resolution_reason = reason.strip()[:500]
     record("ballot.conflict_resolved", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
            subject_id=ballot.id, data={"keep": keep, "reason": ballot.resolution_reason})
-    if keep == "paper":
+    if keep == ballot.channel:
         return _count(ballot, now, actor_name(user))
     ballot.status = "rejected"
     db.session.flush()
@@ -291,8 +309,7 @@ def resolve_conflict(ballot_id: int, keep: str, reason: str, now: datetime, user
 def record_mandate(round_id: int, unit_id: int, owner_id: int, proxy_name: str, proxy_phone: str,
                    evidence: RoundFile, now: datetime, user) -> ProxyMandate:
     rnd = get_round(round_id)
-    if rnd.status == "closed":
-        raise Conflict("表决已结束", code="vote_window_closed")
+    _window_check(rnd, now)
     if _roll_entry(round_id, unit_id) is None:
         raise NotFound("该房屋不在本表决的名册范围内", code="unit_not_in_roll")
     if db.session.get(Ownership, (unit_id, owner_id)) is None:
@@ -310,6 +327,8 @@ def record_mandate(round_id: int, unit_id: int, owner_id: int, proxy_name: str, 
 
 
 def cast_proxy_ballot(mandate_id: int, choice: str, now: datetime, user, items: list[str] | None = None) -> Ballot:
+    """A committee member enters the proxy's vote under a recorded mandate; like a paper form it counts only after
+    a second member confirms it (confirm_proxy_ballot), and against the owner's own ballot it is a conflict."""
     m = db.session.get(ProxyMandate, mandate_id)
     if m is None:
         raise NotFound("找不到该委托书")
@@ -317,11 +336,14 @@ def cast_proxy_ballot(mandate_id: int, choice: str, now: datetime, user, items: 
     _window_check(rnd, now)
     items = _check_choice(rnd, choice, items, None)
     ballot = Ballot(round_id=m.round_id, unit_id=m.unit_id, choice=choice, items=items, channel="proxy",
-                    status="counted", cast_by_owner_id=m.owner_id, entered_by_id=user.id, mandate_id=m.id,
+                    status="pending", cast_by_owner_id=m.owner_id, entered_by_id=user.id, mandate_id=m.id,
                     proxy_name=m.proxy_name, cast_at=now)
     db.session.add(ballot)
     db.session.flush()
-    return _count(ballot, now, actor_name(user))
+    record("ballot.proxy_entered", chain=rnd.estate_id, actor=actor_name(user), now=now, subject_type="ballot",
+           subject_id=ballot.id, data={"round_id": m.round_id, "unit_id": m.unit_id, "choice": choice,
+                                       "mandate_id": m.id})
+    return ballot
 
 
 def pending_paper_ballots(round_id: int) -> list[Ballot]:

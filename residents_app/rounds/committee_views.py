@@ -159,6 +159,7 @@ def round_detail(round_id: int):
         "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
         show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
         else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
+        mandate_by_id={m.id: m for m in mandates},
         preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=_can_edit(estate), now=now,
         roll=tally_svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
         recent=ballots_svc.ballot_history(rnd.id)[:20],
@@ -291,7 +292,21 @@ def mandate_cast(round_id: int, mandate_id: int):
     ballots_svc.cast_proxy_ballot(m.id, request.form.get("choice", ""), utcnow(), current_user,
                           items=request.form.getlist("items"))
     db.session.commit()
-    flash("代理投票已计入", "success")
+    flash("代理投票已录入，需另一位业委会成员核对委托书确认后才计入", "success")
+    return redirect(url_for("rounds.round_detail", round_id=rnd.id))
+
+
+@bp.route("/rounds/<int:round_id>/proxy/<int:ballot_id>/confirm", methods=["POST"])
+@staff_required
+def proxy_confirm(round_id: int, ballot_id: int):
+    rnd, _ = _round_for(round_id, edit=True)
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.round_id != rnd.id:
+        abort(404)
+    b = ballots_svc.confirm_proxy_ballot(ballot.id, utcnow(), current_user)
+    db.session.commit()
+    flash("该户业主本人已投票，委托代理票与之冲突，请处理" if b.status == "conflict" else "委托代理票已确认并计入",
+          "error" if b.status == "conflict" else "success")
     return redirect(url_for("rounds.round_detail", round_id=rnd.id))
 
 

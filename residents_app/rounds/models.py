@@ -32,11 +32,12 @@ RESULT_VISIBILITY = ("live", "hidden")
 CHANNELS = ("online", "paper", "proxy")
 CHANNEL_LABELS = {"online": "线上", "paper": "纸质", "proxy": "委托代理"}
 # Ballot.status: counted (the current one of its unit), superseded (a later one counts),
-# pending (paper, waiting for a second member), conflict (paper vs online, waiting for a decision),
-# rejected (paper refused, or the losing side of a resolved conflict).
+# pending (paper or proxy, waiting for a second member), conflict (paper vs online, or proxy vs the owner's own
+# ballot, waiting for a decision), rejected (the losing side of a resolved conflict).
 BALLOT_STATUSES = ("counted", "superseded", "pending", "conflict", "rejected")
 BALLOT_STATUS_LABELS = {"counted": "已计入", "superseded": "已被后来的投票替代", "pending": "待第二人确认",
                         "conflict": "线上与纸质冲突，待处理", "rejected": "未计入"}
+PROXY_CONFLICT_LABEL = "委托代理票与业主本人的投票冲突，待处理"
 
 # Options per kind: (key, label). "agree" is what the double-2/3 rule counts.
 DEFAULT_OPTIONS = {
@@ -133,6 +134,10 @@ class Round(db.Model):
     def extend_to(self, new_closes_at: datetime, reason: str, now: datetime, user_id: int | None) -> RoundExtension:
         if self.status == "closed":
             raise Conflict("表决已结束，不能再延长", code="round_closed")
+        # The server's clock decides, whatever the stored status: once the deadline has passed the round is
+        # over (the closing job may simply not have run yet), and reopening it would let votes in after the fact.
+        if now >= self.closes_at:
+            raise Conflict("截止时间已过，表决已经结束，不能再延长", code="deadline_passed")
         if new_closes_at <= self.closes_at:
             raise Conflict("截止时间只能延后，不能提前", code="close_only_later")
         if new_closes_at <= now:
@@ -238,6 +243,8 @@ class Ballot(db.Model):
 
     @property
     def status_label(self) -> str:
+        if self.status == "conflict" and self.channel == "proxy":
+            return PROXY_CONFLICT_LABEL
         return BALLOT_STATUS_LABELS.get(self.status, self.status)
 
 
@@ -263,3 +270,6 @@ class RoundResult(db.Model):
     agreeing_unit_labels: Mapped[list] = mapped_column(sa.JSON, default=list)
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+
+# The recount of closed rounds from the log registers itself with `flask audit verify` (audit imports no feature).
+from residents_app.rounds import recount  # noqa: E402,F401

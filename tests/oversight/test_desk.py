@@ -23,7 +23,10 @@ def _events(estate_id, kind):
 
 def test_flags_name_exactly_the_units_concerned(voted_round):
     flags = {f.kind: f for f in round_flags(db.session.get(Round, voted_round.id))}
-    assert set(flags) == {"paper_unconfirmed", "late_change", "owner_changed"}
+    # Issue 13 item 10: the desk flags proxy ballots too (the voted round has one, confirmed by a second member).
+    assert set(flags) == {"paper_unconfirmed", "proxy", "late_change", "owner_changed"}
+    assert flags["proxy"].unit_labels == ["2幢-101"]
+    assert flags["proxy"].detail == "1 张委托代理票，请核对书面委托书"
     assert flags["paper_unconfirmed"].unit_labels == ["2幢-102"]
     assert flags["paper_unconfirmed"].detail == "1 张纸质票尚无第二名业委会成员确认"
     assert flags["late_change"].unit_labels == ["1幢-202"]
@@ -89,10 +92,11 @@ def test_desk_shows_rule_conditions_roll_and_evidence(client, login_as, voted_ro
     resp = client.get(f"/rounds/{voted_round.id}/verify")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
+    # Issue 13 item 10: 4 flags (the proxy ballot of 2幢-101 is flagged as well).
     for expected in ("鹿城双三分之二规则", "389.30 m²（69.91%）", "超出 18.06 m²", "4 户（66.66%）", "恰好达到",
                      "表决结果：通过", "本小区审计日志完好", "王受托", "纸质 待第二人确认",
                      f'/audit/files/{voted_round.scan_id}"', f'/audit/files/{voted_round.mandate_file_id}"',
-                     "需要留意的情况（3）", "1幢-101：2026-09-03 10:00 新增业主", 'name="decision" value="verified"'):
+                     "需要留意的情况（4）", "1幢-101：2026-09-03 10:00 新增业主", 'name="decision" value="verified"'):
         assert expected in html, expected
 
 
@@ -145,7 +149,8 @@ def test_return_needs_a_comment(client, login_as, voted_round):
 def test_unknown_decision_is_refused(client, login_as, voted_round):
     login_as(client, voted_round.street)
     resp = client.post(f"/rounds/{voted_round.id}/verify", data={"decision": "approve"}, follow_redirects=True)
-    assert "请选择“核验通过”或“退回”" in resp.get_data(as_text=True)
+    # Issue 13 item 12: a third decision for failed rounds, named in the message.
+    assert "请选择“核验通过”“核验属实（未通过）”或“退回”" in resp.get_data(as_text=True)
 
 
 def test_committee_cannot_sign_off(client, login_as, voted_round):

@@ -209,5 +209,11 @@ def test_conflict_and_proxy_through_pages(client, db, login_as, committee, commi
     m = db.session.execute(sa.select(ProxyMandate)).scalar_one()
     assert client.post(f"/rounds/{rnd.id}/mandates/{m.id}/cast", data={"choice": "agree"}).status_code == 302
     proxy = db.session.execute(sa.select(Ballot).where(Ballot.channel == "proxy")).scalar_one()
-    assert (proxy.unit_id, proxy.proxy_name, proxy.status) == (units["2幢-202"].id, "李四", "counted")
+    # Issue 13 item 10: entered by one member, it waits for another (committee) to confirm it.
+    assert (proxy.unit_id, proxy.proxy_name, proxy.status) == (units["2幢-202"].id, "李四", "pending")
+    client.post("/api/auth/logout")
+    login_as(client, committee)
+    assert client.post(f"/rounds/{rnd.id}/proxy/{proxy.id}/confirm").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Ballot, proxy.id).status == "counted"
     assert "委托代理（李四）" in client.get(f"/rounds/{rnd.id}").get_data(as_text=True)

@@ -251,7 +251,7 @@ def test_paper_ballot_for_unit_that_voted_online_is_a_conflict_resolved_with_rea
     assert counted == 1
 
 
-def test_proxy_votes_with_a_recorded_mandate(db, make_round, units, now, committee):
+def test_proxy_votes_with_a_recorded_mandate(db, make_round, units, now, committee, committee2):
     rnd = make_round()
     u = units["2幢-202"]
     evidence = ballots_svc.store_file(rnd.id, "mandate", b"\x89PNG\r\n\x1a\nxx", "image/png", now, committee)
@@ -259,7 +259,11 @@ def test_proxy_votes_with_a_recorded_mandate(db, make_round, units, now, committ
         ballots_svc.record_mandate(rnd.id, u.id, owner_of(units["2幢-201"]), "李四", "", evidence, now, committee)
     m = ballots_svc.record_mandate(rnd.id, u.id, owner_of(u), "李四", "13900000000", evidence, now, committee)
     b = ballots_svc.cast_proxy_ballot(m.id, "agree", now, committee)
-    assert (b.channel, b.proxy_name, b.status, b.cast_by_owner_id) == ("proxy", "李四", "counted", owner_of(u))
+    # Issue 13 item 10: a proxy ballot counts only once a second member confirms it.
+    assert (b.channel, b.proxy_name, b.status, b.cast_by_owner_id) == ("proxy", "李四", "pending", owner_of(u))
+    assert tally_svc.compute_tally(rnd.id, now).figures.agree_area == 0
+    ballots_svc.confirm_proxy_ballot(b.id, now, committee2)
+    assert b.status == "counted"
     assert db.session.get(RoundFile, m.evidence_file_id).size_bytes == 10
     assert tally_svc.compute_tally(rnd.id, now).figures.agree_area == 4000
 
