@@ -37,7 +37,7 @@ RULES = {
 
 CIVIL_CODE_278_ITEMS = {n: f"（{matters.ITEM_NUMERALS[n]}）{text}" for n, text in matters.ITEM_TEXT.items()}
 SURVEY_RULE = ("问卷调查（满意度评价）", "满意度评价是问卷调查，不是业主共同决定事项，不适用表决规则，"
-               "只报告应答率、各题的分布和平均分，不作通过与否的结论。")
+               "只报告应答率、各题的分布和平均分。")
 
 
 @dataclass(frozen=True)

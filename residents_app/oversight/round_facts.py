@@ -96,10 +96,16 @@ def condition_rows(tally: dict) -> list[ConditionRow]:
 
 
 def choice_rows(choice: dict) -> list[ConditionRow]:
-    """A choice's conditions, option by option ("「自治」同意面积 > 参与面积的 1/2")."""
-    rows = []
-    for o in choice["options"]:
-        for r in condition_rows({"conditions": o["conditions"], "counting_mode": choice["counting_mode"]}):
+    """A choice's conditions: the turnout ones once (the same for every option), then option by option what its
+    voters hold ("「自治」选择面积 > 参与面积的 1/2")."""
+    rows: list[ConditionRow] = []
+    for i, o in enumerate(choice["options"]):
+        conds = {"conditions": o["conditions"], "counting_mode": choice["counting_mode"]}
+        for c, r in zip(o["conditions"], condition_rows(conds), strict=True):
+            if c["key"].startswith("turnout"):
+                if i == 0:
+                    rows.append(r)
+                continue
             rows.append(ConditionRow(name=f"「{o['label']}」{r.name.replace('同意', '选择')}", actual=r.actual,
                                      bound=r.bound, margin=r.margin, met=r.met))
     return rows

@@ -145,7 +145,7 @@ def _can_edit(estate) -> bool:
 def rule_matter_line(rnd) -> str:
     """The matter a round decides and its rule, as the pages state it."""
     if rnd.is_survey:
-        return "问卷调查（满意度评价），不是表决事项，不适用表决规则，不作通过与否的结论"
+        return "问卷调查（满意度评价），不是表决事项，不适用表决规则"
     if rnd.item is None:
         return ""
     return f"表决事项：{matters.item_line(rnd.item)}"
