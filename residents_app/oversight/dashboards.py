@@ -100,14 +100,17 @@ def round_card(rnd, now: datetime) -> RoundCard:
     if "survey" in tally or "choice" in tally:
         return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
                          total_count=figures["total_count"], can_still_pass=False, passed=False,
-                         summary=_summary(tally))
+                         summary=_summary(rnd, tally))
     return RoundCard(round=rnd, bars=progress_bars(tally), chart_svg=svg, voted_count=figures["voted_count"],
                      total_count=figures["total_count"], can_still_pass=tally["can_still_pass"],
                      passed=tally["passed"])
 
 
-def _summary(tally: dict) -> str:
-    """A survey's response rate and average; a choice's option that meets its rule (no pass / fail words)."""
+def _summary(rnd, tally: dict) -> str:
+    """A survey's response rate and average; a choice's option that meets its rule (no pass / fail words).
+    Results hidden until the close: participation only."""
+    if rnd.results_visibility == "hidden" and rnd.status != "closed":
+        return f"结果截止后公布（已参与 {tally['figures']['voted_count']} / {tally['figures']['total_count']} 户）"
     if "survey" in tally:
         s = tally["survey"]
         rating = next(q for q in s["questions"] if q["key"] == "rating")
