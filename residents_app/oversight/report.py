@@ -169,7 +169,7 @@ def render_round_report(data: RoundReportData) -> bytes:
     ]
     info = [
         ["小区", data.estate_name, "所属街道", data.street_office_name],
-        ["表决事项", data.round_title, "类型", data.round_kind],
+        ["调查事项" if data.survey is not None else "表决事项", data.round_title, "类型", data.round_kind],
         ["表决范围", data.scope, "状态", data.status_label],
         ["开始时间", format_local_dt(data.opens_at), "截止时间", format_local_dt(data.closes_at)],
         ["名册冻结", format_local_dt(data.roll_frozen_at),

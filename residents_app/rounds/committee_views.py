@@ -128,7 +128,7 @@ def round_edit(round_id: int):
     form = {"kind": rnd.kind, "title": rnd.title, "description": rnd.description, "rule_preset": rnd.rule_preset,
             "counting_mode": rnd.counting_mode, "results_visibility": rnd.results_visibility,
             "plan_version_id": rnd.plan_version_id or "", "matter_item": rnd.matter_item or "",
-            "options": "\n".join(o["label"] for o in rnd.options if o["key"] != ABSTAIN),
+            "options": "\n".join(o["label"] for o in rnd.options if o["key"] != ABSTAIN) if rnd.is_choice else "",
             "opens_at": to_local(rnd.opens_at).strftime("%Y-%m-%dT%H:%M"),
             "closes_at": to_local(rnd.closes_at).strftime("%Y-%m-%dT%H:%M"),
             "item_menu": "\n".join(f"{i['label']}|{i['category']}" for i in rnd.item_menu)}
