@@ -17,6 +17,8 @@ renovation policies and the Civil Code ask for).
 
 from __future__ import annotations
 
+from residents_app.core.thresholds import PRESETS
+
 LUCHENG = "lucheng_double_two_thirds"
 MAJOR = "civil_code_278_major"
 ORDINARY = "civil_code_278_ordinary"
@@ -43,8 +45,7 @@ KIND_MATTER = {"willingness": "改造意愿征求", "plan_vote": "改造方案�
 SURVEY_KINDS = ("satisfaction",)
 CHOICE_KINDS = ("management_mode",)
 
-PRESET_NAMES = {LUCHENG: "双三分之二（鹿城规则）", MAJOR: "民法典第278条（重大事项）",
-                ORDINARY: "民法典第278条（一般事项）"}
+PRESET_NAMES = {key: preset.label for key, preset in PRESETS.items()}
 
 
 def is_survey(kind: str) -> bool:

@@ -63,6 +63,8 @@ class RoundSchema(Schema):
     counting_mode = fields.String()
     matter_item = fields.Integer(allow_none=True)
     item = fields.Integer(allow_none=True)  # the art. 278 item decided (from the kind, or named); None: a survey
+    # A closed management mode round: the decided option's label, or 未决定; None otherwise.
+    decided_label = fields.Method("_decided_label")
     scope_building_ids = fields.List(fields.Integer())
     options = fields.List(fields.Nested(OptionSchema))
     item_menu = fields.List(fields.Nested(MenuItemSchema))
@@ -73,6 +75,14 @@ class RoundSchema(Schema):
     closes_at = fields.DateTime()
     opened_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
+
+    def _decided_label(self, rnd):
+        if not rnd.is_choice or rnd.status != "closed":
+            return None
+        from residents_app.rounds.outcomes import decided_option
+
+        decided = decided_option(rnd.id)
+        return decided[1] if decided else "未决定"
 
 
 class RoundCreateSchema(StrictSchema):

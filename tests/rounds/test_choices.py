@@ -79,6 +79,7 @@ def test_self_management_chosen_by_more_than_half_is_decided(client, login_as, c
         ("物业服务企业", 1, "60.00", False), ("准物业", 0, "0.00", False), ("自治", 3, "300.00", True),
         ("信托制物业", 0, "0.00", False)]
     assert "passed" not in t
+    assert client.get(f"/api/rounds/{rnd.id}").get_json()["decided_label"] == "自治"
 
     data = round_report_data(db.session.get(Round, rnd.id), rnd.closes_at)
     assert [(c.name, c.actual, c.margin, c.met) for c in data.conditions] == [
@@ -112,6 +113,7 @@ def test_exactly_half_is_undecided_everywhere(client, login_as, committee, make_
     assert "最终结果：<span class=\"bad\">未决定</span>" in html
     assert "没有任何选项达到表决规则，需重新表决。" in html
     assert client.get(f"/api/rounds/{rnd.id}/tally").get_json()["decided_label"] == "未决定"
+    assert client.get(f"/api/rounds/{rnd.id}").get_json()["decided_label"] == "未决定"
     text = _pdf_text(client, rnd.id, tmp_path)
     assert "表决结果：未决定（没有任何选项达到表决规则，需重新表决）" in text
     assert "还差 1 户" in text
