@@ -132,6 +132,8 @@ def _check_options(data: RoundInput, errors: dict) -> list[dict] | None:
     """The options of a round: fixed per kind, except the management mode's list (editable)."""
     if data.kind not in ROUND_KINDS:
         return None
+    if data.kind != "management_mode" and data.options is not None:
+        errors["options"] = "只有管理模式表决可以设置选项"
     if data.kind != "management_mode" or data.options is None:
         return [{"key": k, "label": v} for k, v in DEFAULT_OPTIONS[data.kind]]
     labels = [str(x).strip() for x in data.options if str(x).strip()]

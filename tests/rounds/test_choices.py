@@ -55,6 +55,10 @@ def test_the_form_offers_the_four_modes_and_takes_an_edited_list(client, login_a
         "opens_at": "2026-12-01T09:00", "closes_at": "2026-12-08T09:00"})
     assert one.status_code == 422
     assert "管理模式表决至少要有两个选项（每行一个）" in one.get_data(as_text=True)
+    api = client.post("/api/rounds", json={"estate_id": estate.id, "kind": "willingness", "title": "改不改",
+                                           "options": ["同意", "反对"], "opens_at": "2026-12-01T09:00:00+08:00",
+                                           "closes_at": "2026-12-08T09:00:00+08:00"})
+    assert (api.status_code, api.get_json()["errors"]) == (422, {"options": "只有管理模式表决可以设置选项"})
 
 
 def test_self_management_chosen_by_more_than_half_is_decided(client, login_as, committee, make_round, units, now,
