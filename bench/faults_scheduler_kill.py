@@ -49,8 +49,8 @@ def seed_rounds(url: str, units: int, rounds: int):
         owners = {u.id: u.ownerships[0].owner_id for u in db.session.scalars(sa.select(Unit))}
         round_ids = [first_round]
         for i in range(rounds - 1):
-            data = rs.RoundInput(kind="general", title=f"演练表决 {i + 2}", opens_at=now - timedelta(hours=1),
-                                 closes_at=closes_at)
+            data = rs.RoundInput(kind="general", matter_item=7, title=f"演练表决 {i + 2}",
+                                 opens_at=now - timedelta(hours=1), closes_at=closes_at)
             rnd = rs.create_round(estate_id, data, now)
             rs.open_round(rnd.id, now)
             round_ids.append(rnd.id)

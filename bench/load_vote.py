@@ -116,7 +116,7 @@ def seed(url: str, units: int, per_building: int = 40, closes_in: timedelta = ti
             people[unit.id] = (owner.name, owner.phone[-4:], area)
         db.session.flush()
         links = links_svc.issue_links(estate.id, now)
-        data = rs.RoundInput(kind="general", title="压测：加装电梯", opens_at=now - timedelta(hours=1),
+        data = rs.RoundInput(kind="general", matter_item=7, title="压测：加装电梯", opens_at=now - timedelta(hours=1),
                              closes_at=now + closes_in)
         rnd = rs.create_round(estate.id, data, now)
         rs.open_round(rnd.id, now)

@@ -84,8 +84,8 @@ def build_open_round(voted_round, opens, closes, title="进行中的表决"):
     from residents_app.rounds import ballots
     from residents_app.rounds import services as rs
 
-    rnd = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title=title, opens_at=opens,
-                                                               closes_at=closes), opens, voted_round.c1)
+    rnd = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title=title,
+                                                               opens_at=opens, closes_at=closes), opens, voted_round.c1)
     rs.open_round(rnd.id, opens, voted_round.c1)
 
     def cast(label, choice, hours):

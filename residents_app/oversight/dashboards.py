@@ -87,6 +87,7 @@ class RoundCard:
     can_still_pass: bool
     passed: bool
     results_hidden: bool = False  # turnout only until the close: no bars, no pass / fail
+    summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
 def round_card(rnd, now: datetime) -> RoundCard:
@@ -100,9 +101,29 @@ def round_card(rnd, now: datetime) -> RoundCard:
     if rnd.results_hidden:
         return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
                          total_count=figures["total_count"], can_still_pass=False, passed=False, results_hidden=True)
+    if "survey" in tally or "choice" in tally:
+        return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
+                         total_count=figures["total_count"], can_still_pass=False, passed=False,
+                         summary=_summary(rnd, tally))
     return RoundCard(round=rnd, bars=progress_bars(tally), chart_svg=svg, voted_count=figures["voted_count"],
                      total_count=figures["total_count"], can_still_pass=tally["can_still_pass"],
                      passed=tally["passed"])
+
+
+def _summary(rnd, tally: dict) -> str:
+    """A survey's response rate and average; a choice's option that meets its rule (no pass / fail words).
+    Results hidden until the close: participation only."""
+    if rnd.results_visibility == "hidden" and rnd.status != "closed":
+        return f"结果截止后公布（已参与 {tally['figures']['voted_count']} / {tally['figures']['total_count']} 户）"
+    if "survey" in tally:
+        s = tally["survey"]
+        rating = next(q for q in s["questions"] if q["key"] == "rating")
+        return f"问卷调查：应答率 {s['response_rate'] or '—'}，平均分 {rating['average'] or '—'}"
+    c = tally["choice"]
+    counts = "，".join(f"{o['label']} {o['count']}" for o in c["options"])
+    if c["decided"]:
+        return f"达到表决规则的选项：「{c['decided_label']}」（{counts}）"
+    return f"目前没有选项达到表决规则（{counts}）"
 
 
 def funding(estate_id: int) -> dict | None:

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from residents_app.core import matters
 from residents_app.formatting import format_local_dt
 
 FONT_NAME = "WQYZenHei"
@@ -34,17 +35,9 @@ RULES = {
     },
 }
 
-CIVIL_CODE_278_ITEMS = {
-    1: "（一）制定和修改业主大会议事规则",
-    2: "（二）制定和修改管理规约",
-    3: "（三）选举业主委员会或者更换业主委员会成员",
-    4: "（四）选聘和解聘物业服务企业或者其他管理人",
-    5: "（五）使用建筑物及其附属设施的维修资金",
-    6: "（六）筹集建筑物及其附属设施的维修资金",
-    7: "（七）改建、重建建筑物及其附属设施",
-    8: "（八）改变共有部分的用途或者利用共有部分从事经营活动",
-    9: "（九）有关共有和共同管理权利的其他重大事项",
-}
+CIVIL_CODE_278_ITEMS = {n: f"（{matters.ITEM_NUMERALS[n]}）{text}" for n, text in matters.ITEM_TEXT.items()}
+SURVEY_RULE = ("问卷调查（满意度评价）", "满意度评价是问卷调查，不是业主共同决定事项，不适用表决规则，"
+               "只报告应答率、各题的分布和平均分。")
 
 
 @dataclass(frozen=True)
@@ -82,12 +75,14 @@ class RoundReportData:
     audit_head: str  # "链 3 第 57 条 sha256 …"
     ballot_counts: dict[str, int] = field(default_factory=dict)  # {"线上": 10, "纸质": 3, "委托代理": 1}
     signoff: str = ""  # the street office's latest verdict from the log, "" when none yet
+    survey: dict | None = None  # a survey's figures (core.survey.summarize): no rule, no verdict
     # Results hidden until the close: no conditions, verdict, agreeing units or items; turnout only.
     results_hidden: bool = False
     turnout: str = ""  # "已投 3 户 / 共 6 户（50.00%）；已投面积 …"
     # 改什么 (willingness rounds with a menu): rounds.tally.item_tally(...), None otherwise.
     item_tally: dict | None = None
     final: bool = True  # False while voting is open: an interim tally, never printed as a verdict
+    choice: dict | None = None  # a choice's options and the decided one (core.choices.ChoiceTally.to_dict)
 
 
 def _ensure_font() -> None:
@@ -115,6 +110,8 @@ def _ensure_font() -> None:
 
 
 def rule_lines(data: RoundReportData) -> tuple[str, str]:
+    if data.survey is not None:
+        return SURVEY_RULE
     rule = RULES[data.rule_code]
     name = rule["name"]
     source = rule["source"]
@@ -123,15 +120,30 @@ def rule_lines(data: RoundReportData) -> tuple[str, str]:
         major = "第六项至第八项（参与表决者四分之三以上同意）" if 6 <= data.rule_item <= 8 \
             else "第六项至第八项以外的事项（参与表决者过半数同意）"
         name = f"{name}第一款{item}，属于{major}"
+    elif data.rule_item:
+        name = f"{name}（表决事项属于{matters.ARTICLE}{CIVIL_CODE_278_ITEMS[data.rule_item]}）"
     return name, source
 
 
+def verdict_text(data: RoundReportData) -> str:
+    """The result line: passed or not; for a choice the decided option or 未决定; a survey has none. While voting is
+    open only where the count stands now, never a final-looking verdict."""
+    if not data.final:
+        if data.choice is not None:
+            decided = data.choice.get("decided")
+            now = f"目前「{data.choice['decided_label']}」达到表决规则" if decided else "目前没有选项达到表决规则"
+        else:
+            now = f"目前{'已达到' if data.passed else '尚未达到'}通过条件"
+        return f"中间结果（投票仍在进行，不是最终结果）：{now}，以截止后的最终计票为准"
+    if data.choice is not None:
+        if data.choice.get("decided"):
+            return f"表决结果：决定采用「{data.choice['decided_label']}」"
+        return "表决结果：未决定（没有任何选项达到表决规则，需重新表决）"
+    return f"表决结果：{'通过' if data.passed else '未通过'}"
+
+
 def verdict_line(data: RoundReportData) -> str:
-    """The final verdict once the round is closed; while voting is open only where the count stands now."""
-    if data.final:
-        return f"表决结果：{'通过' if data.passed else '未通过'}"
-    return (f"中间结果（投票仍在进行，不是最终结果）：目前{'已达到' if data.passed else '尚未达到'}通过条件，"
-            "以截止后的最终计票为准")
+    return verdict_text(data)
 
 
 def render_round_report(data: RoundReportData) -> bytes:
@@ -148,8 +160,7 @@ def render_round_report(data: RoundReportData) -> bytes:
     subtitle = ParagraphStyle("subtitle", parent=base, fontSize=10, alignment=1, textColor=colors.HexColor("#555555"))
     h2 = ParagraphStyle("h2", parent=base, fontSize=12.5, leading=18, spaceBefore=10, spaceAfter=4)
     verdict_style = ParagraphStyle("verdict", parent=base, fontSize=14, leading=20, spaceBefore=6,
-                                   textColor=colors.HexColor("#555555" if not data.final
-                                                             else "#1e8449" if data.passed else "#b03a2e"))
+                                   textColor=colors.HexColor("#1e8449" if data.passed else "#b03a2e"))
 
     def p(text, style=base):
         return Paragraph(_escape(text), style)
@@ -160,24 +171,31 @@ def render_round_report(data: RoundReportData) -> bytes:
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0ebe3")),
     ])
+    doc_name = "调查结果报告" if data.survey is not None else "表决结果报告"
+    numerals = iter("一二三四五六七八")
+
+    def section(text):
+        return p(f"{next(numerals)}、{text}", h2)
+
     story = [
         p(f"{data.estate_name}", title),
-        p(f"{data.round_title}　表决结果报告", title),
+        p(f"{data.round_title}　{doc_name}", title),
         p(f"小区编码 {data.estate_code}　·　{data.street_office_name}　·　"
           f"生成于 {format_local_dt(data.generated_at)}（北京时间）", subtitle),
         Spacer(1, 4 * mm),
-        p("一、基本情况", h2),
+        section("基本情况"),
     ]
     info = [
         ["小区", data.estate_name, "所属街道", data.street_office_name],
-        ["表决事项", data.round_title, "类型", data.round_kind],
+        ["调查事项" if data.survey is not None else "表决事项", data.round_title, "类型", data.round_kind],
         ["表决范围", data.scope, "状态", data.status_label],
         ["开始时间", format_local_dt(data.opens_at), "截止时间", format_local_dt(data.closes_at)],
         ["名册冻结", format_local_dt(data.roll_frozen_at),
          "名册合计", f"{data.roll_households} 户 / {data.roll_area} m²"],
     ]
     if data.ballot_counts:
-        info.append(["有效表决票", "，".join(f"{k} {v} 张" for k, v in data.ballot_counts.items()), "", ""])
+        counts = "，".join(f"{k} {v} 张" for k, v in data.ballot_counts.items())
+        info.append(["有效答卷" if data.survey is not None else "有效表决票", counts, "", ""])
     info_table = Table([[p(c, small) for c in row] for row in info], colWidths=[22 * mm, 63 * mm, 22 * mm, 63 * mm])
     info_table.setStyle(TableStyle([
         ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#999999")),
@@ -188,13 +206,20 @@ def render_round_report(data: RoundReportData) -> bytes:
     story.append(info_table)
 
     rule_name, rule_source = rule_lines(data)
-    story += [p("二、表决规则及依据", h2), p(f"适用规则：{rule_name}"), p(f"依据：{rule_source}", small)]
-
-    if data.results_hidden:
-        story += [p("三、参与情况（本表决设置为截止前隐藏结果）", h2), p(data.turnout),
-                  p("表决结束前不显示各户选择、同意票数和同意面积，结束后可出具完整报告。", small)]
+    if data.survey is not None:
+        story += [section("调查性质"), p(rule_name), p(rule_source, small)]
+        if data.results_hidden:
+            story += [section("参与情况（本表决设置为截止前隐藏结果）"), p(data.turnout),
+                      p("表决结束前不显示各户选择、同意票数和同意面积，结束后可出具完整报告。", small)]
+        else:
+            story += [section("调查结果")] + survey_story(data.survey, p, small, grid, Table, mm)
     else:
-        story.append(p("三、表决条件核算（精确值，不四舍五入）", h2))
+        story += [section("表决规则及依据"), p(f"适用规则：{rule_name}"), p(f"依据：{rule_source}", small)]
+    if data.survey is None and data.results_hidden:
+        story += [section("参与情况（本表决设置为截止前隐藏结果）"), p(data.turnout),
+                  p("表决结束前不显示各户选择、同意票数和同意面积，结束后可出具完整报告。", small)]
+    elif data.survey is None:
+        story.append(section("表决条件核算（精确值，不四舍五入）"))
         rows = [[p(h, small) for h in ("条件", "实际", "要求", "差额", "结果")]]
         for c in data.conditions:
             rows.append([p(c.name, small), p(c.actual, small), p(c.bound, small), p(c.margin, small),
@@ -202,27 +227,29 @@ def render_round_report(data: RoundReportData) -> bytes:
         cond_table = Table(rows, colWidths=[36 * mm, 36 * mm, 48 * mm, 32 * mm, 18 * mm], repeatRows=1)
         cond_table.setStyle(grid)
         story.append(cond_table)
-        story.append(p(verdict_line(data), verdict_style))
+        story.append(p(verdict_text(data), verdict_style))
 
-        story.append(p(f"四、同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）", h2))
-        if data.agreeing_units:
-            per_row = 6
-            cells = list(data.agreeing_units)
-            cells += [""] * (-len(cells) % per_row)
-            unit_rows = [[p(u, small) for u in cells[i:i + per_row]] for i in range(0, len(cells), per_row)]
-            unit_table = Table(unit_rows, colWidths=[170 * mm / per_row] * per_row)
-            unit_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#bbbbbb"))]))
-            story.append(unit_table)
+        if data.choice is not None:
+            unit = "户" if data.choice.get("counting_mode", "household") == "household" else "人"
+            story.append(section("各选项的选择情况"))
+            rows = [[p(h, small) for h in ("选项", f"选择{unit}数", "面积 m²", "是否达到表决规则")]]
+            rows += [[p(o["label"], small), p(str(o["count"]), small), p(o["area"], small),
+                      p("达到" if o["meets_rule"] else "未达到", small)] for o in data.choice["options"]]
+            options_table = Table(rows, colWidths=[50 * mm, 35 * mm, 40 * mm, 45 * mm], repeatRows=1)
+            options_table.setStyle(grid)
+            story.append(options_table)
         else:
-            story.append(p("无"))
+            story.append(section(f"同意改造居民房号汇总表（共 {len(data.agreeing_units)} 户，仅列房号）"))
+            units = data.agreeing_units
+            story.append(_units_table(units, p, small, Table, TableStyle, colors, mm) if units else p("无"))
         if data.item_tally:
             story += _item_tally_story(data.item_tally, p, h2, small, grid)
 
     story += [
-        p("五、公示", h2),
+        section("公示"),
         p(f"公示期：{data.publicity}"),
         p("公示期内业主如有异议，由小区业委会或自治小组牵头协商调解。", small),
-        p("六、审计", h2),
+        section("审计"),
         p(f"街道核验：{data.signoff or '尚未核验'}"),
         p(f"本报告依据平台审计日志生成，生成时日志末条：{data.audit_head}。"
           "可用 flask audit verify 校验该日志链未被改动。", small),
@@ -237,10 +264,10 @@ def render_round_report(data: RoundReportData) -> bytes:
     sign.setStyle(TableStyle([("BOX", (0, 0), (0, -1), 0.5, colors.HexColor("#999999")),
                               ("BOX", (1, 0), (1, -1), 0.5, colors.HexColor("#999999")),
                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [Spacer(1, 6 * mm), KeepTogether([p("七、签章", h2), sign])]
+    story += [Spacer(1, 6 * mm), KeepTogether([section("签章"), sign])]
 
     buf = io.BytesIO()
-    footer_text = f"{data.estate_name} {data.round_title} 表决结果报告"
+    footer_text = f"{data.estate_name} {data.round_title} {doc_name}"
 
     def on_page(canvas, doc):
         canvas.saveState()
@@ -251,8 +278,8 @@ def render_round_report(data: RoundReportData) -> bytes:
         canvas.restoreState()
 
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
-                            bottomMargin=20 * mm, title=f"{data.estate_name} {data.round_title} 表决结果报告",
-                            author="小区改造共商平台", subject="表决结果报告")
+                            bottomMargin=20 * mm, title=f"{data.estate_name} {data.round_title} {doc_name}",
+                            author="小区改造共商平台", subject=doc_name)
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()
 
@@ -276,6 +303,34 @@ def _item_tally_story(items: dict, p, h2, small, grid) -> list:
     table = Table(rows, colWidths=[first, second, *([rest] * len(buildings))], repeatRows=1)
     table.setStyle(grid)
     out.append(table)
+    return out
+
+
+def _units_table(labels, p, small, Table, TableStyle, colors, mm):  # noqa: N803 - reportlab's class names
+    per_row = 6
+    cells = list(labels)
+    cells += [""] * (-len(cells) % per_row)
+    unit_rows = [[p(u, small) for u in cells[i:i + per_row]] for i in range(0, len(cells), per_row)]
+    unit_table = Table(unit_rows, colWidths=[170 * mm / per_row] * per_row)
+    unit_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#bbbbbb"))]))
+    return unit_table
+
+
+def survey_story(survey: dict, p, small, grid, Table, mm) -> list:  # noqa: N803 - reportlab's class names
+    """A survey's figures: response rate, then per question the distribution (and the average score)."""
+    out = [p(f"应答 {survey['response_count']} / {survey['total_count']} 户，应答率 {survey['response_rate'] or '—'}")]
+    for q in survey["questions"]:
+        rating = q["key"] == "rating"
+        line = f"{q['title']}：{q['responses']} 份"
+        if rating:
+            line += f"，平均分 {q['average'] or '—'}"
+        out.append(p(line))
+        rows = [[p(h, small) for h in ("分数" if rating else "选项", "份数", "占比")]]
+        rows += [[p(f"{d['score']} 分" if rating else d["label"], small), p(str(d["count"]), small),
+                  p(d["share"] or "—", small)] for d in q["distribution"]]
+        table = Table(rows, colWidths=[70 * mm, 50 * mm, 50 * mm], repeatRows=1)
+        table.setStyle(grid)
+        out.append(table)
     return out
 
 

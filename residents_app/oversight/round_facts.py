@@ -18,6 +18,7 @@ from residents_app.core import thresholds as th
 from residents_app.extensions import db
 from residents_app.formatting import format_area, format_local_dt
 from residents_app.oversight.report import ConditionRow, RoundReportData
+from residents_app.rounds import outcomes
 from residents_app.rounds import tally as tally_svc
 
 LAST_HOUR = timedelta(hours=1)
@@ -25,25 +26,16 @@ BURST_WINDOW = timedelta(minutes=10)
 BURST_MIN_BALLOTS = 3
 
 PRESET_RULE = {
-    "lucheng_double_two_thirds": ("lucheng", None),
-    "civil_code_278_major": ("civil_code_278", 7),
-    "civil_code_278_ordinary": ("civil_code_278", 9),
+    "lucheng_double_two_thirds": "lucheng",
+    "civil_code_278_major": "civil_code_278",
+    "civil_code_278_ordinary": "civil_code_278",
 }
-# The art. 278 item a round decides, by kind: renovation and its plan are item 7 (改建、重建建筑物及其附属设施),
-# the management mode is item 4 (选聘和解聘物业服务企业或者其他管理人).
-ITEM_BY_KIND = {"willingness": 7, "plan_vote": 7, "management_mode": 4}
 
 
 def rule_of(rnd) -> tuple[str, int | None]:
-    code, item = PRESET_RULE.get(rnd.rule_preset, ("lucheng", None))
-    if code == "civil_code_278":
-        major = rnd.rule_preset.endswith("_major")
-        by_kind = ITEM_BY_KIND.get(rnd.kind)
-        if by_kind is not None and (6 <= by_kind <= 8) == major:
-            item = by_kind
-        else:
-            item = 7 if major else 9
-    return code, item
+    """(rule code, art. 278 item): the item is the matter's (renovation and its plan: item 7; management mode:
+    item 4; a general question: the item the committee named), whatever the rule."""
+    return PRESET_RULE.get(rnd.rule_preset, "lucheng"), rnd.item
 
 
 def roll_entries(round_id: int):
@@ -63,7 +55,7 @@ def round_tally(rnd, now: datetime) -> dict:
         result = db.session.get(RoundResult, rnd.id)
         if result is not None:
             return result.tally
-    return tally_svc.compute_tally(rnd.id, now).to_dict()
+    return outcomes.live_tally(rnd, tally_svc.compute_tally(rnd.id, now))
 
 
 def _hundredths(value) -> int:
@@ -100,6 +92,22 @@ def condition_rows(tally: dict) -> list[ConditionRow]:
             need = _hundredths(c["margin"]) if area else int(c["margin"])
             margin = f"还差 {format_area(Decimal(need).scaleb(-2))} m²" if area else f"还差 {need} {unit}"
         rows.append(ConditionRow(name=c["label"], actual=actual, bound=c["required"], margin=margin, met=c["met"]))
+    return rows
+
+
+def choice_rows(choice: dict) -> list[ConditionRow]:
+    """A choice's conditions: the turnout ones once (the same for every option), then option by option what its
+    voters hold ("「自治」选择面积 > 参与面积的 1/2")."""
+    rows: list[ConditionRow] = []
+    for i, o in enumerate(choice["options"]):
+        conds = {"conditions": o["conditions"], "counting_mode": choice["counting_mode"]}
+        for c, r in zip(o["conditions"], condition_rows(conds), strict=True):
+            if c["key"].startswith("turnout"):
+                if i == 0:
+                    rows.append(r)
+                continue
+            rows.append(ConditionRow(name=f"「{o['label']}」{r.name.replace('同意', '选择')}", actual=r.actual,
+                                     bound=r.bound, margin=r.margin, met=r.met))
     return rows
 
 
@@ -184,10 +192,14 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         roll_area=format_area(Decimal(figures["total_area"])),
         rule_code=rule_code,
         rule_item=rule_item,
-        conditions=[] if hidden else condition_rows(tally),
-        passed=False if hidden else bool(tally["passed"]),
+        conditions=([] if hidden else choice_rows(tally["choice"]) if "choice" in tally
+                    else [] if "survey" in tally else condition_rows(tally)),
+        passed=(False if hidden else bool(tally["choice"]["decided"]) if "choice" in tally
+                else bool(tally.get("passed"))),
+        survey=tally.get("survey"),
+        choice=None if hidden else tally.get("choice"),
         status_label=rnd.status_label if rnd.status == "closed" else f"{rnd.status_label}（中间结果，非最终结果）",
-        agreeing_units=[] if hidden else agreeing_labels(rnd),
+        agreeing_units=[] if hidden or rnd.is_survey or rnd.is_choice else agreeing_labels(rnd),
         publicity=publicity_text(rnd.id),
         generated_at=now,
         audit_head=(f"链 {head.chain} 第 {head.seq} 条（{format_local_dt(head.at)}），SHA-256 {head.hash}"

@@ -58,7 +58,7 @@ def _desk_rows(rnd) -> list[dict]:
 @staff_required
 def verify_desk(round_id: int):
     from residents_app.audit.verify import verify_chain
-    from residents_app.oversight.report import rule_lines
+    from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
     rnd, estate = _round_or_404(round_id)
@@ -67,6 +67,7 @@ def verify_desk(round_id: int):
     rule_name, rule_source = rule_lines(data)
     return render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
+        verdict=verdict_text(data),
         flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_chain(estate.id),
         recount=recount_round(rnd),
         signoffs=services_svc.signoffs(rnd.id, estate.id), decisions=services_svc.DECISIONS,

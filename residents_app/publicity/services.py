@@ -95,6 +95,8 @@ def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tup
 
         labels = sorted(rounds_services.agreeing_unit_labels(subject_id), key=_label_key)
         outcome = rounds_services.round_outcome(subject_id)
+        if rnd.is_survey or rnd.is_choice:  # nobody "agrees" in a survey or a choice
+            return "", [], _outcome_lines(outcome)
         return "同意改造居民房号汇总表", labels, _outcome_lines(outcome)
     if subject_type == "plan_version":
         from residents_app.plans.models import PlanVersion
@@ -152,9 +154,19 @@ def _outcome_lines(outcome) -> list[str]:
     if not isinstance(outcome, dict):
         return [str(outcome)]
     lines = []
+    tally = outcome.get("tally") or {}
+    if "survey" in tally:  # a survey: its figures, never a verdict
+        s = tally["survey"]
+        rating = next((q for q in s["questions"] if q["key"] == "rating"), {})
+        return [f"{outcome.get('title', '调查')}：应答 {s['response_count']} / {s['total_count']} 户，"
+                f"应答率 {s['response_rate'] or '—'}，平均分 {rating.get('average') or '—'}"]
+    if "choice" in tally:
+        c = tally["choice"]
+        lines = [f"{outcome.get('title', '表决')}：表决结果 "
+                 + (f"决定采用「{c['decided_label']}」" if c["decided"] else "未决定（需重新表决）")]
+        return lines + [f"{o['label']}：{o['count']}，面积 {o['area']} m²" for o in c["options"]]
     verdict = "通过" if outcome.get("passed") else "未通过"
     lines.append(f"{outcome.get('title', '表决')}：表决结果 {verdict}")
-    tally = outcome.get("tally") or {}
     f = tally.get("figures") or {}
     if f:
         lines.append(f"同意 {f.get('agree_count')} 户 / 共 {f.get('total_count')} 户；"

@@ -26,7 +26,7 @@ from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound
 from residents_app.extensions import db, limiter
-from residents_app.rounds import ballots, castpath, common
+from residents_app.rounds import ballots, castpath, common, outcomes
 from residents_app.rounds import links as links_svc
 from residents_app.rounds import schemas as sc
 from residents_app.rounds import services as svc
@@ -224,10 +224,16 @@ def api_round_roll(round_id: int):
 def api_round_tally(round_id: int):
     """Live tally: each condition with figure, bound, met, margin; per building; non-voters."""
     rnd = _api_round(round_id)
-    t = tally_svc.compute_tally(rnd.id, utcnow()).to_dict()
+    live = tally_svc.compute_tally(rnd.id, utcnow())
+    t = outcomes.live_tally(rnd, live)
+    if rnd.status == "closed" and (rnd.is_choice or rnd.is_survey):
+        t = dict(svc.round_outcome(rnd.id)["tally"])
+        if rnd.is_choice:
+            t["decided_label"] = t["choice"]["decided_label"]  # the decided option, or 未决定
     if rnd.results_visibility == "hidden" and rnd.status != "closed":
         t = {"hidden": True, "figures": {k: v for k, v in t["figures"].items() if not k.startswith("agree")},
-             "buildings": [{k: v for k, v in b.items() if not k.startswith("agree")} for b in t["buildings"]]}
+             "buildings": [{k: v for k, v in b.items() if not k.startswith("agree")}
+                           for b in t.get("buildings", [])]}
     elif rnd.item_menu:
         t["item_tally"] = tally_svc.item_tally(rnd.id)  # 改什么: what the agreeing units chose
     t["status"] = rnd.status

@@ -15,6 +15,8 @@ from flask_login import current_user
 
 from residents_app.auth import identity
 from residents_app.auth.scoping import estate_or_404, staff_required
+from residents_app.core import matters
+from residents_app.core.choices import ABSTAIN, DEFAULT_MODES
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
 from residents_app.errors import ValidationFailed
@@ -23,7 +25,7 @@ from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
 from residents_app.registry.models import Building, Unit
 from residents_app.rounds import ballots as ballots_svc
-from residents_app.rounds import common
+from residents_app.rounds import common, outcomes
 from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as svc
 from residents_app.rounds import tally as tally_svc
@@ -64,9 +66,13 @@ def _round_input_from_form(form) -> svc.RoundInput:
         scope = [int(x) for x in form.getlist("scope_building_ids")]
     except ValueError:
         raise ValidationFailed("表决设置有误", errors={"plan_version_id": "应为数字"}) from None
+    raw_item = (form.get("matter_item") or "").strip()
+    options = [x.strip() for x in (form.get("options") or "").splitlines() if x.strip()]
     return svc.RoundInput(
         kind=form.get("kind", ""), title=form.get("title", ""), description=form.get("description", ""),
-        rule_preset=form.get("rule_preset", ""), counting_mode=form.get("counting_mode", ""),
+        rule_preset=form.get("rule_preset") or None, counting_mode=form.get("counting_mode", ""),
+        matter_item=int(raw_item) if raw_item.isdigit() else None,
+        options=options if form.get("kind") == "management_mode" else None,
         scope_building_ids=scope, item_menu=menu, plan_version_id=plan_version_id,
         results_visibility=form.get("results_visibility", "live"),
         opens_at=parse_local_dt(form.get("opens_at", ""), "opens_at", "开始时间"),
@@ -76,7 +82,8 @@ def _round_input_from_form(form) -> svc.RoundInput:
 
 def _form_ctx(estate):
     return {"estate": estate, "kinds": ROUND_KIND_LABELS, "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
-            "buildings": estate.buildings}
+            "buildings": estate.buildings, "items": matters.ITEM_TEXT, "numerals": matters.ITEM_NUMERALS,
+            "default_modes": "\n".join(label for _, label in DEFAULT_MODES)}
 
 
 @bp.route("/estates/<int:estate_id>/rounds", methods=["GET", "POST"])
@@ -121,7 +128,8 @@ def round_edit(round_id: int):
     rnd.ensure_editable()
     form = {"kind": rnd.kind, "title": rnd.title, "description": rnd.description, "rule_preset": rnd.rule_preset,
             "counting_mode": rnd.counting_mode, "results_visibility": rnd.results_visibility,
-            "plan_version_id": rnd.plan_version_id or "",
+            "plan_version_id": rnd.plan_version_id or "", "matter_item": rnd.matter_item or "",
+            "options": "\n".join(o["label"] for o in rnd.options if o["key"] != ABSTAIN) if rnd.is_choice else "",
             "opens_at": to_local(rnd.opens_at).strftime("%Y-%m-%dT%H:%M"),
             "closes_at": to_local(rnd.closes_at).strftime("%Y-%m-%dT%H:%M"),
             "item_menu": "\n".join(f"{i['label']}|{i['category']}" for i in rnd.item_menu)}
@@ -133,6 +141,15 @@ def _can_edit(estate) -> bool:
     from residents_app.auth.scoping import can_edit_estate
 
     return can_edit_estate(current_user, estate)
+
+
+def rule_matter_line(rnd) -> str:
+    """The matter a round decides and its rule, as the pages state it."""
+    if rnd.is_survey:
+        return "问卷调查（满意度评价），不是表决事项，不适用表决规则"
+    if rnd.item is None:
+        return ""
+    return f"表决事项：{matters.item_line(rnd.item)}"
 
 
 def bar(value: int, denominator: int) -> str:
@@ -155,8 +172,11 @@ def round_detail(round_id: int):
         db.select(Unit).where(Unit.estate_id == estate.id)).scalars()}
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
                                        .order_by(ProxyMandate.id)).scalars())
+    # A choice shows its options and the decided one, a survey its figures (stored once closed).
+    view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
     return render_template(
         "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
+        choice=view.get("choice"), survey=view.get("survey"), matter=rule_matter_line(rnd),
         show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
         else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
         mandate_by_id={m.id: m for m in mandates},

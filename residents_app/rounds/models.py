@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from residents_app.auth.models import IdentityFailure  # noqa: F401  (moved to auth: counted per client there)
+from residents_app.core import choices, matters
 from residents_app.db import Hundredths, UTCDateTime, utcnow
 from residents_app.errors import Conflict
 from residents_app.extensions import db
@@ -43,8 +44,8 @@ PROXY_CONFLICT_LABEL = "委托代理票与业主本人的投票冲突，待处�
 DEFAULT_OPTIONS = {
     "willingness": [("agree", "同意改造"), ("disagree", "不同意改造"), ("abstain", "弃权")],
     "plan_vote": [("agree", "同意该方案"), ("disagree", "不同意该方案"), ("abstain", "弃权")],
-    "management_mode": [("agree", "同意（物业专业化管理）"), ("disagree", "不同意（业主自治管理）"),
-                        ("abstain", "弃权")],
+    # A choice, not agree/disagree (the committee may edit the list: core.choices.option_keys).
+    "management_mode": [*choices.DEFAULT_MODES, (choices.ABSTAIN, "弃权")],
     "general": [("agree", "同意"), ("disagree", "不同意"), ("abstain", "弃权")],
     "satisfaction": [("agree", "满意"), ("disagree", "不满意"), ("abstain", "说不清")],
 }
@@ -64,6 +65,9 @@ class Round(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     rule_preset: Mapped[str] = mapped_column(sa.String(40), default="lucheng_double_two_thirds")
     counting_mode: Mapped[str] = mapped_column(sa.String(20), default="household")
+    # A general question: the Civil Code art. 278 para. 1 item (1-9) the committee named; other kinds
+    # take theirs from the kind (core.matters.matter_item).
+    matter_item: Mapped[int | None] = mapped_column(sa.Integer)
     # Empty list = the whole estate.
     scope_building_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     # [{"key": "agree", "label": "同意改造"}, ...]
@@ -94,6 +98,19 @@ class Round(db.Model):
     def results_hidden(self) -> bool:
         """Results hidden until the close: nobody sees choices or agree figures yet, only turnout."""
         return self.results_visibility == "hidden" and self.status != "closed"
+
+    @property
+    def item(self) -> int | None:
+        """The art. 278 item this round decides (None for a survey)."""
+        return matters.matter_item(self.kind, self.matter_item)
+
+    @property
+    def is_survey(self) -> bool:
+        return matters.is_survey(self.kind)
+
+    @property
+    def is_choice(self) -> bool:
+        return matters.is_choice(self.kind)
 
     @property
     def option_labels(self) -> dict[str, str]:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.audit.verify import Problem, register_check
+from residents_app.core import choices as ch
 from residents_app.core import thresholds as th
 from residents_app.extensions import db
 from residents_app.rounds.models import Ballot, CurrentBallot, RollEntry, Round, RoundResult
@@ -105,9 +106,21 @@ def _round_problems(rnd: Round, counted: dict[int, tuple[int, str]]) -> list[Pro
     for key in sorted(set(figures) & set(stored)):
         if _norm(figures[key]) != _norm(stored[key]):
             problem("result_mismatch", f"保存的结果 {key} = {stored[key]}，按日志重新计票为 {figures[key]}")
-    # A survey has no pass or fail (issue 13 item 3): nothing to compare then.
-    survey = rnd.kind in ("satisfaction", "evaluation") or "passed" not in (result.tally or {})
-    if not survey and bool(result.passed) != bool(recount.passed):
+    # A survey has no pass or fail (issue 13 item 3) and nobody "agrees" in it: nothing more to compare.
+    if rnd.is_survey:
+        return problems
+    if rnd.is_choice:
+        # A choice stores whether an option was decided, and which; no agreeing units.
+        choice = ch.choice_tally(roll, {u: c for u, (_, c) in counted.items()},
+                                 [(o["key"], o["label"]) for o in rnd.options or []], rnd.rule_preset,
+                                 rnd.counting_mode).to_dict()
+        stored_choice = (result.tally or {}).get("choice") or {}
+        if (choice.get("decided"), choice.get("decided_label")) != (stored_choice.get("decided"),
+                                                                    stored_choice.get("decided_label")):
+            problem("result_mismatch", f"保存的决定为“{stored_choice.get('decided_label') or '未决定'}”，"
+                    f"按日志重新计票为“{choice.get('decided_label') or '未决定'}”")
+        return problems
+    if bool(result.passed) != bool(recount.passed):
         problem("result_mismatch", f"保存的结果为“{'通过' if result.passed else '未通过'}”，"
                 f"按日志重新计票为“{'通过' if recount.passed else '未通过'}”")
     agreeing = {label_of[u] for u, (_, c) in counted.items() if c == th.AGREE and u in label_of}

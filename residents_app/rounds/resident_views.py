@@ -7,6 +7,7 @@ from flask import g, redirect, render_template, request, url_for
 from residents_app.audit import sealer
 from residents_app.auth import identity
 from residents_app.auth.resident import current_resident, resident_required, resolve_token, sign_in_resident
+from residents_app.core import matters
 from residents_app.core.thresholds import AGREE, COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, NotFound, ValidationFailed
@@ -34,9 +35,14 @@ def _fresh_resident():
 
 
 def rule_text(rnd) -> dict:
+    """The rule as residents read it, with the matter it applies to (a survey has no rule)."""
+    if rnd.is_survey:
+        return {"label": "问卷调查（不是表决）", "description": "本次是满意度调查，只统计应答率、各项分布和平均分。",
+                "counting": "按户计", "matter": ""}
     preset = PRESETS[rnd.rule_preset]
     return {"label": preset.label, "description": preset.description,
-            "counting": COUNTING_MODE_LABELS[rnd.counting_mode]}
+            "counting": COUNTING_MODE_LABELS[rnd.counting_mode],
+            "matter": f"本事项属于{matters.item_line(rnd.item)}" if rnd.item else ""}
 
 
 @bp.route("/v/<token>", methods=["GET", "POST"])

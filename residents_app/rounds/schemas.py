@@ -61,6 +61,10 @@ class RoundSchema(Schema):
     description = fields.String()
     rule_preset = fields.String()
     counting_mode = fields.String()
+    matter_item = fields.Integer(allow_none=True)
+    item = fields.Integer(allow_none=True)  # the art. 278 item decided (from the kind, or named); None: a survey
+    # A closed management mode round: the decided option's label, or 未决定; None otherwise.
+    decided_label = fields.Method("_decided_label")
     scope_building_ids = fields.List(fields.Integer())
     options = fields.List(fields.Nested(OptionSchema))
     item_menu = fields.List(fields.Nested(MenuItemSchema))
@@ -72,6 +76,14 @@ class RoundSchema(Schema):
     opened_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
 
+    def _decided_label(self, rnd):
+        if not rnd.is_choice or rnd.status != "closed":
+            return None
+        from residents_app.rounds.outcomes import decided_option
+
+        decided = decided_option(rnd.id)
+        return decided[1] if decided else "未决定"
+
 
 class RoundCreateSchema(StrictSchema):
     estate_id = fields.Integer(required=True)
@@ -79,8 +91,11 @@ class RoundCreateSchema(StrictSchema):
         ["willingness", "plan_vote", "management_mode", "general", "satisfaction"]))
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    rule_preset = fields.String(load_default="lucheng_double_two_thirds")
+    rule_preset = fields.String(load_default=None, allow_none=True)  # None: the rule the matter takes
     counting_mode = fields.String(load_default="household")
+    matter_item = fields.Integer(load_default=None, allow_none=True)
+    options = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=None,
+                          allow_none=True)
     scope_building_ids = fields.List(fields.Integer(), load_default=list)
     item_menu = fields.List(fields.Nested(type("MenuIn", (StrictSchema,), {
         "key": fields.String(load_default=None, validate=validate.Length(max=40)),

@@ -5,7 +5,8 @@ Public functions other features call (names fixed):
     rounds_due_to_close(now) -> list[int]
     open_round(round_id, now, actor) -> bool          idempotent, row locked
     close_round(round_id, now, actor) -> bool         idempotent, row locked, stores RoundResult
-    round_outcome(round_id) -> dict | None            stored final tally and passed
+    round_outcome(round_id) -> dict | None            stored final tally and passed (a choice: decided, decided_label;
+                                                      a survey: no passed)
     agreeing_unit_labels(round_id) -> list[str]       unit numbers only ("1幢-101")
     compute_tally(round_id, now) -> Tally             live tally (SQL aggregate)
 """
@@ -19,11 +20,12 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from residents_app.audit.services import record
+from residents_app.core import choices, matters
 from residents_app.core import thresholds as th
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Owner, Ownership, Unit
-from residents_app.rounds import castpath
+from residents_app.rounds import castpath, outcomes
 from residents_app.rounds.common import (
     actor_name,
     get_round,
@@ -49,12 +51,17 @@ class RoundInput:
     opens_at: datetime
     closes_at: datetime
     description: str = ""
-    rule_preset: str = "lucheng_double_two_thirds"
+    # None: the rule the matter takes (core.matters.default_preset).
+    rule_preset: str | None = None
     counting_mode: str = "household"
     scope_building_ids: list[int] | None = None
     item_menu: list[dict] | None = None
     plan_version_id: int | None = None
     results_visibility: str = "live"
+    # A general question: the art. 278 para. 1 item (1-9) it decides.
+    matter_item: int | None = None
+    # A management mode round: the options' labels (None: 物业服务企业 / 准物业 / 自治 / 信托制物业).
+    options: list[str] | None = None
 
 
 def _validate_round_input(estate_id: int, data: RoundInput) -> dict:
@@ -65,8 +72,7 @@ def _validate_round_input(estate_id: int, data: RoundInput) -> dict:
         errors["title"] = "请填写标题"
     elif len(data.title) > 200:
         errors["title"] = "标题不能超过 200 字"
-    if data.rule_preset not in th.PRESETS:
-        errors["rule_preset"] = "请选择表决规则"
+    preset = _check_matter(data, errors)
     if data.counting_mode not in th.COUNTING_MODES:
         errors["counting_mode"] = "请选择计数方式（按户或按人）"
     if data.results_visibility not in ("live", "hidden"):
@@ -99,18 +105,56 @@ def _validate_round_input(estate_id: int, data: RoundInput) -> dict:
         version = db.session.get(PlanVersion, data.plan_version_id)
         if version is None or version.estate_id != estate_id:
             errors["plan_version_id"] = "所选方案版本不属于本小区"
+    options = _check_options(data, errors)
     if errors:
         raise ValidationFailed("表决设置有误，请检查标出的项目", errors=errors)
-    return {"scope_building_ids": scope, "item_menu": menu}
+    return {"scope_building_ids": scope, "item_menu": menu, "rule_preset": preset, "options": options}
+
+
+def _check_matter(data: RoundInput, errors: dict) -> str | None:
+    """The rule follows the matter: the item of the kind (or the one named for a general question), and a
+    rule that item allows (a weaker one is refused, naming the article and item)."""
+    if data.kind == "general" and data.matter_item not in matters.ITEM_TEXT:
+        errors["matter_item"] = f"请选择该事项属于{matters.ARTICLE}的哪一项（一至九）"
+        return None
+    item = matters.matter_item(data.kind, data.matter_item)
+    preset = data.rule_preset or matters.default_preset(item)
+    if preset not in th.PRESETS:
+        errors["rule_preset"] = "请选择表决规则"
+        return None
+    refusal = None if item is None else matters.rule_refusal(data.kind, item, preset)
+    if refusal:
+        errors["rule_preset"] = refusal
+    return preset
+
+
+def _check_options(data: RoundInput, errors: dict) -> list[dict] | None:
+    """The options of a round: fixed per kind, except the management mode's list (editable)."""
+    if data.kind not in ROUND_KINDS:
+        return None
+    if data.kind != "management_mode" and data.options is not None:
+        errors["options"] = "只有管理模式表决可以设置选项"
+    if data.kind != "management_mode" or data.options is None:
+        return [{"key": k, "label": v} for k, v in DEFAULT_OPTIONS[data.kind]]
+    labels = [str(x).strip() for x in data.options if str(x).strip()]
+    labels = [x for x in labels if x != "弃权"]  # always offered, last
+    if len(labels) < 2:
+        errors["options"] = "管理模式表决至少要有两个选项（每行一个）"
+    elif len(set(labels)) != len(labels):
+        errors["options"] = "选项不能重复"
+    elif any(len(x) > 40 for x in labels):
+        errors["options"] = "每个选项不能超过 40 字"
+    elif len(labels) > 10:
+        errors["options"] = "选项不能超过 10 个"
+    return choices.option_keys(labels)
 
 
 def create_round(estate_id: int, data: RoundInput, now: datetime, user=None) -> Round:
     clean = _validate_round_input(estate_id, data)
     rnd = Round(
         estate_id=estate_id, kind=data.kind, title=data.title.strip(), description=data.description.strip(),
-        rule_preset=data.rule_preset, counting_mode=data.counting_mode,
-        scope_building_ids=clean["scope_building_ids"], item_menu=clean["item_menu"],
-        options=[{"key": k, "label": v} for k, v in DEFAULT_OPTIONS[data.kind]],
+        rule_preset=clean["rule_preset"], counting_mode=data.counting_mode, matter_item=_named_item(data),
+        scope_building_ids=clean["scope_building_ids"], item_menu=clean["item_menu"], options=clean["options"],
         plan_version_id=data.plan_version_id, results_visibility=data.results_visibility,
         status="draft", opens_at=data.opens_at, closes_at=data.closes_at, created_at=now,
         created_by_id=getattr(user, "id", None),
@@ -123,14 +167,19 @@ def create_round(estate_id: int, data: RoundInput, now: datetime, user=None) -> 
     return rnd
 
 
+def _named_item(data: RoundInput) -> int | None:
+    return data.matter_item if data.kind == "general" else None
+
+
 def update_round(round_id: int, data: RoundInput, now: datetime, user=None) -> Round:
     rnd = get_round(round_id)
     rnd.ensure_editable()
     clean = _validate_round_input(rnd.estate_id, data)
     rnd.kind, rnd.title, rnd.description = data.kind, data.title.strip(), data.description.strip()
-    rnd.rule_preset, rnd.counting_mode = data.rule_preset, data.counting_mode
+    rnd.rule_preset, rnd.counting_mode = clean["rule_preset"], data.counting_mode
+    rnd.matter_item = _named_item(data)
     rnd.scope_building_ids, rnd.item_menu = clean["scope_building_ids"], clean["item_menu"]
-    rnd.options = [{"key": k, "label": v} for k, v in DEFAULT_OPTIONS[data.kind]]
+    rnd.options = clean["options"]
     rnd.plan_version_id, rnd.results_visibility = data.plan_version_id, data.results_visibility
     rnd.opens_at, rnd.closes_at = data.opens_at, data.closes_at
     db.session.flush()
@@ -217,12 +266,20 @@ def close_round(round_id: int, now: datetime, actor=None) -> bool:
     # Paper ballots still waiting for confirmation or conflict resolution do not count.
     t = compute_tally(rnd.id, now)
     labels = _agreeing_labels_live(rnd.id)
-    db.session.add(RoundResult(round_id=rnd.id, passed=t.passed, tally=t.to_dict(),
+    passed, stored = outcomes.result_of(rnd, t)
+    if rnd.is_survey or rnd.is_choice:
+        labels = []  # nobody "agreed": a list of agreeing units would mean nothing
+    db.session.add(RoundResult(round_id=rnd.id, passed=passed, tally=stored,
                                agreeing_unit_labels=labels, closed_at=now))
     db.session.flush()
+    data = {"passed": passed, "tally_sha256": hashlib.sha256(
+        repr(sorted(t.to_dict()["figures"].items())).encode()).hexdigest()}
+    if rnd.is_survey:
+        del data["passed"]
+    elif rnd.is_choice:
+        data = {"decided": stored["choice"]["decided"], "tally_sha256": data["tally_sha256"]}
     record("round.closed", chain=rnd.estate_id, actor=actor_name(actor), now=now, subject_type="round",
-           subject_id=rnd.id, data={"passed": t.passed, "tally_sha256": hashlib.sha256(
-               repr(sorted(t.to_dict()["figures"].items())).encode()).hexdigest()})
+           subject_id=rnd.id, data=data)
     return True
 
 
@@ -231,9 +288,15 @@ def round_outcome(round_id: int) -> dict | None:
     if res is None:
         return None
     rnd = db.session.get(Round, round_id)
-    return {"round_id": round_id, "estate_id": rnd.estate_id, "kind": rnd.kind, "title": rnd.title,
-            "plan_version_id": rnd.plan_version_id, "passed": res.passed, "tally": res.tally,
-            "closed_at": res.closed_at}
+    out = {"round_id": round_id, "estate_id": rnd.estate_id, "kind": rnd.kind, "title": rnd.title,
+           "plan_version_id": rnd.plan_version_id, "passed": res.passed, "tally": res.tally,
+           "closed_at": res.closed_at}
+    if rnd.is_survey:
+        del out["passed"]  # a survey decides nothing
+    elif rnd.is_choice:
+        choice = (res.tally or {}).get("choice") or {}
+        out["decided"], out["decided_label"] = choice.get("decided"), choice.get("decided_label", "未决定")
+    return out
 
 
 def _agreeing_labels_live(round_id: int) -> list[str]:

@@ -101,10 +101,14 @@ def check_management_mode(plan: PlanVersion, ctx: dict) -> Check:
     rnd = _latest_closed_round(plan.estate_id, "management_mode")
     if rnd is None:
         return Check("management_mode", label, False, "还没有已结束的管理模式表决")
-    passed = _round_passed(rnd.id)
-    if not passed:
-        return Check("management_mode", label, False, f"管理模式表决「{rnd.title}」未通过或尚未统计")
-    return Check("management_mode", label, True, f"管理模式表决「{rnd.title}」已通过")
+    # A choice: met when an option is decided, whichever (自治 as much as 物业服务企业).
+    from residents_app.rounds.outcomes import decided_option
+
+    decided = decided_option(rnd.id)
+    if decided is None:
+        return Check("management_mode", label, False,
+                     f"管理模式表决「{rnd.title}」没有任何选项达到表决规则（未决定），需重新表决")
+    return Check("management_mode", label, True, f"管理模式表决「{rnd.title}」已决定：{decided[1]}")
 
 
 def check_management_plan(plan: PlanVersion, ctx: dict) -> Check:

@@ -48,7 +48,7 @@ def _seed():
         db.session.add(Ownership(unit_id=unit.id, owner_id=owner.id))
         people[unit.id] = (owner.name, owner.phone[-4:], unit.title_area_m2)
     links = links_svc.issue_links(estate.id, now)
-    data = rs.RoundInput(kind="general", title="并发表决", opens_at=now - timedelta(hours=1),
+    data = rs.RoundInput(kind="general", matter_item=7, title="并发表决", opens_at=now - timedelta(hours=1),
                          closes_at=now + timedelta(minutes=10))
     rnd = rs.create_round(estate.id, data, now)
     rs.open_round(rnd.id, now)

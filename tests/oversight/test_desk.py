@@ -45,7 +45,8 @@ def test_late_change_boundary_is_one_hour(db, voted_round, now):
     from residents_app.registry.models import Unit
 
     for minutes, flagged in ((60, True), (61, False)):
-        r2 = rs.create_round(rnd.estate_id, rs.RoundInput(kind="general", title=f"边界{minutes}", opens_at=now,
+        r2 = rs.create_round(rnd.estate_id, rs.RoundInput(kind="general", matter_item=7, title=f"边界{minutes}",
+                                                          opens_at=now,
                                                           closes_at=now + timedelta(days=1)), now, voted_round.c1)
         rs.open_round(r2.id, now, voted_round.c1)
         unit = db.session.get(Unit, units["1幢-102"])
@@ -61,7 +62,8 @@ def test_burst_from_one_source_is_flagged(db, voted_round, now):
     from residents_app.audit.services import record
     from residents_app.rounds import services as rs
 
-    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="来源测试", opens_at=now,
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title="来源测试",
+                                                              opens_at=now,
                                                               closes_at=now + timedelta(days=1)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     from residents_app.registry.models import Unit
@@ -176,7 +178,8 @@ def test_verified_is_refused_when_the_chain_is_broken(client, login_as, voted_ro
 def test_sign_off_refused_while_open(client, login_as, voted_round, now):
     from residents_app.rounds import services as rs
 
-    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="未结束", opens_at=now,
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title="未结束",
+                                                              opens_at=now,
                                                               closes_at=now + timedelta(days=30)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     login_as(client, voted_round.street)
@@ -253,7 +256,8 @@ def test_report_of_an_open_round_is_interim_and_of_a_draft_refused(client, login
     from residents_app.rounds import services as rs
 
     def new_round(title):
-        return rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title=title, opens_at=now,
+        return rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title=title,
+                                                                    opens_at=now,
                                                                     closes_at=now + timedelta(days=30)), now,
                                voted_round.c1)
 

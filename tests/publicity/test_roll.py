@@ -46,7 +46,8 @@ def test_the_roll_is_published_with_unit_numbers_areas_and_totals(db, estate, op
 
 
 def test_a_draft_rounds_roll_is_not_frozen_and_cannot_be_published(db, estate, committee):
-    rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="general", title="草稿", opens_at=POSTED_NOW,
+    rnd = rounds.create_round(estate.id, rounds.RoundInput(kind="general", matter_item=7, title="草稿",
+                                                           opens_at=POSTED_NOW,
                                                            closes_at=POSTED_NOW + timedelta(days=3)),
                               POSTED_NOW, committee)
     with pytest.raises(Conflict) as exc:

@@ -48,7 +48,7 @@ def test_head_count_equals_the_denominator_of_a_person_counted_round(chain_estat
     b1 = next(b for b in chain_estate.buildings if b.name == "1幢")
     for scope in ([], [b1.id]):
         rnd = rs.create_round(chain_estate.id, rs.RoundInput(
-            kind="general", title="按人数计", counting_mode="person", scope_building_ids=scope,
+            kind="general", matter_item=7, title="按人数计", counting_mode="person", scope_building_ids=scope,
             opens_at=now, closes_at=now + timedelta(days=7)), now)
         preview = tally_svc.compute_tally(rnd.id, now).figures.total_count
         assert rs.open_round(rnd.id, now)

@@ -42,8 +42,9 @@ def test_ballot_by_token_identity_cast_and_receipt(client, db, live_round, link_
 def test_committee_api_rounds_roll_tally_links(client, db, login_as, committee, estate, units, live_round):
     login_as(client, committee)
     created = client.post("/api/rounds", json={
-        "estate_id": estate.id, "kind": "general", "title": "是否更换门禁", "opens_at": "2026-12-01T09:00:00+08:00",
-        "closes_at": "2026-12-08T09:00:00+08:00", "rule_preset": "civil_code_278_ordinary"})
+        "estate_id": estate.id, "kind": "general", "matter_item": 9, "title": "是否更换门禁",
+        "opens_at": "2026-12-01T09:00:00+08:00", "closes_at": "2026-12-08T09:00:00+08:00",
+        "rule_preset": "civil_code_278_ordinary"})
     assert created.status_code == 201
     assert created.get_json()["opens_at"] == "2026-12-01T01:00:00+00:00"
     naive = client.post("/api/rounds", json={"estate_id": estate.id, "kind": "general", "title": "x",

@@ -40,7 +40,7 @@ def test_client_fingerprint_is_hmac_sha256_of_the_secret_first_16_hex(app):
 
 
 def test_api_cast_records_client_hashes_never_the_raw_values(client, db, live_round, link_for, units):
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     client.environ_base["REMOTE_ADDR"] = "10.1.2.3"
     _identify(client, tokens["1幢-101"], units["1幢-101"])
@@ -57,7 +57,7 @@ def test_api_cast_records_client_hashes_never_the_raw_values(client, db, live_ro
 
 
 def test_three_units_from_one_phone_raise_the_burst_flag(client, db, live_round, link_for, units):
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     client.environ_base["REMOTE_ADDR"] = "10.9.9.9"
     for label in ("1幢-101", "1幢-102", "2幢-201"):
@@ -73,7 +73,7 @@ def test_three_units_from_one_phone_raise_the_burst_flag(client, db, live_round,
 
 
 def test_service_cast_without_client_and_paper_ballots_carry_no_hashes(db, make_round, units, now):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     unit = units["1幢-103"]
     b = ballots.cast_ballot(rnd.id, unit.id, unit.owners[0].id, "disagree", now, client=None)
     assert set(_cast_event(db, b.id).data) == {"round_id", "unit_id", "choice", "channel", "items", "cast_at",
@@ -86,7 +86,7 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
     load, no reload of the ballot)."""
     from residents_app.rounds import castpath
 
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     _identify(client, tokens["1幢-101"], units["1幢-101"])
     engine = db.session.get_bind()
@@ -147,7 +147,7 @@ def test_cast_runs_only_these_statements(client, db, live_round, link_for, units
 
 
 def test_cast_session_checks(client, db, live_round, link_for, units):
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     _identify(client, tokens["1幢-101"], units["1幢-101"])
     # Signed in for 1幢-101, casting through another unit's link: identity required for that unit.
@@ -169,7 +169,7 @@ def test_cast_body_is_the_documented_schema_dump_without_a_cookie(client, db, li
     and casting must not rewrite the session cookie."""
     from residents_app.rounds.schemas import CastResultSchema
 
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     _identify(client, tokens["1幢-101"], units["1幢-101"])
     resp = client.post(f"/api/ballot/{tokens['1幢-101']}/cast", json={"round_id": rnd.id, "choice": "agree"})
@@ -190,7 +190,7 @@ def test_cast_body_is_the_documented_schema_dump_without_a_cookie(client, db, li
 def test_a_round_closed_after_its_first_cast_refuses_the_next(client, db, live_round, link_for, units):
     """The one-statement path (PostgreSQL) knows the round's frozen options, never its status or window: those
     are read by the statement itself. Closed meanwhile: 409, nothing written."""
-    rnd = live_round(kind="general")
+    rnd = live_round(kind="general", matter_item=7)
     tokens = link_for()
     _identify(client, tokens["1幢-101"], units["1幢-101"])
     url, round_id = f"/api/ballot/{tokens['1幢-101']}/cast", rnd.id

@@ -160,7 +160,8 @@ def test_qr_sheet_and_csv_of_links(client, db, app, login_as, committee, estate)
 def test_extend_and_open_from_pages(client, db, login_as, committee, estate):
     login_as(client, committee)
     t = utcnow()
-    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="测试", opens_at=t - timedelta(minutes=5),
+    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="测试",
+                                                     opens_at=t - timedelta(minutes=5),
                                                      closes_at=t + timedelta(days=3)), t, committee)
     assert client.post(f"/rounds/{rnd.id}/open").status_code == 302
     assert client.post(f"/rounds/{rnd.id}/open").status_code == 302

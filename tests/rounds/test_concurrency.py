@@ -85,7 +85,7 @@ def test_two_schedulers_closing_at_once_close_once(live_app):
 
     with live_app.app_context():
         estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00")]})
-        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发结束", opens_at=NOW,
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="并发结束", opens_at=NOW,
                                                          closes_at=NOW + timedelta(days=1)), NOW)
         svc.open_round(rnd.id, NOW, None)
         round_id = rnd.id
@@ -121,7 +121,7 @@ def _open_round_with_two_units(live_app):
     """An open round (real commits) over an estate of two units: (round id, estate id, [(unit id, owner id)])."""
     with live_app.app_context():
         estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00"), ("102", "70.00")]})
-        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="并发", opens_at=NOW,
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="并发", opens_at=NOW,
                                                          closes_at=NOW + timedelta(days=1)), NOW)
         svc.open_round(rnd.id, NOW, None)
         ids = (rnd.id, estate.id, [(u.id, u.ownerships[0].owner_id) for u in estate.buildings[0].units])

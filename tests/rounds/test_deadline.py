@@ -22,7 +22,7 @@ def owner_of(unit):
 
 
 def test_extend_after_the_deadline_is_refused_and_no_vote_gets_in(db, make_round, units, now, committee):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     closes = rnd.closes_at
     u = units["1幢-101"]
     # No closing job has run: the stored status still says "open".
@@ -44,7 +44,7 @@ def test_extend_after_the_deadline_is_refused_and_no_vote_gets_in(db, make_round
 
 
 def test_extend_one_second_before_the_deadline_works(db, make_round, units, now, committee):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     closes = rnd.closes_at
     svc.extend_round(rnd.id, closes + timedelta(days=2), "很多业主还没投", closes - SECOND, committee)
     assert rnd.closes_at == closes + timedelta(days=2)
@@ -71,7 +71,8 @@ def _identify(client, token, unit):
 
 def _round_closing_in_an_hour(db, estate, committee):
     t = utcnow()
-    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="加装电梯", opens_at=t - timedelta(hours=1),
+    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="加装电梯",
+                                                     opens_at=t - timedelta(hours=1),
                                                      closes_at=t + timedelta(hours=1)), t - timedelta(hours=1),
                            committee)
     assert svc.open_round(rnd.id, t - timedelta(hours=1), committee)
@@ -123,7 +124,7 @@ def test_one_statement_cast_path_refuses_at_and_after_the_deadline(db, make_roun
     from residents_app.auth.resident import hash_token
     from residents_app.rounds.links import issue_links
 
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     u = units["1幢-101"]
     token = dict((unit.id, tok) for unit, tok in issue_links(estate.id, now))[u.id]
     link_id = _link_id(db, u.id)

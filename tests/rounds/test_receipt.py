@@ -44,7 +44,8 @@ def test_a_deferred_entry_is_shown_as_being_written_until_sealed(app, client, db
     from residents_app.rounds import services as rs
 
     monkeypatch.setitem(app.config, "AUDIT_DEFER_ON_SQLITE", True)  # the views defer on PostgreSQL only
-    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="进行中", opens_at=now,
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title="进行中",
+                                                              opens_at=now,
                                                               closes_at=now + timedelta(days=30)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])
@@ -75,7 +76,8 @@ def test_open_round_does_not_say_counted(client, db, voted_round, now):
     from residents_app.rounds import ballots
     from residents_app.rounds import services as rs
 
-    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", title="进行中", opens_at=now,
+    r2 = rs.create_round(voted_round.estate_id, rs.RoundInput(kind="general", matter_item=7, title="进行中",
+                                                              opens_at=now,
                                                               closes_at=now + timedelta(days=30)), now, voted_round.c1)
     rs.open_round(r2.id, now, voted_round.c1)
     unit = db.session.get(Unit, voted_round.unit_ids["1幢-102"])

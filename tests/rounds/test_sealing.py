@@ -35,7 +35,7 @@ def chain_entries(db, chain):
 
 
 def test_a_deferred_cast_waits_in_pending_then_is_sealed_in_id_order(db, make_round, units, now):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     head = chain_entries(db, rnd.estate_id)[-1].seq  # round.created, round.opened, ...
     ballots = [deferred_cast(rnd, units[label], "agree", now + timedelta(minutes=i))
                for i, label in enumerate(["2幢-201", "1幢-101", "1幢-102"], start=1)]
@@ -61,7 +61,7 @@ def test_a_deferred_cast_waits_in_pending_then_is_sealed_in_id_order(db, make_ro
 
 
 def test_record_seals_the_chains_pending_events_before_its_own(db, make_round, units, now, committee):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     b = deferred_cast(rnd, units["1幢-101"], "disagree", now + timedelta(minutes=1))
     ev = audit.record("round.note", chain=rnd.estate_id, actor="user:1:x", now=now + timedelta(minutes=2))
     entries = chain_entries(db, rnd.estate_id)
@@ -72,7 +72,7 @@ def test_record_seals_the_chains_pending_events_before_its_own(db, make_round, u
 
 def test_sealing_runs_in_batches(db, make_round, units, now, monkeypatch):
     monkeypatch.setattr(audit, "SEAL_BATCH", 2)
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     labels = ["1幢-101", "1幢-102", "1幢-103", "2幢-201", "2幢-202"]
     for i, label in enumerate(labels, start=1):
         deferred_cast(rnd, units[label], "agree", now + timedelta(minutes=i))
@@ -85,7 +85,7 @@ def test_sealing_runs_in_batches(db, make_round, units, now, monkeypatch):
 
 
 def test_pending_events_cannot_be_updated(db, make_round, units, now):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     deferred_cast(rnd, units["1幢-101"], "agree", now + timedelta(minutes=1))
     conn = db.session.connection()
     t = AuditPending.__table__
@@ -99,7 +99,7 @@ def test_pending_events_cannot_be_updated(db, make_round, units, now):
 
 def test_sqlite_appends_in_place_unless_told_to_defer(db, make_round, units, now, app, monkeypatch):
     """What the views get on SQLite: the event straight onto the chain in the cast's own transaction."""
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     monkeypatch.setitem(app.config, "AUDIT_DEFER_ON_SQLITE", False)
     b = deferred_cast(rnd, units["1幢-101"], "agree", now + timedelta(minutes=1))
     pg = db.engine.dialect.name == "postgresql"
@@ -117,7 +117,7 @@ def test_a_sealer_that_finds_the_chain_busy_leaves_it_to_the_holder(live_app):
     test's own transaction must not hold the chain lock."""
     with live_app.app_context():
         estate = Factory(_db).estate(buildings={"1幢": [("101", "80.00")]})
-        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="封存", opens_at=NOW,
+        rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="封存", opens_at=NOW,
                                                          closes_at=NOW + timedelta(days=1)), NOW)
         svc.open_round(rnd.id, NOW, None)
         deferred_cast(rnd, estate.buildings[0].units[0], "agree", NOW + timedelta(minutes=1))
@@ -141,7 +141,7 @@ def test_a_sealer_that_finds_the_chain_busy_leaves_it_to_the_holder(live_app):
 
 
 def test_the_scheduler_tick_seals_what_a_crashed_process_left_pending(db, make_round, units, now):
-    rnd = make_round(kind="general")
+    rnd = make_round(kind="general", matter_item=7)
     b = deferred_cast(rnd, units["1幢-102"], "agree", now + timedelta(minutes=1))
     db.session.commit()  # ... and the process dies before its sealer runs
     run = jobs.tick(now + timedelta(minutes=2))

@@ -128,7 +128,7 @@ def test_invalid_choice_and_items_are_refused(make_round, units, now):
 def test_nothing_changes_after_opening_and_close_only_moves_later(make_round, now, committee):
     rnd = make_round()
     with pytest.raises(Conflict) as exc:
-        svc.update_round(rnd.id, svc.RoundInput(kind="general", title="x", opens_at=now,
+        svc.update_round(rnd.id, svc.RoundInput(kind="general", matter_item=7, title="x", opens_at=now,
                                                 closes_at=now + timedelta(days=3)), now, committee)
     assert exc.value.code == "round_not_editable"
     with pytest.raises(Conflict) as exc:
@@ -202,7 +202,7 @@ def test_person_mode_units_with_the_same_owner_set_are_one_person(db, make_round
 
 def test_scope_round_freezes_only_its_buildings(db, make_round, estate, units, now):
     b2 = next(b for b in estate.buildings if b.name == "2幢")
-    rnd = make_round(scope_building_ids=[b2.id], kind="general", title="2幢加装电梯")
+    rnd = make_round(scope_building_ids=[b2.id], kind="general", matter_item=7, title="2幢加装电梯")
     assert [e.label for e in tally_svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-202"]
     with pytest.raises(NotFound):
         cast(rnd, units["1幢-101"], "agree", now)
@@ -302,7 +302,7 @@ def test_identity_confirmation_and_lockout(db, estate, units, now):
 
 def test_unit_lists_sort_naturally(db, factory, now):
     estate = factory.estate(buildings={"10幢": [("101", "50.00")], "2幢": [("1001", "50.00"), ("201", "50.00")]})
-    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", title="排序", opens_at=now,
+    rnd = svc.create_round(estate.id, svc.RoundInput(kind="general", matter_item=7, title="排序", opens_at=now,
                                                      closes_at=now + timedelta(days=1)), now)
     svc.open_round(rnd.id, now, None)
     assert [e.label for e in tally_svc.roll_entries(rnd.id)] == ["2幢-201", "2幢-1001", "10幢-101"]

@@ -22,8 +22,10 @@ def _vote(world, kind, plan_id, *, agree=True):
         kind=kind, title="方案表决" if kind == "plan_vote" else "管理模式表决", opens_at=world.now,
         closes_at=world.later(days=1), plan_version_id=plan_id), world.now, world.committee)
     rounds.open_round(rnd.id, world.now)
+    # A management mode round is a choice among modes (自治 here), not agree / disagree.
+    yes, no = ("self_managed", "abstain") if kind == "management_mode" else ("agree", "disagree")
     for u in world.units:
-        ballots.cast_ballot(rnd.id, u.id, world.owner(u).id, "agree" if agree else "disagree", world.later(hours=1))
+        ballots.cast_ballot(rnd.id, u.id, world.owner(u).id, yes if agree else no, world.later(hours=1))
     rounds.close_round(rnd.id, world.later(days=1))
     return rnd
 
@@ -71,7 +73,7 @@ def test_start_refused_with_reasons_then_accepted(world):
     assert reasons(checks) == [
         ("plan_vote", True, "表决「方案表决」已通过"),
         ("publicity", False, "公示期尚未届满（截至 2026-09-09 24:00）"),
-        ("management_mode", True, "管理模式表决「管理模式表决」已通过"),
+        ("management_mode", True, "管理模式表决「管理模式表决」已决定：自治"),
         ("management_plan", True, "方案中已有长效管理方案"),
         ("pledges", False, "应出资 3 户，已签 2 户，还差 1 户：2幢-101"),
         ("self_funding", False, "已到位 8,999.99 / 11,000.00 元（81.81%），还差 2,000.01 元，2 户未缴足："
