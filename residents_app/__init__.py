@@ -43,6 +43,9 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder="static",
     )
+    from residents_app.ints import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route: an id no id column holds matches nothing (404)
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)

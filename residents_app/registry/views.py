@@ -15,6 +15,7 @@ from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_req
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, ValidationFailed
 from residents_app.extensions import db
+from residents_app.ints import MAX_PAGE, query_int
 from residents_app.registry import importer, services
 from residents_app.registry.cli import register_cli
 from residents_app.registry.models import UNIT_KIND_LABELS
@@ -96,8 +97,8 @@ def estate_overview(estate_id: int):
 def unit_list(estate_id: int):
     estate = estate_or_404(estate_id)
     q = request.args.get("q", "").strip()[:60]
-    building_id = request.args.get("building", type=int)
-    page = request.args.get("page", 1, type=int) or 1
+    building_id = query_int("building", label="楼栋")
+    page = query_int("page", 1, max_value=MAX_PAGE, label="页码") or 1
     result = services.search_units(estate.id, q, building_id=building_id, page=page, per_page=50)
     return render_template("registry/units.html", estate=estate, result=result, q=q, building_id=building_id,
                            kind_labels=UNIT_KIND_LABELS, can_edit=can_edit_estate(current_user, estate))
