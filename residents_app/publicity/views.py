@@ -16,7 +16,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 
 from residents_app.audit.services import actor_for_user
 from residents_app.auth.resident import current_resident, resident_required
-from residents_app.auth.scoping import estate_or_404, roles_required, staff_required
+from residents_app.auth.scoping import can_see_estate, estate_or_404, roles_required, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -346,9 +346,9 @@ def admin_declare_year():
 @staff_required
 def api_status(args):
     """Publicity state of a subject: posted, ended, open objections, reasons it is not complete."""
-    pub = db.session.execute(sa.select(Publicity).where(
-        Publicity.subject_type == args["subject_type"], Publicity.subject_id == args["subject_id"])
-        .order_by(Publicity.id.desc()).limit(1)).scalar_one_or_none()
-    if pub is not None:
-        estate_or_404(pub.estate_id)
+    # A subject outside the caller's scope answers exactly as one that does not exist.
+    estate_id = services.subject_estate_id(args["subject_type"], args["subject_id"])
+    estate = db.session.get(Estate, estate_id) if estate_id is not None else None
+    if estate is None or not can_see_estate(current_user, estate):
+        raise NotFound("找不到该公示对象")
     return services.publicity_status(args["subject_type"], args["subject_id"], utcnow())
