@@ -232,11 +232,13 @@ def board_qr(estate_code: str):
     return Response(buf.getvalue(), mimetype="image/svg+xml")
 
 
-@bp.route("/p/<estate_code>/documents/<int:document_id>")
-def public_document(estate_code: str, document_id: int):
+@bp.route("/p/<estate_code>/documents/<token>")
+def public_document(estate_code: str, token: str):
+    """A document by its random token (ids are sequential), only once its publicity is posted."""
     estate = _estate_by_code(estate_code)
-    doc = db.session.get(PublicityDocument, document_id)
-    if doc is None or doc.publicity.estate_id != estate.id:
+    doc = db.session.execute(
+        sa.select(PublicityDocument).where(PublicityDocument.token == token)).scalar_one_or_none()
+    if doc is None or doc.publicity.estate_id != estate.id or not doc.is_public_at(utcnow()):
         raise NotFound("找不到该文件")
     return _send_document(doc)
 

@@ -68,8 +68,8 @@ def assert_not_found(resp, url):
 
 def test_the_reported_urls_are_404_not_500(admin_client, app):
     anonymous = app.test_client()
-    resp = anonymous.get(f"/p/DEMO/documents/{HUGE}")
-    assert resp.status_code == 404 and "找不到该页面或内容" in resp.get_data(as_text=True)
+    resp = anonymous.get(f"/p/DEMO/documents/{HUGE}")  # documents are addressed by token now (finding 5)
+    assert resp.status_code == 404 and "找不到该文件" in resp.get_data(as_text=True)
     resp = admin_client.get(f"/api/rounds/{HUGE}")
     assert resp.status_code == 404
     assert resp.get_json() == {"code": "not_found", "status": 404, "message": "找不到该页面或内容", "errors": {}}
