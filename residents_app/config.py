@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from residents_app.files import PRIVATE_FILE, narrow, private_dir, write_private
+
 
 def normalise_database_url(url: str) -> str:
     # SQLAlchemy 2.0 maps postgresql:// to psycopg2; we ship psycopg 3.
@@ -20,18 +22,25 @@ def _secret_key(instance_path: Path) -> str:
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
-    # Development: a random key kept in instance/ so sessions survive restarts.
+    # Development: a random key kept in instance/ so sessions survive restarts; readable by the app's user only.
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.write_text(key)
-    return key
+    private_dir(instance_path)
+    if not path.exists():
+        # Written whole under a private name, then linked into place: a concurrent start never reads half a key.
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        write_private(draft, secrets.token_hex(32).encode())
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # the concurrent start won; its key is the key
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
+    narrow(path, PRIVATE_FILE)  # a key kept by an earlier version was written 0644
+    return path.read_text().strip()
 
 
 def load_config(instance_path: Path) -> dict:
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_dir(instance_path)  # the secret key, the SQLite database and uploads live here
     default_db = "sqlite:///" + str(instance_path / "residents.db")
     url = normalise_database_url(os.environ.get("DATABASE_URL", default_db))
     return {
