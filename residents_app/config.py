@@ -55,6 +55,10 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
+        # Other sites whose pages may call the API with the session cookie (api_csrf.py). The WeChat
+        # mini-program's requests carry Referer https://servicewechat.com/<appid>/...
+        "TRUSTED_ORIGINS": tuple(o.strip() for o in os.environ.get(
+            "TRUSTED_ORIGINS", "https://servicewechat.com").split(",") if o.strip()),
         "WTF_CSRF_TIME_LIMIT": None,
         "API_TITLE": "residents_app API",
         "API_VERSION": "1",
