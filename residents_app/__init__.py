@@ -44,6 +44,9 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder="static",
     )
+    from residents_app.ints import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route: an id no id column holds matches nothing (404)
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)
@@ -64,6 +67,9 @@ def create_app(config: dict | None = None) -> Flask:
     ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"), compare_type=True,
                      render_as_batch=True)
     ext.csrf.init_app(app)
+    from residents_app import api_csrf
+
+    api_csrf.install(app)  # the API is exempt from the forms' token: its own checks (Origin, JSON or token)
     ext.limiter.init_app(app)
     ext.login_manager.init_app(app)
     ext.api.init_app(app)
@@ -78,7 +84,7 @@ def create_app(config: dict | None = None) -> Flask:
             if hasattr(views, "bp"):
                 app.register_blueprint(views.bp)
             if hasattr(views, "api_bp"):
-                ext.csrf.exempt(views.api_bp)  # JSON only: a cross-site form cannot post JSON
+                ext.csrf.exempt(views.api_bp)  # checked by api_csrf instead (Origin; JSON or X-CSRFToken)
                 ext.api.register_blueprint(views.api_bp)
             for attr in ("users_cli",):
                 if hasattr(views, attr):

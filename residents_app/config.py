@@ -7,6 +7,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from residents_app.files import PRIVATE_FILE, narrow, private_dir, write_private
+
 PRODUCTION_RATELIMIT_STORAGE = "redis://127.0.0.1:6379"
 
 
@@ -27,18 +29,25 @@ def _secret_key(instance_path: Path) -> str:
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
-    # Development: a random key kept in instance/ so sessions survive restarts.
+    # Development: a random key kept in instance/ so sessions survive restarts; readable by the app's user only.
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.write_text(key)
-    return key
+    private_dir(instance_path)
+    if not path.exists():
+        # Written whole under a private name, then linked into place: a concurrent start never reads half a key.
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        write_private(draft, secrets.token_hex(32).encode())
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # the concurrent start won; its key is the key
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
+    narrow(path, PRIVATE_FILE)  # a key kept by an earlier version was written 0644
+    return path.read_text().strip()
 
 
 def load_config(instance_path: Path) -> dict:
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_dir(instance_path)  # the secret key, the SQLite database and uploads live here
     default_db = "sqlite:///" + str(instance_path / "residents.db")
     url = normalise_database_url(os.environ.get("DATABASE_URL", default_db))
     return {
@@ -53,6 +62,10 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", ""),
+        # Other sites whose pages may call the API with the session cookie (api_csrf.py). The WeChat
+        # mini-program's requests carry Referer https://servicewechat.com/<appid>/...
+        "TRUSTED_ORIGINS": tuple(o.strip() for o in os.environ.get(
+            "TRUSTED_ORIGINS", "https://servicewechat.com").split(",") if o.strip()),
         "WTF_CSRF_TIME_LIMIT": None,
         "API_TITLE": "residents_app API",
         "API_VERSION": "1",

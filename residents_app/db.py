@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import Pool
 
+from residents_app.files import PRIVATE_FILE, narrow
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -88,13 +90,18 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions break SAVEPOINT).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # The main database file, which keys the process-wide write lock ("" for in-memory databases).
+    row = cursor.execute("PRAGMA database_list").fetchone()
+    connection_record.info[_DB_FILE] = os.path.realpath(row[2]) if row and row[2] else ""
+    if connection_record.info[_DB_FILE]:
+        # The whole register: readable by the app's user only, before the first write (SQLite creates the -wal
+        # and -shm files with the database file's mode; existing ones are narrowed too).
+        for suffix in ("", "-wal", "-shm"):
+            narrow(connection_record.info[_DB_FILE] + suffix, PRIVATE_FILE)
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # The main database file, which keys the process-wide write lock ("" for in-memory databases).
-    row = cursor.execute("PRAGMA database_list").fetchone()
-    connection_record.info[_DB_FILE] = os.path.realpath(row[2]) if row and row[2] else ""
     cursor.close()
 
 

@@ -115,6 +115,21 @@ def _with_header(resp, name, value):
     return resp
 
 
+def number_out_of_range(exc: BaseException) -> bool:
+    """A number the database cannot hold: SQLite's driver refuses ints past 64 bits (OverflowError),
+    PostgreSQL answers SQLSTATE 22003 (numeric_value_out_of_range)."""
+    if isinstance(exc, OverflowError):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "22003"
+
+
+def out_of_range_response(exc: BaseException):
+    # A number from a form or a JSON body the database cannot hold (the URL converter and the query schemas
+    # bound the others; this is the net for the rest): the input is wrong, not the server.
+    log.info("number out of range on %s %s: %s", request.method, request.path, type(exc).__name__)
+    return error_response("validation_failed", 422, "提交的数字超出范围")
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
@@ -141,6 +156,8 @@ def register_error_handlers(app: Flask) -> None:
             db.session.rollback()
         except Exception:  # noqa: BLE001 - the connection itself may be gone
             log.warning("rollback after error failed")
+        if number_out_of_range(exc):
+            return out_of_range_response(exc)
         if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
             log.error("database unavailable: %s", type(exc).__name__)
             code, message = HTTP_CODES[503]

@@ -34,13 +34,15 @@ def is_database_unavailable(exc: BaseException) -> bool:
 def handle_database_error(exc: sa.exc.DBAPIError):
     from flask_login import AnonymousUserMixin
 
-    from residents_app.errors import HTTP_CODES, error_response
+    from residents_app.errors import HTTP_CODES, error_response, number_out_of_range, out_of_range_response
     from residents_app.extensions import db
 
     try:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the connection itself may be gone
         log.warning("rollback after database error failed")
+    if number_out_of_range(exc):
+        return out_of_range_response(exc)
     if not is_database_unavailable(exc):
         log.exception("unhandled database error on %s %s", request.method, request.path)
         code, message = HTTP_CODES[500]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -132,12 +133,18 @@ class Publicity(db.Model):
         self.completed_by = actor
 
 
+def new_document_token() -> str:
+    """192 random bits, URL-safe: the document's reference in public URLs (ids are sequential, guessable)."""
+    return secrets.token_urlsafe(24)
+
+
 class PublicityDocument(db.Model):
     """A file published with the notice (PDF or image), stored in the database."""
 
     __tablename__ = "publicity_document"
     id: Mapped[int] = mapped_column(primary_key=True)
     publicity_id: Mapped[int] = mapped_column(sa.ForeignKey("publicity.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True, default=new_document_token)
     filename: Mapped[str] = mapped_column(sa.String(200))
     content_type: Mapped[str] = mapped_column(sa.String(60))
     size_bytes: Mapped[int] = mapped_column(sa.Integer)
@@ -146,6 +153,10 @@ class PublicityDocument(db.Model):
     uploaded_by: Mapped[str] = mapped_column(sa.String(120))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     publicity: Mapped[Publicity] = relationship(back_populates="documents")
+
+    def is_public_at(self, now: datetime) -> bool:
+        """On the public board from 00:00 Beijing time of the posting day (before that, staff only)."""
+        return self.publicity.starts_at <= now
 
 
 class PublicityChange(db.Model):

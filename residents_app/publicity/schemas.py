@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from residents_app.ints import ID_MAX
 from residents_app.publicity.models import SUBJECT_TYPES
 
 
@@ -13,4 +14,4 @@ class StatusQuerySchema(Schema):
 
     subject_type = fields.String(required=True, validate=validate.OneOf(SUBJECT_TYPES),
                                  metadata={"description": "round_result / plan_version / hardship_list"})
-    subject_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    subject_id = fields.Integer(required=True, validate=validate.Range(min=1, max=ID_MAX))

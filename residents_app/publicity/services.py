@@ -495,6 +495,27 @@ def objections_of_unit(unit_id: int) -> list[Objection]:
                               .order_by(Objection.id.desc())).scalars().all()
 
 
+def subject_estate_id(subject_type: str, subject_id: int) -> int | None:
+    """The estate a publicity subject belongs to, or None when there is no such subject (a subject removed
+    since its publicity still belongs to that publicity's estate)."""
+    subject = None
+    if subject_type == "hardship_list":
+        subject = db.session.get(Estate, subject_id)
+        return subject.id if subject is not None else None
+    if subject_type in ("round_result", "round_roll"):
+        from residents_app.rounds.models import Round
+
+        subject = db.session.get(Round, subject_id)
+    elif subject_type == "plan_version":
+        from residents_app.plans.models import PlanVersion
+
+        subject = db.session.get(PlanVersion, subject_id)
+    if subject is not None:
+        return subject.estate_id
+    return db.session.execute(sa.select(Publicity.estate_id).where(
+        Publicity.subject_type == subject_type, Publicity.subject_id == subject_id).limit(1)).scalar_one_or_none()
+
+
 def publicity_status(subject_type: str, subject_id: int, now: datetime | None = None) -> dict:
     """For the plans feature: the latest publicity of a subject.
 

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from residents_app import qr
 from residents_app.audit.services import actor_for_user
 from residents_app.auth.resident import current_resident, resident_required
-from residents_app.auth.scoping import estate_or_404, roles_required, staff_required
+from residents_app.auth.scoping import can_see_estate, estate_or_404, roles_required, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -228,11 +228,13 @@ def board_qr(estate_code: str):
     return Response(qr.svg(board_url(estate), scale=6, border=2), mimetype="image/svg+xml")
 
 
-@bp.route("/p/<estate_code>/documents/<int:document_id>")
-def public_document(estate_code: str, document_id: int):
+@bp.route("/p/<estate_code>/documents/<token>")
+def public_document(estate_code: str, token: str):
+    """A document by its random token (ids are sequential), only once its publicity is posted."""
     estate = _estate_by_code(estate_code)
-    doc = db.session.get(PublicityDocument, document_id)
-    if doc is None or doc.publicity.estate_id != estate.id:
+    doc = db.session.execute(
+        sa.select(PublicityDocument).where(PublicityDocument.token == token)).scalar_one_or_none()
+    if doc is None or doc.publicity.estate_id != estate.id or not doc.is_public_at(utcnow()):
         raise NotFound("找不到该文件")
     return _send_document(doc)
 
@@ -342,9 +344,9 @@ def admin_declare_year():
 @staff_required
 def api_status(args):
     """Publicity state of a subject: posted, ended, open objections, reasons it is not complete."""
-    pub = db.session.execute(sa.select(Publicity).where(
-        Publicity.subject_type == args["subject_type"], Publicity.subject_id == args["subject_id"])
-        .order_by(Publicity.id.desc()).limit(1)).scalar_one_or_none()
-    if pub is not None:
-        estate_or_404(pub.estate_id)
+    # A subject outside the caller's scope answers exactly as one that does not exist.
+    estate_id = services.subject_estate_id(args["subject_type"], args["subject_id"])
+    estate = db.session.get(Estate, estate_id) if estate_id is not None else None
+    if estate is None or not can_see_estate(current_user, estate):
+        raise NotFound("找不到该公示对象")
     return services.publicity_status(args["subject_type"], args["subject_id"], utcnow())

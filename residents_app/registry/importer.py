@@ -228,16 +228,51 @@ def _xlsx_rows(data: bytes):
             check_xlsx_archive(data, field="file", label="名册文件")  # zip bombs, too many entries
         except ValidationFailed as exc:
             raise RosterFormatError(exc.message) from exc
+    # openpyxl raises whatever its parser meets on a malformed file (ElementTree's ParseError, IndexError,
+    # TypeError, ...), while opening and, in read-only mode, while reading rows: any of them means the file
+    # cannot be read, never a server error.
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise RosterFormatError("无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）") from exc
+    except Exception as exc:  # noqa: BLE001 - see above
+        raise RosterFormatError(_unreadable_xlsx(data)) from exc
     try:
         ws = wb.worksheets[0]
         for number, row in enumerate(ws.iter_rows(values_only=True), start=1):
             yield number, list(row)
+    except Exception as exc:  # noqa: BLE001 - see above
+        raise RosterFormatError(_unreadable_xlsx(data)) from exc
     finally:
         wb.close()
+
+
+UNREADABLE_XLSX = "无法读取 XLSX 文件（文件损坏或不是 Excel 2007+ 格式）"
+BROKEN_XML = "无法读取 XLSX 文件：文件内部的 XML 数据已损坏（{where}），请在 Excel 中打开后重新另存为 .xlsx"
+
+
+def _unreadable_xlsx(data: bytes) -> str:
+    """The reason a workbook cannot be read, naming the broken part of the archive when its XML is malformed.
+    Only run after openpyxl failed, so a good file is parsed once."""
+    import zipfile
+    from xml.etree.ElementTree import ParseError, XMLPullParser
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith((".xml", ".rels")):
+                    continue
+                parser = XMLPullParser()
+                try:
+                    with zf.open(info) as part:
+                        while chunk := part.read(1 << 16):
+                            parser.feed(chunk)
+                            parser.read_events()  # keep the event queue empty
+                    parser.close()
+                except ParseError as exc:
+                    line, column = exc.position
+                    return BROKEN_XML.format(where=f"{info.filename} 第 {line} 行第 {column + 1} 列")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
+        pass
+    return UNREADABLE_XLSX
 
 
 def parse_roster(filename: str, data: bytes) -> ParsedRoster:

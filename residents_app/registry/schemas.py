@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from residents_app.ints import ID_RANGE, MAX_PAGE
 from residents_app.registry.models import UNIT_KINDS
 
 
@@ -94,8 +95,8 @@ class UnitPageSchema(Schema):
 
 class UnitQuerySchema(Strict):
     q = fields.String(load_default="", validate=validate.Length(max=60))
-    building_id = fields.Integer(load_default=None)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    building_id = fields.Integer(load_default=None, validate=ID_RANGE)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
@@ -15,7 +14,8 @@ from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_req
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, ValidationFailed
 from residents_app.extensions import db
-from residents_app.registry import importer, services
+from residents_app.ints import MAX_PAGE, query_int
+from residents_app.registry import importer, services, uploads
 from residents_app.registry import roster as roster_svc
 from residents_app.registry.cli import register_cli
 from residents_app.registry.models import UNIT_KIND_LABELS
@@ -57,17 +57,11 @@ def _actor() -> str:
 # ---- stored uploads: the commit step re-parses the file kept on the server ------------------------
 
 def _upload_dir(estate_id: int) -> Path:
-    base = current_app.config.get("ROSTER_UPLOAD_DIR") or str(Path(current_app.instance_path) / "uploads" / "roster")
-    path = Path(base) / str(estate_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return uploads.upload_dir(estate_id)
 
 
 def _store_upload(estate_id: int, filename: str, data: bytes) -> str:
-    token = hashlib.sha256(data).hexdigest()
-    ext = "xlsx" if importer.is_xlsx(filename, data) else "csv"
-    (_upload_dir(estate_id) / f"{token}.{ext}").write_bytes(data)
-    return token
+    return uploads.store(estate_id, "xlsx" if importer.is_xlsx(filename, data) else "csv", data)
 
 
 def _load_upload(estate_id: int, token: str) -> tuple[Path, bytes]:
@@ -97,8 +91,8 @@ def estate_overview(estate_id: int):
 def unit_list(estate_id: int):
     estate = estate_or_404(estate_id)
     q = request.args.get("q", "").strip()[:60]
-    building_id = request.args.get("building", type=int)
-    page = request.args.get("page", 1, type=int) or 1
+    building_id = query_int("building", label="楼栋")
+    page = query_int("page", 1, max_value=MAX_PAGE, label="页码") or 1
     result = services.search_units(estate.id, q, building_id=building_id, page=page, per_page=50)
     return render_template("registry/units.html", estate=estate, result=result, q=q, building_id=building_id,
                            kind_labels=UNIT_KIND_LABELS, can_edit=can_edit_estate(current_user, estate))

@@ -2,6 +2,8 @@
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from residents_app.ints import ID_RANGE
+
 
 class StrictSchema(Schema):
     class Meta:
@@ -109,7 +111,7 @@ class RoundCreateSchema(StrictSchema):
 
 
 class RoundQuerySchema(StrictSchema):
-    estate_id = fields.Integer(required=True)
+    estate_id = fields.Integer(required=True, validate=ID_RANGE)
 
 
 class RollEntrySchema(Schema):

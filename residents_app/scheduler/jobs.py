@@ -4,7 +4,7 @@ row lock in its own transaction, and running it twice changes nothing the second
 `tick(now)` processes, in this order, each step in order of due time:
 1. open rounds due to open, 2. close rounds due to close (the rounds feature stores the final tally),
 3. end publicity periods past their end with no open objection, 4. close pledge windows,
-5. queue reminders in the outbox.
+5. queue reminders in the outbox, 6. delete roster uploads previewed but never confirmed (24 hours).
 On PostgreSQL the whole tick holds an advisory lock (pg_try_advisory_lock): a second scheduler
 process finds it taken and skips. On SQLite every transaction is BEGIN IMMEDIATE, which serialises.
 """
@@ -201,7 +201,23 @@ def _queue_publicity_notices(now: datetime, actions: list) -> None:
                  lambda pid: notify(pid, now))
 
 
-STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders)
+def delete_stale_roster_uploads(now: datetime, actions: list) -> None:
+    """A roster previewed for import but never confirmed holds owners' names and phones: deleted 24 hours after
+    its upload (file times are compared with `now`; a second run finds nothing left to delete)."""
+    from residents_app.registry.uploads import delete_stale
+
+    try:
+        n = delete_stale(now)
+    except Exception as exc:  # noqa: BLE001 - logged and recorded; the next tick retries
+        log.exception("scheduler: deleting stale roster uploads failed")
+        actions.append({"kind": "roster_uploads_deleted", "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    if n:
+        actions.append({"kind": "roster_uploads_deleted", "count": n})
+
+
+STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders,
+         delete_stale_roster_uploads)
 
 
 def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:

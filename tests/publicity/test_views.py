@@ -84,8 +84,8 @@ def test_public_board_without_login_shows_unit_numbers_only(client, estate, unit
     for u in units.values():
         for o in u.owners:
             assert o.name not in html and o.phone not in html and o.phone[-4:] not in html
-    assert f"/p/{estate.code}/documents/{doc.id}" in html
-    assert client.get(f"/p/{estate.code}/documents/{doc.id}").data == PDF
+    assert f"/p/{estate.code}/documents/{doc.token}" in html
+    assert client.get(f"/p/{estate.code}/documents/{doc.token}").data == PDF
     qr = client.get(f"/p/{estate.code}/qr.svg")
     assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
     assert client.get("/p/NOPE").status_code == 404
@@ -99,7 +99,7 @@ def test_board_does_not_serve_another_estates_document(client, estate, factory, 
     doc = services.add_document(pub, "名单.pdf", PDF, actor="a", now=clock.now)
     other = factory.estate(buildings={"1幢": [("101", "50.00")]})
     db.session.commit()
-    assert client.get(f"/p/{other.code}/documents/{doc.id}").status_code == 404
+    assert client.get(f"/p/{other.code}/documents/{doc.token}").status_code == 404
 
 
 def test_resident_raises_an_objection_with_a_photo(client, estate, units, clock, sign_in_resident, db,
