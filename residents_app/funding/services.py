@@ -116,8 +116,10 @@ def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None) -> C
             ids = {b.id for b in item.buildings}
             keys = tuple(u.id for u in units if u.building_id in ids)
         cost = costs.get(item.id, item.cost_fen) if costs is not None else item.cost_fen
+        mode = item.funding_mode or "subsidised"
         items_in.append(ItemIn(key=item.id, name=item.name, category=item.category, cost_fen=cost,
-                               unit_keys=keys))
+                               unit_keys=keys, mode=mode,
+                               fixed_subsidy_fen=min(item.fixed_subsidy_fen or 0, cost) if mode == "separate" else 0))
     return compute_contributions(items_in, unit_in, rule_for_estate(plan.estate))
 
 
@@ -143,8 +145,7 @@ def unit_statement(plan: PlanVersion, unit: Unit, contributions: Contributions |
     for ln in out.lines:
         io = item_out[ln.item_key]
         item = items[ln.item_key]
-        text = (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
-                f"居民承担 {io.pct}% 即 {_yuan(io.base_resident_fen)} 元")
+        text = _line_head(item, io, c.rule_kind)
         if io.excess_fen:
             text += f"，另加超出补助上限部分 {_yuan(io.excess_fen)} 元"
         text += (f"；共 {_yuan(io.resident_fen)} 元按产权面积分摊给 {io.unit_count} 户"
@@ -155,6 +156,20 @@ def unit_statement(plan: PlanVersion, unit: Unit, contributions: Contributions |
     return {"plan": plan, "unit": unit, "lines": lines, "share_fen": out.share_fen,
             "covered_fen": out.covered_fen, "covered_by": out.covered_by, "hardship_mode": out.hardship_mode,
             "owed_fen": out.owed_fen, "cap_fen": c.cap_fen, "excess_fen": c.excess_fen}
+
+
+def _line_head(item: PlanItem, io, rule_kind: str) -> str:
+    if io.mode == "self_paid":
+        return (f"{item.name}（居民自费，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，不计入补助基数，"
+                f"居民承担 100% 即 {_yuan(io.base_resident_fen)} 元")
+    if io.mode == "separate":
+        return (f"{item.name}（另行补助，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，另行补助 "
+                f"{_yuan(io.fixed_subsidy_fen)} 元，不计入补助基数，居民承担 {_yuan(io.base_resident_fen)} 元")
+    if rule_kind == "match":
+        return (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
+                f"政府按居民出资配套 {_yuan(io.matched_fen)} 元，居民承担 {_yuan(io.base_resident_fen)} 元")
+    return (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
+            f"居民承担 {io.pct}% 即 {_yuan(io.base_resident_fen)} 元")
 
 
 def _yuan(fen: int) -> str:
