@@ -161,7 +161,8 @@ def resident_statement():
     resident, plan = resident_plan_of_session()
     st = services.unit_statement(plan, resident.unit) if plan else None
     paid = services.paid_by_unit(resident.unit.estate_id).get(resident.unit.id, 0)
-    return render_template("resident/statement.html", resident=resident, plan=plan, st=st, paid=paid)
+    return render_template("resident/statement.html", resident=resident, plan=plan, st=st, paid=paid,
+                           settlement_lines=settlement_svc.unit_settlement(resident.unit))
 
 
 @bp.route("/r/pledge", methods=["GET", "POST"])
@@ -239,3 +240,6 @@ def api_reverse(args, estate_id: int, payment_id: int):
     rev = services.reverse_payment(pay, reason=args["reason"], user=current_user, now=utcnow())
     db.session.commit()
     return {"id": rev.id, "reverses_id": rev.reverses_id, "amount_fen": rev.amount_fen}, 201
+
+
+from residents_app.funding import money_views  # noqa: E402,F401  (routes of issue 15 on this blueprint)

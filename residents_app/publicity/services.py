@@ -81,8 +81,15 @@ def compute_period(posted_on: date, working_days: int, calendar: WorkCalendar) -
     return last, window_end(last)
 
 
+# Subjects of higher packages (funding: "finance_month") register their snapshot here instead of this package
+# importing upward: subject_type -> fn(estate, subject_id) -> (unit list title, unit labels, outcome lines).
+SUBJECT_SNAPSHOTS: dict = {}
+
+
 def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tuple[str, list[str], list[str]]:
     """(unit list title, unit labels, outcome lines) for what is being published."""
+    if subject_type in SUBJECT_SNAPSHOTS:
+        return SUBJECT_SNAPSHOTS[subject_type](estate, subject_id)
     if subject_type == "round_result":
         from residents_app.rounds.models import Round
 
