@@ -17,11 +17,15 @@ from residents_app.core.calendar import beijing_date
 from residents_app.errors import Conflict, ValidationFailed
 from residents_app.extensions import db
 from residents_app.formatting import format_yuan
-from residents_app.funding.account_models import ENTRY_KIND_LABELS, AccountEntry, FinanceReport
+from residents_app.funding.account_models import ENTRY_KIND_LABELS, ENTRY_KINDS, AccountEntry, FinanceReport
 from residents_app.publicity import services as publicity_svc
 from residents_app.registry.models import Estate
 
 INCOME_KINDS = ("payment", "top_up", "source", "other")
+
+
+def _order(kind: str) -> int:
+    return ENTRY_KINDS.index(kind) if kind in ENTRY_KINDS else len(ENTRY_KINDS)
 
 
 def month_bounds(year: int, month: int) -> tuple[date, date]:
@@ -41,7 +45,7 @@ def month_figures(estate_id: int, year: int, month: int) -> dict:
                                          AccountEntry.booked_on <= end)
         .group_by(AccountEntry.kind, AccountEntry.amount_fen > 0)).all()
     income, spending = [], []
-    for kind, positive, total, count in sorted(rows, key=lambda r: (not r[1], r[0])):
+    for kind, positive, total, count in sorted(rows, key=lambda r: (not r[1], _order(r[0]))):
         label = ENTRY_KIND_LABELS.get(kind, kind)
         if not positive and kind in INCOME_KINDS:
             label += "（冲正、退回）"
