@@ -184,7 +184,7 @@ class ItemOut:
     matched_fen: int = 0  # match rule: the government's match on this item
 
 
-@dataclass
+@dataclass(slots=True)
 class UnitLine:
     item_key: int | str
     share_fen: int
@@ -229,20 +229,22 @@ class Contributions:
 def _int_weights(units: Sequence[UnitIn]) -> dict:
     """Each unit's area as an integer over one common denominator (exact; computed once per estate)."""
     fr = {u.key: Fraction(u.area_m2) for u in units}
+    for u in units:
+        if fr[u.key] <= 0:
+            raise MoneyError(f"户 {u.key} 的产权面积必须大于零")
     den = math.lcm(*(f.denominator for f in fr.values())) if fr else 1
     return {k: f.numerator * (den // f.denominator) for k, f in fr.items()}
 
 
 def _allocate_ints(total_fen: int, ints: Sequence[int], weight_sum: int) -> list[int]:
     """`allocate` on integer weights already checked (the hot path of a large estate)."""
-    parts, rems = [], []
-    for w in ints:
-        q, r = divmod(total_fen * w, weight_sum)
-        parts.append(q)
-        rems.append(r)
+    prods = [total_fen * w for w in ints]
+    parts = [p // weight_sum for p in prods]
     left = total_fen - sum(parts)
     if left:
-        for i in sorted(range(len(ints)), key=lambda i: (-rems[i], i))[:left]:
+        rems = [p % weight_sum for p in prods]
+        # largest remainder first, ties to the lower index (the sort is stable, also in reverse)
+        for i in sorted(range(len(ints)), key=rems.__getitem__, reverse=True)[:left]:
             parts[i] += 1
     return parts
 
@@ -283,14 +285,11 @@ def compute_contributions(items: Sequence[ItemIn], units: Sequence[UnitIn], rule
     by_key = {u.key: u for u in units}
     if len(by_key) != len(units):
         raise MoneyError("户的编号重复")
-    for u in units:
-        if Fraction(u.area_m2) <= 0:
-            raise MoneyError(f"户 {u.key} 的产权面积必须大于零")
+    weights = _int_weights(units)
     if rule.kind not in RULE_KINDS:
         raise MoneyError(f"补助规则未知：{rule.kind}")
     _check_items(items, by_key, rule)
     estate_area = sum((Decimal(u.area_m2) for u in units), Decimal("0"))
-    weights = _int_weights(units)
     match = rule.kind == "match"
     base = []
     for item in items:
@@ -319,14 +318,13 @@ def compute_contributions(items: Sequence[ItemIn], units: Sequence[UnitIn], rule
         if cached is None:
             ints = [weights[k] for k in scope_keys]
             area = sum((Decimal(by_key[k].area_m2) for k in scope_keys), Decimal("0"))
-            cached = scope_cache[scope_keys] = (ints, sum(ints), area)
-        ints, weight_sum, scope_area = cached
+            cached = scope_cache[scope_keys] = (ints, sum(ints), area, [unit_out[k] for k in scope_keys])
+        ints, weight_sum, scope_area, outs = cached
         total = resident + extra
         shares = _allocate_ints(total, ints, weight_sum)
-        for k, share in zip(scope_keys, shares, strict=True):
-            out = unit_out[k]
-            out.lines.append(UnitLine(item_key=item.key, share_fen=share, area_m2=out.area_m2,
-                                      scope_area_m2=scope_area))
+        key = item.key
+        for out, share in zip(outs, shares, strict=True):
+            out.lines.append(UnitLine(key, share, out.area_m2, scope_area))
             out.share_fen += share
         item_out.append(ItemOut(
             key=item.key, name=item.name, category=item.category, pct=pct, cost_fen=item.cost_fen,

@@ -108,6 +108,10 @@ def hardship_by_unit(estate_id: int) -> dict[int, HardshipTreatment]:
     return {h.unit_id: h for h in rows}
 
 
+def _keys_of(by_building: dict, building_ids: set) -> set:
+    return {k for b in building_ids for k in by_building.get(b, ())}
+
+
 def offsets_for_plan(plan: PlanVersion) -> list[OffsetIn]:
     """The funding sources of the estate that count (evidence attached, decision in place), as offsets."""
     from residents_app.funding.sources import source_counts
@@ -130,7 +134,10 @@ def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None, rule
                  ) -> Contributions:
     """The contributions of a version; `costs` (item id -> fen) replaces costs (settlement); `rule` replaces the
     street office's rule (preview of a new rule)."""
-    units = estate_units(plan.estate_id)
+    # Columns only (not Unit objects): a large estate's statements are computed often; same order as estate_units.
+    units = db.session.execute(
+        sa.select(Unit.id, Unit.building_id, Unit.title_area_m2).join(Building).where(Unit.estate_id == plan.estate_id)
+        .order_by(Building.name, Unit.number)).all()
     hardship = hardship_by_unit(plan.estate_id)
     unit_in = []
     for u in units:
@@ -138,13 +145,17 @@ def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None, rule
         unit_in.append(UnitIn(key=u.id, area_m2=u.title_area_m2, hardship_mode=h.mode if h else None,
                               hardship_subsidy_fen=h.subsidy_fen if h else 0,
                               hardship_covered_by=h.covered_by if h else ""))
+    all_keys = tuple(u.id for u in units)
+    by_building: dict[int, list[int]] = {}
+    for u in units:
+        by_building.setdefault(u.building_id, []).append(u.id)
     items_in = []
     for item in plan.items:
         if item.scope == "estate":
-            keys = tuple(u.id for u in units)
+            keys = all_keys
         else:
-            ids = {b.id for b in item.buildings}
-            keys = tuple(u.id for u in units if u.building_id in ids)
+            inside = _keys_of(by_building, {b.id for b in item.buildings})
+            keys = tuple(k for k in all_keys if k in inside)
         cost = costs.get(item.id, item.cost_fen) if costs is not None else item.cost_fen
         mode = item.funding_mode or "subsidised"
         items_in.append(ItemIn(key=item.id, name=item.name, category=item.category, cost_fen=cost,
