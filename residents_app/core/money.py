@@ -32,9 +32,10 @@ household: the unit pays s − m with m = min(⌊s × k / (1 + k)⌋, limit) (k 
 cost share of subsidised items); m is spread over the unit's items by cost (largest remainder).
 
 Funding sources (`OffsetIn`): estate money that offsets residents' shares, by title area over all
-units, or over the units' shares of named items (weights: each unit's share of those items). A unit's
-offset never exceeds its share (what cannot be used is reported as `unused_fen`). Hardship cover
-applies to what is left after the offsets.
+units, or over the units' shares of named items (weights: each unit's share of those items), largest
+remainder. A unit's offset never exceeds its share (of the named items): what a unit cannot take is split
+again over the others by the same weights; what no unit can take is reported in `offsets_unused`.
+Hardship cover applies to what is left after the offsets.
 """
 
 from __future__ import annotations
@@ -370,6 +371,22 @@ def _apply_match(item_out: list[ItemOut], unit_out: dict, rule: Rule) -> None:
         i.subsidy_before_cap_fen = i.matched_fen
 
 
+def _fill(amount: int, keys: list, weights: dict, room: dict) -> tuple[dict, int]:
+    """Split `amount` over `keys` by `weights`, never more than a key's `room`: what a full key cannot take is
+    split again over the others, by the same weights, until nothing is left or no key has room."""
+    parts = dict.fromkeys(keys, 0)
+    left = amount
+    active = [k for k in keys if room[k] > 0 and weights[k] > 0]
+    while left > 0 and active:
+        alloc = allocate(left, [weights[k] for k in active])
+        for k, p in zip(active, alloc, strict=True):
+            give = min(p, room[k] - parts[k])
+            parts[k] += give
+            left -= give
+        active = [k for k in active if room[k] - parts[k] > 0]
+    return parts, left
+
+
 def _apply_offsets(offsets: Sequence[OffsetIn], item_out: list[ItemOut], unit_out: dict,
                    units: Sequence[UnitIn], weights: dict) -> tuple[dict, dict]:
     used, unused = {}, {}
@@ -380,22 +397,18 @@ def _apply_offsets(offsets: Sequence[OffsetIn], item_out: list[ItemOut], unit_ou
         room = {k: unit_out[k].share_fen - unit_out[k].offset_fen for k in keys}
         if off.item_keys:
             named = set(off.item_keys)
-            w = [min(sum(ln.share_fen for ln in unit_out[k].lines if ln.item_key in named), room[k]) for k in keys]
-            amount = min(off.amount_fen, sum(w))
-            parts = allocate(amount, w) if amount else [0] * len(keys)
+            w = {k: sum(ln.share_fen for ln in unit_out[k].lines if ln.item_key in named) for k in keys}
+            room = {k: min(room[k], w[k]) for k in keys}
         else:
-            ints = [weights[k] for k in keys]
-            parts = _allocate_ints(off.amount_fen, ints, sum(ints))
-        total_used = 0
-        for k, part in zip(keys, parts, strict=True):
-            part = min(part, room[k])
+            w = weights
+        parts, left = _fill(off.amount_fen, keys, w, room)
+        for k, part in parts.items():
             if part:
                 out = unit_out[k]
                 out.offset_fen += part
                 out.offsets[off.key] = out.offsets.get(off.key, 0) + part
-                total_used += part
-        used[off.key] = used.get(off.key, 0) + total_used
-        unused[off.key] = unused.get(off.key, 0) + off.amount_fen - total_used
+        used[off.key] = used.get(off.key, 0) + off.amount_fen - left
+        unused[off.key] = unused.get(off.key, 0) + left
     return used, unused
 
 

@@ -68,6 +68,17 @@ def test_core_offset_of_named_items_and_never_more_than_a_share():
     assert [c.units[k].owed_fen for k in "abc"] == [30_000, 20_000, 50_000]
 
 
+def test_core_offset_a_unit_cannot_take_goes_to_the_others_by_area():
+    units = [UnitIn("a", "60"), UnitIn("b", "40"), UnitIn("c", "100")]
+    items = [ItemIn(1, "表后", "basic", 100_000, ("a", "b", "c"), mode="self_paid"),
+             ItemIn(2, "门窗", "basic", 1_000_000, ("a", "b"), mode="self_paid")]
+    c = compute_contributions(items, units, Rule.seed_001(), [OffsetIn("mf", 600_000)])
+    # by area 180,000 / 120,000 / 300,000, but c's share is 50,000: the other 250,000 go 60:40 to a and b
+    assert [c.units[k].offset_fen for k in "abc"] == [330_000, 220_000, 50_000]
+    assert [c.units[k].owed_fen for k in "abc"] == [300_000, 200_000, 0]
+    assert (c.offsets_used, c.offsets_unused) == ({"mf": 600_000}, {"mf": 0})
+
+
 def test_maintenance_funds_count_only_with_evidence_and_a_passed_vote(three, db, now):
     estate, committee, units, plan = three
     src = sources.add_source(estate, kind="maintenance_fund", amount_fen=12_000_000, provider="住房维修资金中心",
