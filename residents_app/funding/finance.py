@@ -39,11 +39,11 @@ def month_figures(estate_id: int, year: int, month: int) -> dict:
     start, end = month_bounds(year, month)
     opening = int(db.session.execute(sa.select(sa.func.coalesce(sa.func.sum(AccountEntry.amount_fen), 0)).where(
         AccountEntry.estate_id == estate_id, AccountEntry.booked_on < start)).scalar_one())
+    positive = AccountEntry.amount_fen > sa.literal_column("0")  # a literal: PostgreSQL groups by the same text
     rows = db.session.execute(
-        sa.select(AccountEntry.kind, AccountEntry.amount_fen > 0, sa.func.sum(AccountEntry.amount_fen),
-                  sa.func.count()).where(AccountEntry.estate_id == estate_id, AccountEntry.booked_on >= start,
-                                         AccountEntry.booked_on <= end)
-        .group_by(AccountEntry.kind, AccountEntry.amount_fen > 0)).all()
+        sa.select(AccountEntry.kind, positive, sa.func.sum(AccountEntry.amount_fen), sa.func.count())
+        .where(AccountEntry.estate_id == estate_id, AccountEntry.booked_on >= start, AccountEntry.booked_on <= end)
+        .group_by(AccountEntry.kind, positive)).all()
     income, spending = [], []
     for kind, positive, total, count in sorted(rows, key=lambda r: (not r[1], _order(r[0]))):
         label = ENTRY_KIND_LABELS.get(kind, kind)
