@@ -191,6 +191,7 @@ class UnitLine:
     share_fen: int
     area_m2: Decimal
     scope_area_m2: Decimal
+    matched_fen: int = 0  # match rule: the government's match taken off this line
 
 
 @dataclass
@@ -361,6 +362,7 @@ def _apply_match(item_out: list[ItemOut], unit_out: dict, rule: Rule) -> None:
         parts = allocate(m, [ln.share_fen for ln in lines])
         for ln, part in zip(lines, parts, strict=True):
             ln.share_fen -= part
+            ln.matched_fen = part
             subsidised[ln.item_key].matched_fen += part
         out.matched_fen = m
         out.share_fen -= m

@@ -190,8 +190,13 @@ def unit_statement(plan: PlanVersion, unit: Unit, contributions: Contributions |
         text = _line_head(item, io, c.rule_kind)
         if io.excess_fen:
             text += f"，另加超出补助上限部分 {_yuan(io.excess_fen)} 元"
-        text += (f"；共 {_yuan(io.resident_fen)} 元按产权面积分摊给 {io.unit_count} 户"
-                 f"（共 {io.scope_area_m2:.2f} m²），本户 {ln.area_m2:.2f} m²，应摊 {_yuan(ln.share_fen)} 元")
+        if io.mode == "subsidised" and c.rule_kind == "match":
+            text += (f"；费用按产权面积分摊给 {io.unit_count} 户（共 {io.scope_area_m2:.2f} m²），本户 "
+                     f"{ln.area_m2:.2f} m² 分摊 {_yuan(ln.share_fen + ln.matched_fen)} 元，政府配套 "
+                     f"{_yuan(ln.matched_fen)} 元，应摊 {_yuan(ln.share_fen)} 元")
+        else:
+            text += (f"；共 {_yuan(io.resident_fen)} 元按产权面积分摊给 {io.unit_count} 户"
+                     f"（共 {io.scope_area_m2:.2f} m²），本户 {ln.area_m2:.2f} m²，应摊 {_yuan(ln.share_fen)} 元")
         lines.append(StatementLine(item=item, share_fen=ln.share_fen, item_resident_fen=io.resident_fen,
                                    pct=io.pct, excess_fen=io.excess_fen, area_m2=ln.area_m2,
                                    scope_area_m2=io.scope_area_m2, explanation=text))

@@ -73,7 +73,7 @@ def test_post_finance_publicity_on_the_board(client, world, db):
     assert "<p>本月收入合计 8,500.00 元，支出合计 10,100.00 元，期末余额 -1,600.00 元</p>" in page
 
 
-def test_scheduler_reminds_once_per_finished_month(world, db):
+def test_scheduler_reminds_once_per_finished_month(world, db, client, login_as):
     august(world)
     db.session.commit()
     assert jobs.remind_finance_publicity in jobs.STEPS
@@ -86,6 +86,9 @@ def test_scheduler_reminds_once_per_finished_month(world, db):
     reminded = datetime(2026, 10, 1, 1, 0, tzinfo=UTC)
     assert due == [(2026, 8, reminded), (2026, 9, reminded)]
     assert "finance_publicity_due" not in jobs.tick(datetime(2026, 10, 2, 1, 0, tzinfo=UTC)).summary
+    login_as(client, world.committee)
+    page = client.get(f"/estates/{world.estate.id}/funding").get_data(as_text=True)
+    assert "财务收支待公示：2026 年 9 月、2026 年 8 月" in page
     events = db.session.execute(sa.select(AuditEvent.data).where(AuditEvent.kind == "funding.finance_publicity_due")
                                 .order_by(AuditEvent.id)).scalars().all()
     assert events == [{"year": 2026, "month": 8}, {"year": 2026, "month": 9}]

@@ -55,6 +55,12 @@ def test_street_office_previews_then_saves_the_zhuhai_rule(client, login_as, wor
     plan = world.plan(publish=False)
     c = funding_svc.compute_plan(plan)
     assert [c.units[u.id].owed_fen for u in world.units] == [1_000_000, 500_000, 1_000_000]
+    st = funding_svc.unit_statement(plan, world.u201)
+    assert st["matched_fen"] == 500_000
+    assert st["lines"][0].explanation == (
+        "雨污分流（必选，全小区）费用 10,000.00 元，政府按居民出资配套 3,666.67 元，居民承担 6,333.33 元；"
+        "费用按产权面积分摊给 3 户（共 200.00 m²），本户 100.00 m² 分摊 5,000.00 元，政府配套 1,666.67 元，"
+        "应摊 3,333.33 元")
     ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.kind == "plans.rule_set")).scalars().all()[-1]
     assert ev.data["before"] == "居民出资：必选 0%，基础 10%，完善 30%，提升 70%；政府补助每平方米不超过 400 元"
     assert ev.data["after"] == "政府按居民出资 1:1 配套，每户最多 5,000 元"
