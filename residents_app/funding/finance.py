@@ -19,6 +19,7 @@ from residents_app.extensions import db
 from residents_app.formatting import format_yuan
 from residents_app.funding.account_models import ENTRY_KIND_LABELS, ENTRY_KINDS, AccountEntry, FinanceReport
 from residents_app.publicity import services as publicity_svc
+from residents_app.publicity.models import SUBJECT_SNAPSHOTS
 from residents_app.registry.models import Estate
 
 INCOME_KINDS = ("payment", "top_up", "source", "other")
@@ -117,7 +118,7 @@ def _snapshot(estate: Estate, subject_id: int) -> tuple[str, list[str], list[str
     return "", [], list(report.lines)
 
 
-publicity_svc.SUBJECT_SNAPSHOTS["finance_month"] = _snapshot
+SUBJECT_SNAPSHOTS["finance_month"] = _snapshot
 
 
 def _months(first: date, last: date):

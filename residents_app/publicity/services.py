@@ -29,6 +29,7 @@ from residents_app.publicity.holidays import load_calendar
 from residents_app.publicity.models import (
     OUTCOMES,
     SUBJECT_LABELS,
+    SUBJECT_SNAPSHOTS,
     SUBJECT_TYPES,
     Objection,
     Publicity,
@@ -79,11 +80,6 @@ def compute_period(posted_on: date, working_days: int, calendar: WorkCalendar) -
     except CalendarNotCovered as exc:
         raise calendar_error(exc) from None
     return last, window_end(last)
-
-
-# Subjects of higher packages (funding: "finance_month") register their snapshot here instead of this package
-# importing upward: subject_type -> fn(estate, subject_id) -> (unit list title, unit labels, outcome lines).
-SUBJECT_SNAPSHOTS: dict = {}
 
 
 def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tuple[str, list[str], list[str]]:
