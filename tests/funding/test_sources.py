@@ -133,3 +133,26 @@ def test_donation_needs_a_written_decision_and_bad_input_is_refused(three, now):
     assert funding_svc.compute_plan(plan).offset_total_fen == 300_000
     sources.withdraw_source(src, reason="捐赠退回", user=committee, now=now)
     assert funding_svc.compute_plan(plan).offset_total_fen == 0
+
+
+def test_sources_page_registers_with_evidence_and_shows_what_counts(client, login_as, world, db):
+    import io
+
+    world.plan()
+    rnd = passed_round(db, world.estate, world.now)
+    db.session.commit()
+    login_as(client, world.committee)
+    resp = client.post(f"/estates/{world.estate.id}/sources", content_type="multipart/form-data", data={
+        "kind": "maintenance_fund", "amount_yuan": "1,000.00", "provider": "维修资金中心",
+        "decision_round_id": str(rnd.id), "evidence": (io.BytesIO(PDF), "凭证.pdf")})
+    assert resp.status_code == 302
+    resp = client.post(f"/estates/{world.estate.id}/sources", data={"kind": "public_income", "amount_yuan": "50"})
+    assert resp.status_code == 302
+    page = client.get(f"/estates/{world.estate.id}/sources").get_data(as_text=True)
+    assert '<span class="met">已计入</span>' in page
+    assert "未计入：尚未上传凭证（到账凭证、捐赠协议或折价清单）；使用小区公共收益须经业主共同决定" in page
+    # 11,000.00 owed by residents, 1,000.00 of it offset by area (300 / 200 / 500), nothing paid yet
+    assert "已到位 <span class=\"money\">1,000.00</span> / <span class=\"money\">11,000.00</span> 元" in page
+    src = sources.sources_of(world.estate.id)[0]
+    assert client.get(f"/estates/{world.estate.id}/sources/{src.id}/evidence").data == PDF
+    assert client.post(f"/estates/{world.estate.id}/sources", data={"kind": "x", "amount_yuan": "1"}).status_code == 422
