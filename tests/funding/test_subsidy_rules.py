@@ -64,7 +64,8 @@ def test_street_office_previews_then_saves_the_zhuhai_rule(client, login_as, wor
     ev = db.session.execute(sa.select(AuditEvent).where(AuditEvent.kind == "plans.rule_set")).scalars().all()[-1]
     assert ev.data["before"] == "居民出资：必选 0%，基础 10%，完善 30%，提升 70%；政府补助每平方米不超过 400 元"
     assert ev.data["after"] == "政府按居民出资 1:1 配套，每户最多 5,000 元"
-    assert "政府按居民出资 1:1 配套，每户最多 5,000 元" in client.get("/street/rule").get_data(as_text=True)
+    page = client.get("/street/rule").get_data(as_text=True)
+    assert "政府按居民出资 1:1 配套，每户最多 5,000 元" in page and '<a href="/street/rule">补助规则</a>' in page
 
 
 def test_rule_page_refuses_bad_input_and_other_roles(client, login_as, world):
