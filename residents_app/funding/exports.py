@@ -56,16 +56,18 @@ def statements_xlsx(plan: PlanVersion) -> bytes:
     ws.title = "每户分摊"
     items = list(plan.items)
     headers = (["房号", "产权面积(m²)"] + [f"{i.name}(元)" for i in items]
-               + ["合计应摊(元)", "困难减免(元)", "减免承担方", "应缴(元)"])
+               + ["合计应摊(元)", "困难减免(元)", "减免承担方", "资金来源抵扣(元)", "应缴(元)"])
     n = len(items)
-    sheet = _Sheet(ws, headers, set(range(3, 3 + n + 4)) - {3 + n + 2})
+    sheet = _Sheet(ws, headers, set(range(3, 3 + n + 5)) - {3 + n + 2})
     for u in services.estate_units(plan.estate_id):
         out = c.units[u.id]
         per_item = {ln.item_key: ln.share_fen for ln in out.lines}
         sheet.row([u.label, u.title_area_m2] + [yuan(per_item[i.id]) if i.id in per_item else None for i in items]
-                  + [yuan(out.share_fen), yuan(out.covered_fen), out.covered_by, yuan(out.owed_fen)])
+                  + [yuan(out.share_fen), yuan(out.covered_fen), out.covered_by, yuan(out.offset_fen),
+                     yuan(out.owed_fen)])
     sheet.row(["合计", c.estate_area_m2] + [yuan(i.resident_fen) for i in c.items]
-              + [yuan(c.resident_total_fen), yuan(c.covered_total_fen), "", yuan(c.owed_total_fen)])
+              + [yuan(c.resident_total_fen), yuan(c.covered_total_fen), "", yuan(c.offset_total_fen),
+                 yuan(c.owed_total_fen)])
     ws2 = wb.create_sheet("项目")
     s2 = _Sheet(ws2, ["项目", "类别", "范围", "费用(元)", "居民比例(%)", "居民承担(元)", "超出上限部分(元)",
                       "居民合计(元)", "政府补助(元)"], {4, 6, 7, 8, 9})
@@ -117,3 +119,19 @@ def settlement_xlsx(settlement: Settlement) -> bytes:
                "定稿" if settlement.is_final else "草稿（未定稿）"])
     return _save(wb)
 
+
+
+def open_dues_xlsx(settlement: Settlement) -> bytes:
+    """The refunds and top-ups still open after the settlement (多退少补 not yet carried out)."""
+    wb = Workbook()
+    wb.active.title = "待退补"
+    sheet = _Sheet(wb.active, ["房号", "处理", "金额(元)", "业主", "联系电话", "状态"], {3})
+    dues = settlement_svc.dues_of(settlement, open_only=True)
+    for d in dues:
+        owners = d.unit.owners
+        sheet.row([d.unit.label, d.kind_label, yuan(d.amount_fen), "、".join(o.name for o in owners),
+                   "、".join(o.phone or "" for o in owners), d.state_label])
+    for kind, label in (("refund", "待退还合计"), ("top_up", "待补缴合计")):
+        mine = [d for d in dues if d.kind == kind]
+        sheet.row([label, f"{len(mine)} 户", yuan(sum(d.amount_fen for d in mine)), None, None, None])
+    return _save(wb)

@@ -51,6 +51,11 @@ class ContributionRule(db.Model):
     improvement_pct: Mapped[int] = mapped_column(sa.Integer, default=30)
     upgrade_pct: Mapped[int] = mapped_column(sa.Integer, default=70)
     cap_fen_per_m2: Mapped[int] = mapped_column(sa.BigInteger, default=DEFAULT_CAP_FEN_PER_M2)
+    # "category" (percentages and the per-m² cap) or "match" (seed 003, Zhuhai: the government adds
+    # match_ratio_pct % of what a household pays, at most match_limit_fen per household)
+    kind: Mapped[str] = mapped_column(sa.String(20), default="category", server_default="category")
+    match_ratio_pct: Mapped[int] = mapped_column(sa.Integer, default=100, server_default="100")
+    match_limit_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def pct_by_category(self) -> dict[str, int]:

@@ -16,12 +16,15 @@ from residents_app.audit.services import actor_for_user, record
 from residents_app.core.money import (
     Contributions,
     ItemIn,
+    OffsetIn,
     Rule,
     UnitIn,
     compute_contributions,
 )
 from residents_app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from residents_app.extensions import db
+from residents_app.funding.account import book_payment
+from residents_app.funding.account_models import AccountEntry, FundingSource
 from residents_app.funding.models import (
     DEFAULT_CAP_FEN_PER_M2,
     DEFAULT_RESIDENT_PCT,
@@ -55,7 +58,13 @@ def rule_for_estate(estate: Estate) -> Rule:
     ).scalar_one_or_none()
     if row is None:
         return Rule(pct=dict(DEFAULT_RESIDENT_PCT), cap_fen_per_m2=DEFAULT_CAP_FEN_PER_M2)
-    return Rule(pct=row.pct_by_category(), cap_fen_per_m2=row.cap_fen_per_m2)
+    return rule_of_row(row)
+
+
+def rule_of_row(row: ContributionRule) -> Rule:
+    return Rule(pct=row.pct_by_category(), cap_fen_per_m2=row.cap_fen_per_m2, kind=row.kind or "category",
+                match_ratio=Fraction(row.match_ratio_pct if row.match_ratio_pct is not None else 100, 100),
+                match_limit_fen=row.match_limit_fen or 0)
 
 
 def set_contribution_rule(street_office_id: int, *, pct: dict[str, int], cap_fen_per_m2: int, user,
@@ -78,6 +87,7 @@ def set_contribution_rule(street_office_id: int, *, pct: dict[str, int], cap_fen
     for c in CATEGORIES:
         setattr(row, f"{c}_pct", pct[c])
     row.cap_fen_per_m2 = cap_fen_per_m2
+    row.kind = "category"
     row.updated_at = now
     db.session.flush()
     record("plans.rule_set", chain=0, actor=actor_for_user(user), now=now, subject_type="street_office",
@@ -98,9 +108,36 @@ def hardship_by_unit(estate_id: int) -> dict[int, HardshipTreatment]:
     return {h.unit_id: h for h in rows}
 
 
-def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None) -> Contributions:
-    """The contributions of a version; `costs` (item id -> fen) replaces costs (settlement)."""
-    units = estate_units(plan.estate_id)
+def _keys_of(by_building: dict, building_ids: set) -> set:
+    return {k for b in building_ids for k in by_building.get(b, ())}
+
+
+def offsets_for_plan(plan: PlanVersion) -> list[OffsetIn]:
+    """The funding sources of the estate that count (evidence attached, decision in place), as offsets."""
+    from residents_app.funding.sources import source_counts
+
+    by_name = {i.name: i.id for i in plan.items}
+    out = []
+    rows = db.session.execute(sa.select(FundingSource).where(
+        FundingSource.estate_id == plan.estate_id, FundingSource.withdrawn_at.is_(None)).order_by(FundingSource.id))
+    for src in rows.scalars():
+        if not source_counts(src):
+            continue
+        keys = tuple(by_name[n] for n in (src.item_names or []) if n in by_name)
+        if src.item_names and not keys:
+            continue  # its items are not in this version
+        out.append(OffsetIn(key=src.id, amount_fen=src.amount_fen, item_keys=keys))
+    return out
+
+
+def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None, rule: Rule | None = None
+                 ) -> Contributions:
+    """The contributions of a version; `costs` (item id -> fen) replaces costs (settlement); `rule` replaces the
+    street office's rule (preview of a new rule)."""
+    # Columns only (not Unit objects): a large estate's statements are computed often; same order as estate_units.
+    units = db.session.execute(
+        sa.select(Unit.id, Unit.building_id, Unit.title_area_m2).join(Building).where(Unit.estate_id == plan.estate_id)
+        .order_by(Building.name, Unit.number)).all()
     hardship = hardship_by_unit(plan.estate_id)
     unit_in = []
     for u in units:
@@ -108,17 +145,24 @@ def compute_plan(plan: PlanVersion, *, costs: dict[int, int] | None = None) -> C
         unit_in.append(UnitIn(key=u.id, area_m2=u.title_area_m2, hardship_mode=h.mode if h else None,
                               hardship_subsidy_fen=h.subsidy_fen if h else 0,
                               hardship_covered_by=h.covered_by if h else ""))
+    all_keys = tuple(u.id for u in units)
+    by_building: dict[int, list[int]] = {}
+    for u in units:
+        by_building.setdefault(u.building_id, []).append(u.id)
     items_in = []
     for item in plan.items:
         if item.scope == "estate":
-            keys = tuple(u.id for u in units)
+            keys = all_keys
         else:
-            ids = {b.id for b in item.buildings}
-            keys = tuple(u.id for u in units if u.building_id in ids)
+            inside = _keys_of(by_building, {b.id for b in item.buildings})
+            keys = tuple(k for k in all_keys if k in inside)
         cost = costs.get(item.id, item.cost_fen) if costs is not None else item.cost_fen
+        mode = item.funding_mode or "subsidised"
         items_in.append(ItemIn(key=item.id, name=item.name, category=item.category, cost_fen=cost,
-                               unit_keys=keys))
-    return compute_contributions(items_in, unit_in, rule_for_estate(plan.estate))
+                               unit_keys=keys, mode=mode,
+                               fixed_subsidy_fen=min(item.fixed_subsidy_fen or 0, cost) if mode == "separate" else 0))
+    return compute_contributions(items_in, unit_in, rule or rule_for_estate(plan.estate),
+                                 offsets_for_plan(plan))
 
 
 @dataclass
@@ -143,18 +187,47 @@ def unit_statement(plan: PlanVersion, unit: Unit, contributions: Contributions |
     for ln in out.lines:
         io = item_out[ln.item_key]
         item = items[ln.item_key]
-        text = (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
-                f"居民承担 {io.pct}% 即 {_yuan(io.base_resident_fen)} 元")
+        text = _line_head(item, io, c.rule_kind)
         if io.excess_fen:
             text += f"，另加超出补助上限部分 {_yuan(io.excess_fen)} 元"
-        text += (f"；共 {_yuan(io.resident_fen)} 元按产权面积分摊给 {io.unit_count} 户"
-                 f"（共 {io.scope_area_m2:.2f} m²），本户 {ln.area_m2:.2f} m²，应摊 {_yuan(ln.share_fen)} 元")
+        if io.mode == "subsidised" and c.rule_kind == "match":
+            text += (f"；费用按产权面积分摊给 {io.unit_count} 户（共 {io.scope_area_m2:.2f} m²），本户 "
+                     f"{ln.area_m2:.2f} m² 分摊 {_yuan(ln.share_fen + ln.matched_fen)} 元，政府配套 "
+                     f"{_yuan(ln.matched_fen)} 元，应摊 {_yuan(ln.share_fen)} 元")
+        else:
+            text += (f"；共 {_yuan(io.resident_fen)} 元按产权面积分摊给 {io.unit_count} 户"
+                     f"（共 {io.scope_area_m2:.2f} m²），本户 {ln.area_m2:.2f} m²，应摊 {_yuan(ln.share_fen)} 元")
         lines.append(StatementLine(item=item, share_fen=ln.share_fen, item_resident_fen=io.resident_fen,
                                    pct=io.pct, excess_fen=io.excess_fen, area_m2=ln.area_m2,
                                    scope_area_m2=io.scope_area_m2, explanation=text))
+    offsets = []
+    if out.offsets:
+        sources = {s.id: s for s in db.session.execute(
+            sa.select(FundingSource).where(FundingSource.id.in_(list(out.offsets)))).scalars()}
+        for k, v in out.offsets.items():
+            src = sources[k]
+            who = f"（{src.provider}）" if src.provider else ""
+            used = _yuan(c.offsets_used.get(k, 0))
+            offsets.append({"source": src, "fen": v, "explanation": (
+                f"{src.kind_label}{who} {used} 元，{src.target_label}，本户抵扣 {_yuan(v)} 元")})
     return {"plan": plan, "unit": unit, "lines": lines, "share_fen": out.share_fen,
+            "offset_fen": out.offset_fen, "offsets": offsets, "matched_fen": out.matched_fen,
             "covered_fen": out.covered_fen, "covered_by": out.covered_by, "hardship_mode": out.hardship_mode,
             "owed_fen": out.owed_fen, "cap_fen": c.cap_fen, "excess_fen": c.excess_fen}
+
+
+def _line_head(item: PlanItem, io, rule_kind: str) -> str:
+    if io.mode == "self_paid":
+        return (f"{item.name}（居民自费，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，不计入补助基数，"
+                f"居民承担 100% 即 {_yuan(io.base_resident_fen)} 元")
+    if io.mode == "separate":
+        return (f"{item.name}（另行补助，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，另行补助 "
+                f"{_yuan(io.fixed_subsidy_fen)} 元，不计入补助基数，居民承担 {_yuan(io.base_resident_fen)} 元")
+    if rule_kind == "match":
+        return (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
+                f"政府按居民出资配套 {_yuan(io.matched_fen)} 元，居民承担 {_yuan(io.base_resident_fen)} 元")
+    return (f"{item.name}（{item.category_label}，{item.scope_label}）费用 {_yuan(io.cost_fen)} 元，"
+            f"居民承担 {io.pct}% 即 {_yuan(io.base_resident_fen)} 元")
 
 
 def _yuan(fen: int) -> str:
@@ -312,6 +385,7 @@ def record_payment(estate: Estate, *, unit_id: int, amount_fen: int, method: str
                   entered_by_id=user.id, entered_at=now)
     db.session.add(pay)
     db.session.flush()
+    book_payment(pay, user=user, now=now)
     record("plans.payment_recorded", chain=estate.id, actor=actor_for_user(user), now=now, subject_type="payment",
            subject_id=pay.id, data={"unit": unit.label, "amount_fen": amount_fen, "method": method,
                                     "reference": pay.reference, "paid_on": paid_on.isoformat()})
@@ -332,6 +406,9 @@ def reverse_payment(payment: Payment, *, reason: str, user, now: datetime) -> Pa
                   note=reason[:200], entered_by_id=user.id, entered_at=now, reverses_id=payment.id)
     db.session.add(rev)
     db.session.flush()
+    original_kind = db.session.execute(
+        sa.select(AccountEntry.kind).where(AccountEntry.payment_id == payment.id)).scalar() or "payment"
+    book_payment(rev, kind=original_kind, user=user, now=now)
     record("plans.payment_reversed", chain=payment.estate_id, actor=actor_for_user(user), now=now,
            subject_type="payment", subject_id=rev.id,
            data={"reverses": payment.id, "amount_fen": rev.amount_fen, "reason": reason})

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
 from residents_app.audit.services import actor_for_user, record
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
+from residents_app.funding.account import book_payment
+from residents_app.funding.account_models import SettlementDue
 from residents_app.funding.models import (
+    PAYMENT_METHODS,
+    Payment,
     Settlement,
     SettlementItem,
     SettlementUnitLine,
@@ -20,6 +24,7 @@ from residents_app.plans.models import (
     PlanItem,
     PlanVersion,
 )
+from residents_app.registry.models import Unit
 
 
 def settlement_of(plan: PlanVersion, *, create: bool = False, now: datetime | None = None) -> Settlement | None:
@@ -88,9 +93,67 @@ def finalise_settlement(settlement: Settlement, *, user, now: datetime) -> Settl
             paid_fen=r["paid_fen"], difference_fen=r["difference_fen"]))
     settlement.finalised_at = now
     settlement.finalised_by_id = user.id
+    for r in preview["rows"]:
+        if r["difference_fen"]:
+            kind = "top_up" if r["difference_fen"] > 0 else "refund"
+            db.session.add(SettlementDue(settlement_id=settlement.id, unit_id=r["unit"].id, kind=kind,
+                                         amount_fen=abs(r["difference_fen"]), created_at=now))
     db.session.flush()
     record("plans.settlement_finalised", chain=settlement.plan_version.estate_id, actor=actor_for_user(user),
            now=now, subject_type="settlement", subject_id=settlement.id,
            data={"final_owed_fen": preview["final_owed_fen"], "paid_fen": preview["paid_fen"],
                  "top_up_fen": preview["top_up_fen"], "refund_fen": preview["refund_fen"]})
     return settlement
+
+
+def dues_of(settlement: Settlement, *, open_only: bool = False) -> list[SettlementDue]:
+    q = sa.select(SettlementDue).where(SettlementDue.settlement_id == settlement.id)
+    if open_only:
+        q = q.where(SettlementDue.closed_at.is_(None))
+    return sorted(db.session.execute(q).scalars(), key=lambda d: (d.unit.building.name, d.unit.number))
+
+
+def close_due(due: SettlementDue, *, method: str, paid_on: date, reference: str = "", user,
+              now: datetime) -> SettlementDue:
+    """Record the refund paid or the top-up received: a ledger entry (payment ±, account entry), the due closed."""
+    if due.closed_at is not None:
+        raise Conflict(f"{due.unit.label} 的{due.kind_label}已于此前记录", code="due_closed")
+    errors = {}
+    if method not in PAYMENT_METHODS:
+        errors["method"] = ["方式必须是 现金、银行转账、微信、支付宝 或 其他"]
+    if not isinstance(paid_on, date):
+        errors["paid_on"] = ["请填写日期"]
+    elif paid_on > now.date():
+        errors["paid_on"] = ["日期不能晚于今天"]
+    if len(reference or "") > 100:
+        errors["reference"] = ["凭证号不能超过 100 个字"]
+    if errors:
+        raise ValidationFailed("退补记录有误", errors=errors)
+    sign = 1 if due.kind == "top_up" else -1
+    pay = Payment(estate_id=due.unit.estate_id, unit_id=due.unit_id, amount_fen=sign * due.amount_fen, method=method,
+                  reference=(reference or "").strip(), paid_on=paid_on, note=f"决算{due.kind_label}",
+                  entered_by_id=user.id, entered_at=now)
+    db.session.add(pay)
+    db.session.flush()
+    book_payment(pay, kind=due.kind, user=user, now=now)
+    due.closed_at = now
+    due.closed_by_id = user.id
+    due.payment_id = pay.id
+    db.session.flush()
+    record("funding.settlement_due_closed", chain=due.unit.estate_id, actor=actor_for_user(user), now=now,
+           subject_type="settlement_due", subject_id=due.id,
+           data={"unit": due.unit.label, "kind": due.kind, "amount_fen": due.amount_fen, "payment_id": pay.id})
+    return due
+
+
+def unit_settlement(unit: Unit) -> list[dict]:
+    """The unit's settlement lines of final settlements, each with its due (None: nothing to refund or collect)."""
+    from residents_app.funding.models import SettlementUnitLine
+
+    rows = db.session.execute(
+        sa.select(SettlementUnitLine, SettlementDue).join(Settlement, Settlement.id == SettlementUnitLine.settlement_id)
+        .outerjoin(SettlementDue, sa.and_(SettlementDue.settlement_id == Settlement.id,
+                                          SettlementDue.unit_id == SettlementUnitLine.unit_id))
+        .where(SettlementUnitLine.unit_id == unit.id, Settlement.finalised_at.is_not(None))
+        .order_by(Settlement.id)).all()
+    return [{"line": line, "due": due} for line, due in rows]

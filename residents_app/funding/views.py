@@ -15,7 +15,7 @@ from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_req
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
-from residents_app.funding import exports, models, services
+from residents_app.funding import exports, finance, models, services
 from residents_app.funding import settlement as settlement_svc
 from residents_app.funding.models import Payment
 from residents_app.funding.schemas import PaymentIn, ReverseIn
@@ -96,7 +96,8 @@ def funding(estate_id: int):
         "funding/funding.html", estate=estate, plan=plan, summary=services.funding_summary(estate.id),
         owing=services.units_owing(estate.id), entries=entries, reversed_ids=reversed_ids,
         units=services.estate_units(estate.id), hardship=services.hardship_by_unit(estate.id), labels=LABELS,
-        fmt=services.format_ratio, can_edit=can_edit_estate(current_user, estate), today=utcnow().date())
+        fmt=services.format_ratio, can_edit=can_edit_estate(current_user, estate), today=utcnow().date(),
+        finance_due=finance.due_reports(estate.id))
 
 
 @bp.route("/estates/<int:estate_id>/funding/payments", methods=["POST"])
@@ -161,7 +162,8 @@ def resident_statement():
     resident, plan = resident_plan_of_session()
     st = services.unit_statement(plan, resident.unit) if plan else None
     paid = services.paid_by_unit(resident.unit.estate_id).get(resident.unit.id, 0)
-    return render_template("resident/statement.html", resident=resident, plan=plan, st=st, paid=paid)
+    return render_template("resident/statement.html", resident=resident, plan=plan, st=st, paid=paid,
+                           settlement_lines=settlement_svc.unit_settlement(resident.unit))
 
 
 @bp.route("/r/pledge", methods=["GET", "POST"])
@@ -198,6 +200,7 @@ def api_statements(plan_id: int):
     return {"plan_id": plan.id, "units": [
         {"unit_id": u.id, "label": u.label, "area_m2": str(u.title_area_m2), "share_fen": c.units[u.id].share_fen,
          "covered_fen": c.units[u.id].covered_fen, "owed_fen": c.units[u.id].owed_fen,
+         "offset_fen": c.units[u.id].offset_fen, "matched_fen": c.units[u.id].matched_fen,
          "lines": [{"item_id": ln.item_key, "share_fen": ln.share_fen} for ln in c.units[u.id].lines]}
         for u in services.estate_units(plan.estate_id)]}
 
@@ -239,3 +242,6 @@ def api_reverse(args, estate_id: int, payment_id: int):
     rev = services.reverse_payment(pay, reason=args["reason"], user=current_user, now=utcnow())
     db.session.commit()
     return {"id": rev.id, "reverses_id": rev.reverses_id, "amount_fen": rev.amount_fen}, 201
+
+
+from residents_app.funding import money_views  # noqa: E402,F401  (routes of issue 15 on this blueprint)

@@ -28,6 +28,14 @@ PLAN_STATUSES = ("draft", "published", "superseded")
 PLAN_STATUS_LABELS = {"draft": "草稿", "published": "已发布", "superseded": "已被新版本取代"}
 
 
+# How an item is paid (issue 15): subsidised by category (default), 居民自费 (residents pay 100 %), or
+# 另行补助 (its own fixed subsidy, e.g. a lift); the last two are outside the subsidy base and the cap.
+FUNDING_MODES = ("subsidised", "self_paid", "separate")
+
+
+FUNDING_MODE_LABELS = {"subsidised": "按类别补助", "self_paid": "居民自费", "separate": "另行补助"}
+
+
 ATTACHMENT_KINDS = ("rendering", "drawing", "management_plan", "other")
 
 
@@ -154,12 +162,18 @@ class PlanItem(db.Model):
     scope: Mapped[str] = mapped_column(sa.String(20), default="estate")
     cost_fen: Mapped[int] = mapped_column(sa.BigInteger)
     description: Mapped[str] = mapped_column(sa.Text, default="")
+    funding_mode: Mapped[str] = mapped_column(sa.String(20), default="subsidised", server_default="subsidised")
+    fixed_subsidy_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     plan_version: Mapped[PlanVersion] = relationship(back_populates="items")
     buildings = relationship("Building", secondary=plan_item_building, order_by="Building.name")
 
     @property
     def category_label(self) -> str:
         return CATEGORY_LABELS[self.category]
+
+    @property
+    def funding_mode_label(self) -> str:
+        return FUNDING_MODE_LABELS.get(self.funding_mode or "subsidised", self.funding_mode)
 
     @property
     def scope_label(self) -> str:

@@ -67,6 +67,9 @@ class ItemIn(Schema):
     cost_fen = fields.Integer(required=True, strict=True)
     building_ids = fields.List(fields.Integer(strict=True), load_default=list)
     description = fields.String(load_default="")
+    funding_mode = fields.String(load_default="subsidised",
+                                 validate=validate.OneOf(("subsidised", "self_paid", "separate")))
+    fixed_subsidy_fen = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
 
     @validates("cost_fen")
     def _positive(self, value, **kwargs):

@@ -19,6 +19,7 @@ from residents_app.extensions import db
 from residents_app.plans.models import (
     ATTACHMENT_KINDS,
     CATEGORIES,
+    FUNDING_MODES,
     PlanAttachment,
     PlanItem,
     PlanVersion,
@@ -96,8 +97,20 @@ def update_plan(plan: PlanVersion, *, user, now: datetime, pledge_window: tuple 
     return plan
 
 
-def _validate_item(estate_id: int, *, name: str, category: str, cost_fen, building_ids) -> tuple:
+def _validate_funding_mode(funding_mode: str, fixed_subsidy_fen, cost_fen, errors: dict) -> None:
+    if funding_mode not in FUNDING_MODES:
+        errors["funding_mode"] = ["出资方式必须是 按类别补助、居民自费 或 另行补助"]
+    elif funding_mode == "separate":
+        if not isinstance(fixed_subsidy_fen, int) or isinstance(fixed_subsidy_fen, bool) or fixed_subsidy_fen < 0:
+            errors["fixed_subsidy_fen"] = ["另行补助金额必须是不小于零的金额（分）"]
+        elif isinstance(cost_fen, int) and fixed_subsidy_fen > cost_fen:
+            errors["fixed_subsidy_fen"] = ["另行补助金额不能超过项目费用"]
+
+
+def _validate_item(estate_id: int, *, name: str, category: str, cost_fen, building_ids,
+                   funding_mode: str = "subsidised", fixed_subsidy_fen=0) -> tuple:
     errors = {}
+    _validate_funding_mode(funding_mode, fixed_subsidy_fen, cost_fen, errors)
     name = (name or "").strip()
     if not name:
         errors["name"] = ["项目名称不能为空"]
@@ -124,13 +137,17 @@ def _validate_item(estate_id: int, *, name: str, category: str, cost_fen, buildi
 
 
 def add_item(plan: PlanVersion, *, name: str, category: str, cost_fen: int, building_ids=None,
-             description: str = "", user, now: datetime) -> PlanItem:
+             description: str = "", funding_mode: str = "subsidised", fixed_subsidy_fen: int = 0, user,
+             now: datetime) -> PlanItem:
     plan.ensure_editable()
     name, buildings = _validate_item(plan.estate_id, name=name, category=category, cost_fen=cost_fen,
-                                     building_ids=building_ids)
+                                     building_ids=building_ids, funding_mode=funding_mode,
+                                     fixed_subsidy_fen=fixed_subsidy_fen)
     position = max((i.position for i in plan.items), default=0) + 1
     item = PlanItem(plan_version=plan, position=position, name=name, category=category, cost_fen=cost_fen,
-                    scope="buildings" if buildings else "estate", description=(description or "").strip())
+                    scope="buildings" if buildings else "estate", description=(description or "").strip(),
+                    funding_mode=funding_mode,
+                    fixed_subsidy_fen=fixed_subsidy_fen if funding_mode == "separate" else 0)
     item.buildings = buildings
     db.session.add(item)
     db.session.flush()
@@ -138,11 +155,15 @@ def add_item(plan: PlanVersion, *, name: str, category: str, cost_fen: int, buil
 
 
 def update_item(item: PlanItem, *, name: str, category: str, cost_fen: int, building_ids=None,
-                description: str = "", user, now: datetime) -> PlanItem:
+                description: str = "", funding_mode: str = "subsidised", fixed_subsidy_fen: int = 0, user,
+                now: datetime) -> PlanItem:
     item.plan_version.ensure_editable()
     name, buildings = _validate_item(item.plan_version.estate_id, name=name, category=category,
-                                     cost_fen=cost_fen, building_ids=building_ids)
+                                     cost_fen=cost_fen, building_ids=building_ids, funding_mode=funding_mode,
+                                     fixed_subsidy_fen=fixed_subsidy_fen)
     item.name, item.category, item.cost_fen = name, category, cost_fen
+    item.funding_mode = funding_mode
+    item.fixed_subsidy_fen = fixed_subsidy_fen if funding_mode == "separate" else 0
     item.scope = "buildings" if buildings else "estate"
     item.buildings = buildings
     item.description = (description or "").strip()
@@ -261,7 +282,8 @@ def new_version(plan: PlanVersion, *, user, now: datetime) -> PlanVersion:
         for item in plan.items:
             copy = PlanItem(position=item.position, name=item.name, category=item.category,
                             scope=item.scope, cost_fen=item.cost_fen, description=item.description,
-                            buildings=list(item.buildings))
+                            buildings=list(item.buildings), funding_mode=item.funding_mode,
+                            fixed_subsidy_fen=item.fixed_subsidy_fen)
             draft.items.append(copy)
         for att in plan.attachments:
             draft.attachments.append(PlanAttachment(
@@ -284,6 +306,8 @@ def plan_diff(old: PlanVersion, new: PlanVersion) -> dict:
             diffs = []
             if a.category != b.category:
                 diffs.append(f"类别 {a.category_label} → {b.category_label}")
+            if (a.funding_mode, a.fixed_subsidy_fen) != (b.funding_mode, b.fixed_subsidy_fen):
+                diffs.append(f"出资方式 {a.funding_mode_label} → {b.funding_mode_label}")
             if a.cost_fen != b.cost_fen:
                 diffs.append(f"费用 {a.cost_fen} → {b.cost_fen} 分")
             if a.scope_label != b.scope_label:

@@ -18,7 +18,14 @@ from residents_app.extensions import db
 from residents_app.funding import services as funding_svc
 from residents_app.funding.models import HARDSHIP_MODE_LABELS, PAYMENT_METHOD_LABELS
 from residents_app.plans import services
-from residents_app.plans.models import ATTACHMENT_KIND_LABELS, CATEGORY_LABELS, PlanAttachment, PlanItem, PlanVersion
+from residents_app.plans.models import (
+    ATTACHMENT_KIND_LABELS,
+    CATEGORY_LABELS,
+    FUNDING_MODE_LABELS,
+    PlanAttachment,
+    PlanItem,
+    PlanVersion,
+)
 from residents_app.plans.schemas import parse_int_id, parse_local_dt, yuan_to_fen
 
 bp = Blueprint("plans", __name__)
@@ -28,7 +35,8 @@ api_bp = ApiBlueprint("plans_api", __name__, url_prefix="/api/plans", descriptio
 
 
 LABELS = {"categories": CATEGORY_LABELS, "attachment_kinds": ATTACHMENT_KIND_LABELS,
-          "hardship_modes": HARDSHIP_MODE_LABELS, "payment_methods": PAYMENT_METHOD_LABELS}
+          "hardship_modes": HARDSHIP_MODE_LABELS, "payment_methods": PAYMENT_METHOD_LABELS,
+          "funding_modes": FUNDING_MODE_LABELS}
 
 
 def plan_for_staff(plan_id: int, *, edit: bool = False) -> PlanVersion:
@@ -60,7 +68,10 @@ def _item_form() -> dict:
     return {"name": form.get("name", ""), "category": form.get("category", ""),
             "cost_fen": yuan_to_fen(form.get("cost_yuan"), "cost_yuan", "费用"),
             "building_ids": [parse_int_id(b, "building_ids", "楼栋") for b in form.getlist("building_ids")],
-            "description": form.get("description", "")}
+            "description": form.get("description", ""),
+            "funding_mode": form.get("funding_mode") or "subsidised",
+            "fixed_subsidy_fen": (yuan_to_fen(form.get("fixed_subsidy_yuan"), "fixed_subsidy_yuan", "另行补助金额")
+                                  if form.get("funding_mode") == "separate" else 0)}
 
 
 @bp.route("/estates/<int:estate_id>/plans", methods=["GET", "POST"])

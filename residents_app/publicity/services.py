@@ -29,6 +29,7 @@ from residents_app.publicity.holidays import load_calendar
 from residents_app.publicity.models import (
     OUTCOMES,
     SUBJECT_LABELS,
+    SUBJECT_SNAPSHOTS,
     SUBJECT_TYPES,
     Objection,
     Publicity,
@@ -83,6 +84,8 @@ def compute_period(posted_on: date, working_days: int, calendar: WorkCalendar) -
 
 def _subject_snapshot(estate: Estate, subject_type: str, subject_id: int) -> tuple[str, list[str], list[str]]:
     """(unit list title, unit labels, outcome lines) for what is being published."""
+    if subject_type in SUBJECT_SNAPSHOTS:
+        return SUBJECT_SNAPSHOTS[subject_type](estate, subject_id)
     if subject_type == "round_result":
         from residents_app.rounds.models import Round
 

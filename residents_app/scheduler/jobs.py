@@ -4,7 +4,8 @@ row lock in its own transaction, and running it twice changes nothing the second
 `tick(now)` processes, in this order, each step in order of due time:
 1. open rounds due to open, 2. close rounds due to close (the rounds feature stores the final tally),
 3. end publicity periods past their end with no open objection, 4. close pledge windows,
-5. queue reminders in the outbox, 6. delete roster uploads previewed but never confirmed (24 hours).
+5. remind the committees of finance publicity due (one per finished month), 6. queue reminders in the outbox,
+7. delete roster uploads previewed but never confirmed (24 hours).
 On PostgreSQL the whole tick holds an advisory lock (pg_try_advisory_lock): a second scheduler
 process finds it taken and skips. On SQLite every transaction is BEGIN IMMEDIATE, which serialises.
 """
@@ -156,6 +157,23 @@ def close_pledge_windows(now: datetime, actions: list) -> None:
         actions.append({"kind": "pledge_windows_closed", "count": n})
 
 
+def remind_finance_publicity(now: datetime, actions: list) -> None:
+    """A month's finance publicity is due once the month is over: the committee is reminded once per month."""
+    fn = _optional("residents_app.funding.finance", "remind_due_finance_publicity")
+    if fn is None:
+        return
+    try:
+        n = int(fn(now) or 0)
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001
+        db.session.rollback()
+        log.exception("scheduler: finance publicity reminders failed")
+        actions.append({"kind": "finance_publicity_due", "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    if n:
+        actions.append({"kind": "finance_publicity_due", "count": n})
+
+
 ROUND_REMINDER_BEFORE = timedelta(hours=24)
 
 
@@ -216,8 +234,8 @@ def delete_stale_roster_uploads(now: datetime, actions: list) -> None:
         actions.append({"kind": "roster_uploads_deleted", "count": n})
 
 
-STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows, queue_reminders,
-         delete_stale_roster_uploads)
+STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows,
+         remind_finance_publicity, queue_reminders, delete_stale_roster_uploads)
 
 
 def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:
