@@ -82,6 +82,11 @@ class Publicity(db.Model):
         back_populates="publicity", order_by="PublicityChange.id", cascade="all, delete-orphan")
     objections: Mapped[list[Objection]] = relationship(
         back_populates="publicity", order_by="Objection.id", cascade="all, delete-orphan")
+    backdate: Mapped[PublicityBackdate | None] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def backdate_reason(self) -> str:
+        return self.backdate.reason if self.backdate is not None else ""
 
     @property
     def subject_label(self) -> str:
@@ -90,6 +95,13 @@ class Publicity(db.Model):
     @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
+
+    @property
+    def is_backdated(self) -> bool:
+        """Posted on a day before the day it was entered (Beijing time)."""
+        from residents_app.core.calendar import beijing_date
+
+        return self.posted_on < beijing_date(self.created_at)
 
     @property
     def is_completed(self) -> bool:
@@ -130,6 +142,14 @@ class Publicity(db.Model):
         self.status = "completed"
         self.completed_at = now
         self.completed_by = actor
+
+
+class PublicityBackdate(db.Model):
+    """Why a notice was entered after the day it says it was posted (补录): the verification desk flags it."""
+
+    __tablename__ = "publicity_backdate"
+    publicity_id: Mapped[int] = mapped_column(sa.ForeignKey("publicity.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(500))
 
 
 class PublicityDocument(db.Model):

@@ -1,4 +1,5 @@
-"""Use cases of publicity: calendar upkeep, posting, documents, objections, mediation, completion.
+"""Use cases of publicity: posting, documents, objections, mediation, completion (calendar upkeep in
+calendar_upkeep.py, re-exported here).
 
 Every function takes `now`, flushes but never commits, and appends to the audit log in the caller's
 transaction.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,22 +20,30 @@ from residents_app.core.calendar import (
     CalendarNotCovered,
     WorkCalendar,
     beijing_date,
-    build_calendar,
-    package_years,
     publicity_last_day,
     window_end,
 )
 from residents_app.db import utcnow
-from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
+from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
+from residents_app.publicity.calendar_upkeep import (  # noqa: F401  (re-exported: services.* is the API)
+    YearCoverage,
+    calendar_error,
+    calendar_overview,
+    declare_year,
+    delete_override,
+    import_year,
+    load_calendar,
+    parse_year_file,
+    set_override,
+)
 from residents_app.publicity.models import (
     OUTCOMES,
     SUBJECT_LABELS,
     SUBJECT_TYPES,
-    CalendarOverride,
-    CalendarYear,
     Objection,
     Publicity,
+    PublicityBackdate,
     PublicityChange,
     PublicityDocument,
 )
@@ -49,146 +57,6 @@ MAX_TEXT = 5000
 MIN_RESULT_DAYS = 5  # 公示不少于5个工作日 (seed 001)
 DOCUMENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
 PHOTO_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
-
-
-def calendar_error(exc: CalendarNotCovered) -> DomainError:
-    return DomainError(str(exc), code="calendar_not_covered", status=409, errors={"year": str(exc.year)})
-
-
-# ---- calendar -------------------------------------------------------------------------------------
-
-def load_calendar() -> WorkCalendar:
-    """The working-day calendar: package schedule + the administrator's overrides and declared years."""
-    overrides = dict(db.session.execute(sa.select(CalendarOverride.day, CalendarOverride.is_working)).all())
-    years = db.session.execute(sa.select(CalendarYear.year)).scalars().all()
-    return build_calendar(overrides, years)
-
-
-@dataclass
-class YearCoverage:
-    year: int
-    source: str  # "package", "admin", "package+admin"
-    override_count: int
-
-
-def calendar_overview(now: datetime) -> dict:
-    """Covered years, the overrides, and whether next year (relative to `now` in Beijing) is missing."""
-    pkg = package_years()
-    declared = {y.year: y for y in db.session.execute(sa.select(CalendarYear)).scalars()}
-    overrides = db.session.execute(sa.select(CalendarOverride).order_by(CalendarOverride.day)).scalars().all()
-    counts: dict[int, int] = {}
-    for o in overrides:
-        counts[o.day.year] = counts.get(o.day.year, 0) + 1
-    years = []
-    for y in sorted(pkg | set(declared)):
-        source = "package+admin" if (y in pkg and y in declared) else ("package" if y in pkg else "admin")
-        years.append(YearCoverage(y, source, counts.get(y, 0)))
-    this_year = beijing_date(now).year
-    next_year = this_year + 1
-    covered = pkg | set(declared)
-    older = [y for y in years if y.year < this_year - 2 and y.source == "package" and not y.override_count]
-    return {
-        "years": years,
-        "recent_years": [y for y in years if y not in older],
-        "older_range": (older[0].year, older[-1].year) if older else None,
-        "declared": declared,
-        "overrides": overrides,
-        "this_year": this_year,
-        "next_year": next_year,
-        "this_year_missing": this_year not in covered,
-        "next_year_missing": next_year not in covered,
-        "pending_years": sorted({y for y in counts if y not in covered}),
-    }
-
-
-def set_override(day: date, is_working: bool, note: str, *, actor: str, now: datetime) -> CalendarOverride:
-    note = (note or "").strip()
-    if len(note) > 100:
-        raise ValidationFailed("说明不能超过 100 个字", errors={"note": "过长"})
-    row = db.session.execute(sa.select(CalendarOverride).where(CalendarOverride.day == day)).scalar_one_or_none()
-    if row is None:
-        row = CalendarOverride(day=day, is_working=is_working, note=note, created_by=actor, created_at=now)
-        db.session.add(row)
-    else:
-        row.is_working, row.note, row.created_by, row.created_at = is_working, note, actor, now
-    db.session.flush()
-    record("calendar.override_set", chain=0, actor=actor, now=now, subject_type="calendar_day",
-           subject_id=day.isoformat(), data={"day": day.isoformat(), "is_working": is_working, "note": note})
-    return row
-
-
-def delete_override(day: date, *, actor: str, now: datetime) -> None:
-    row = db.session.execute(sa.select(CalendarOverride).where(CalendarOverride.day == day)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"{day.isoformat()} 没有调整记录")
-    db.session.delete(row)
-    db.session.flush()
-    record("calendar.override_deleted", chain=0, actor=actor, now=now, subject_type="calendar_day",
-           subject_id=day.isoformat(), data={"day": day.isoformat()})
-
-
-def declare_year(year: int, *, actor: str, now: datetime) -> CalendarYear:
-    """The administrator confirms that every holiday and make-up day of `year` has been entered."""
-    if not 2000 <= year <= 2100:
-        raise ValidationFailed("年份须在 2000 至 2100 之间", errors={"year": str(year)})
-    if db.session.get(CalendarYear, year) is not None:
-        raise Conflict(f"{year} 年已确认完整", code="year_declared")
-    n = db.session.execute(sa.select(sa.func.count()).select_from(CalendarOverride).where(
-        CalendarOverride.day >= date(year, 1, 1), CalendarOverride.day <= date(year, 12, 31))).scalar_one()
-    if year not in package_years() and n == 0:
-        raise Conflict(f"{year} 年还没有录入任何放假或调休日期：请先按国务院办公厅通知逐日录入，再确认完整",
-                       code="year_empty")
-    row = CalendarYear(year=year, declared_by=actor, declared_at=now)
-    db.session.add(row)
-    db.session.flush()
-    record("calendar.year_declared", chain=0, actor=actor, now=now, subject_type="calendar_year",
-           subject_id=year, data={"year": year, "override_days": n})
-    return row
-
-
-def parse_year_file(year: int, text: str) -> list[tuple[date, bool, str]]:
-    """Lines `YYYY-MM-DD,休|班[,说明]` (also rest/work, 0/1); '#' starts a comment."""
-    rows = []
-    errors = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 2:
-            errors[f"第{lineno}行"] = "格式应为 日期,休/班[,说明]"
-            continue
-        try:
-            day = date.fromisoformat(parts[0])
-        except ValueError:
-            errors[f"第{lineno}行"] = f"日期“{parts[0]}”无效，应为 YYYY-MM-DD"
-            continue
-        if day.year != year:
-            errors[f"第{lineno}行"] = f"日期 {day.isoformat()} 不在 {year} 年"
-            continue
-        kind = parts[1].lower()
-        if kind in ("休", "rest", "0", "holiday"):
-            working = False
-        elif kind in ("班", "work", "1", "workday"):
-            working = True
-        else:
-            errors[f"第{lineno}行"] = f"“{parts[1]}”无效，应为 休 或 班"
-            continue
-        rows.append((day, working, parts[2] if len(parts) > 2 else ""))
-    if errors:
-        raise ValidationFailed("导入文件有误", errors=errors)
-    if not rows:
-        raise ValidationFailed("导入文件没有任何日期")
-    return rows
-
-
-def import_year(year: int, text: str, *, actor: str, now: datetime, declare: bool = True) -> int:
-    rows = parse_year_file(year, text)
-    for day, working, note in rows:
-        set_override(day, working, note, actor=actor, now=now)
-    if declare and db.session.get(CalendarYear, year) is None:
-        declare_year(year, actor=actor, now=now)
-    return len(rows)
 
 
 # ---- posting --------------------------------------------------------------------------------------
@@ -298,9 +166,30 @@ def _outcome_lines(outcome) -> list[str]:
     return lines
 
 
+def _check_posting_day(subject_type: str, subject_id: int, posted_on: date, today: date, reason: str) -> str:
+    """No backdating: a round result is not posted before the day it exists (the round's close, Beijing
+    time); any posting day before today needs a reason, which is stored and flagged on the desk."""
+    if subject_type == "round_result":
+        from residents_app.rounds.models import Round
+
+        rnd = db.session.get(Round, subject_id)
+        result_day = beijing_date(rnd.closed_at) if rnd is not None and rnd.closed_at else None
+        if result_day is not None and posted_on < result_day:
+            msg = (f"表决「{rnd.title}」的结果于 {result_day.isoformat()} 产生，"
+                   f"公示张贴日期 {posted_on.isoformat()} 不能早于该日")
+            raise ValidationFailed(msg, code="posted_before_result", errors={"posted_on": msg})
+    reason = (reason or "").strip()
+    if posted_on < today and not reason:
+        msg = f"张贴日期 {posted_on.isoformat()} 早于今天（{today.isoformat()}），补录公示须写明理由"
+        raise ValidationFailed(msg, code="backdate_reason_required", errors={"backdate_reason": msg})
+    if len(reason) > 500:
+        raise ValidationFailed("补录理由不能超过 500 个字", errors={"backdate_reason": "过长"})
+    return reason if posted_on < today else ""
+
+
 def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str, notice_text: str,
                    posted_on: date, working_days=5, actor: str, now: datetime,
-                   calendar: WorkCalendar | None = None) -> Publicity:
+                   calendar: WorkCalendar | None = None, backdate_reason: str = "") -> Publicity:
     errors = {}
     if subject_type not in SUBJECT_TYPES:
         errors["subject_type"] = "须为：表决结果、改造方案、困难群众名单或表决名册"
@@ -335,11 +224,13 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
     if active is not None:
         raise Conflict(f"该{SUBJECT_LABELS[subject_type]}已有一个进行中的公示（#{active.id}）", code="publicity_exists")
     unit_title, labels, lines = _subject_snapshot(estate, subject_type, subject_id)
+    backdate_reason = _check_posting_day(subject_type, subject_id, posted_on, today, backdate_reason)
     last_day, ends_at = compute_period(posted_on, working_days, calendar or load_calendar())
     pub = Publicity(
         estate_id=estate.id, subject_type=subject_type, subject_id=subject_id, title=title,
         notice_text=notice_text, unit_list_title=unit_title, unit_labels=labels, outcome_lines=lines,
         posted_on=posted_on, working_days=working_days, last_day=last_day, ends_at=ends_at,
+        backdate=PublicityBackdate(reason=backdate_reason) if backdate_reason else None,
         status="posted", created_by=actor, created_at=now,
     )
     db.session.add(pub)
@@ -347,7 +238,8 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
     record("publicity.posted", chain=estate.id, actor=actor, now=now, subject_type="publicity", subject_id=pub.id,
            data={"subject_type": subject_type, "subject_id": subject_id, "title": title,
                  "posted_on": posted_on.isoformat(), "working_days": working_days,
-                 "last_day": last_day.isoformat(), "unit_labels": labels})
+                 "last_day": last_day.isoformat(), "unit_labels": labels,
+                 **({"backdate_reason": backdate_reason} if backdate_reason else {})})
     return pub
 
 
