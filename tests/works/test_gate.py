@@ -14,7 +14,6 @@ import pytest
 
 from residents_app.errors import Conflict
 from residents_app.plans import services as plan_svc
-from residents_app.works import documents, materials
 from residents_app.works import services as works_svc
 from tests.works.gate_world import PDF, all_met, publicise, requested_shots_dir, vote
 
@@ -133,6 +132,8 @@ def test_every_check_met_then_submitted(world, db):
         ("pledges", True, "应出资 3 户已全部签署"),
         ("self_funding", True, "已到位 11,000.00 / 11,000.00 元（100%）"),
     ]
+    from residents_app.works import materials
+
     materials.add_material(plan, title="小区业主大会决议", filename="决议.pdf", data=PDF, user=world.committee,
                            now=at)
     app = works_svc.submit_start(world.estate, user=world.committee, now=at)
@@ -227,6 +228,8 @@ def test_application_form_and_publicity_notice_pdfs(client, login_as, world, tmp
 
 
 def test_publicity_notice_needs_a_posted_result(client, login_as, world):
+    from residents_app.works import documents
+
     plan = world.plan()
     with pytest.raises(Conflict) as err:
         documents.publicity_notice_pdf(plan, world.now)
@@ -238,6 +241,8 @@ def test_publicity_notice_needs_a_posted_result(client, login_as, world):
 
 
 def test_other_materials_upload_download_delete(client, login_as, world):
+    from residents_app.works import materials
+
     plan = world.plan()
     login_as(client, world.committee)
     url = f"/estates/{world.estate.id}/start/materials"
