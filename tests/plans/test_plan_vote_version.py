@@ -3,6 +3,8 @@ to the vote, and a published version is not replaced while residents are voting 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from residents_app.errors import Conflict, ValidationFailed
@@ -73,6 +75,11 @@ def test_the_published_version_under_vote_cannot_change(world, db):
     with pytest.raises(Conflict) as err:
         db.session.flush()
     assert err.value.message == "方案第 1 版已发布，不能修改其项目或附件"
+    db.session.rollback()
+    v1.published_at = world.now + timedelta(minutes=1)  # would make the vote look opened before publication
+    with pytest.raises(Conflict) as err:
+        db.session.flush()
+    assert err.value.message == "方案第 1 版已发布，不能再修改"
 
 
 def test_plan_vote_form_on_a_draft_is_refused_with_the_reason(client, login_as, world):

@@ -11,9 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from residents_app.errors import Conflict
 from residents_app.plans import services as plan_svc
+from residents_app.plans.models import PlanVersion
 from residents_app.works import services as works_svc
 from tests.works.gate_world import PDF, all_met, publicise, requested_shots_dir, vote
 
@@ -74,7 +76,10 @@ def test_a_vote_on_a_superseded_version_does_not_count(world):
 def test_a_vote_opened_before_the_version_was_published_does_not_count(world, db):
     plan = world.plan()
     rnd = vote(world, "plan_vote", plan_id=plan.id)
-    plan.published_at = rnd.opened_at + timedelta(minutes=1)  # stored before drafts were refused
+    # stored before drafts were refused: the round opened a minute before the version was published
+    db.session.execute(sa.update(PlanVersion).where(PlanVersion.id == plan.id)
+                       .values(published_at=rnd.opened_at + timedelta(minutes=1)))
+    db.session.expire(plan)
     assert check(plan, "plan_vote", world.later(days=3)) == (False, "表决「方案表决」开启时第 1 版方案尚未发布")
 
 
