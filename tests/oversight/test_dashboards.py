@@ -102,7 +102,7 @@ def test_funding_ratio_on_the_estate_dashboard(client, login_as, factory, db, no
     from datetime import date as _date
 
     from residents_app.funding import services as services_svc
-    from tests.plans.conftest import PlanWorld
+    from tests.plan_world import PlanWorld
 
     world = PlanWorld(factory, db, now)
     world.plan()  # owed: 1幢-101 540,000 + 1幢-102 360,000 + 2幢-101 200,000 fen
