@@ -156,8 +156,13 @@ def extend_round(round_id: int, new_closes_at: datetime, reason: str, now: datet
 def rounds_due_to_open(now: datetime) -> list[int]:
     # A draft whose whole window passed (scheduler down all along) is not opened: nobody could have
     # voted. It stays a draft, which the committee sees and reschedules (why_not_open says why).
+    # Likewise a plan vote whose version is not the published one: opening it is refused (plan_vote_problem).
+    from residents_app.plans.models import PlanVersion
+
+    published = sa.select(PlanVersion.id).where(PlanVersion.status == "published")
     return list(db.session.execute(
-        sa.select(Round.id).where(Round.status == "draft", Round.opens_at <= now, Round.closes_at > now)
+        sa.select(Round.id).where(Round.status == "draft", Round.opens_at <= now, Round.closes_at > now,
+                                  sa.or_(Round.kind != "plan_vote", Round.plan_version_id.in_(published)))
         .order_by(Round.opens_at, Round.id)).scalars())
 
 

@@ -134,5 +134,7 @@ def api_start(estate_id: int):
     if plan is None:
         raise NotFound("本小区还没有已发布的改造方案")
     application = services.start_application_of(plan)
+    checks = services.start_checklist(plan, utcnow())
     return {"plan_id": plan.id, "status": application.status if application else None,
-            "checks": [c.as_dict() for c in services.start_checklist(plan, utcnow())]}
+            "checks": [c.as_dict() for c in checks], "can_submit": all(c.met for c in checks),
+            "materials": materials.materials_manifest(plan)}

@@ -33,9 +33,11 @@ def test_a_draft_cannot_be_put_to_the_vote(world):
 def test_a_draft_round_on_a_version_superseded_meanwhile_cannot_open(world):
     v1 = world.plan()
     rnd = plan_vote(world, v1)
+    assert rnd.id in rounds.rounds_due_to_open(world.later(hours=2))
     v2 = plan_svc.new_version(v1, user=world.committee, now=world.later(hours=1))
     plan_svc.update_plan(v2, user=world.committee, now=world.later(hours=1), change_summary="取消停车位改造")
     plan_svc.publish_plan(v2, user=world.committee, now=world.later(hours=1))
+    assert rnd.id not in rounds.rounds_due_to_open(world.later(hours=2))  # the scheduler leaves it a draft
     with pytest.raises(Conflict) as err:
         rounds.open_round(rnd.id, world.later(hours=2), world.committee)
     assert (err.value.status, err.value.code, err.value.message) == (

@@ -173,6 +173,8 @@ def test_server_refuses_with_every_reason(client, login_as, world):
     }
     assert body["message"].startswith(
         "启动申请条件未满足：全小区改造意愿征求已通过：还没有已结束的全小区改造意愿征求；")
+    api = client.get(f"/api/plans/estates/{world.estate.id}/start").get_json()
+    assert (api["can_submit"], api["materials"]) == (False, [])
     page = client.get(f"/estates/{world.estate.id}/start").get_data(as_text=True)
     assert '<button type="submit" id="submit-start" disabled' in page
     assert "还有 7 项条件未满足，暂不能提交" in page
