@@ -64,9 +64,10 @@ def build_voted_round(db, factory, now):
     add_owner(estate.id, units["1幢-101"].id, name="新业主", phone="13711112222", actor="user:0:test",
               now=now + timedelta(days=2))
     assert rs.close_round(rnd.id, closes, None)
+    posted_at = closes + timedelta(hours=1)  # posted on the day it is entered (a real clock may cross midnight)
     pub = post_publicity(estate, subject_type="round_result", subject_id=rnd.id, title="意愿征求结果公示",
-                         notice_text="经统计，本次征求意见通过。", posted_on=to_local(closes).date(), working_days=5,
-                         actor="user:0:test", now=closes + timedelta(hours=1))
+                         notice_text="经统计，本次征求意见通过。", posted_on=to_local(posted_at).date(), working_days=5,
+                         actor="user:0:test", now=posted_at)
     db.session.flush()
     return SimpleNamespace(
         id=rnd.id, estate_id=estate.id, estate_code=estate.code, estate_name=estate.name, office_id=office.id,

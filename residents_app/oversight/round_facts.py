@@ -243,7 +243,7 @@ def signoff_text(rnd) -> str:
 
 @dataclass
 class Flag:
-    kind: str  # burst / paper_unconfirmed / proxy / late_change / owner_changed
+    kind: str  # burst / paper_unconfirmed / proxy / late_change / owner_changed / backdated_publicity
     title: str
     detail: str
     unit_labels: list[str] = field(default_factory=list)
@@ -380,7 +380,31 @@ def round_flags(rnd) -> list[Flag]:
                               "；".join(f"{label_of[u]}：{'、'.join(v)}" for u, v in sorted(
                                   changed.items(), key=lambda kv: label_of[kv[0]])),
                               sorted(label_of[u] for u in changed)))
+    flags.extend(backdated_publicity_flags(rnd))
     return flags
+
+
+def backdated_publicity_flags(rnd) -> list[Flag]:
+    """5. Result publicity entered after the day it says it was posted (补录), or posted before the result existed."""
+    from residents_app.core.calendar import beijing_date
+    from residents_app.publicity.models import Publicity
+
+    pubs = db.session.execute(
+        sa.select(Publicity).where(Publicity.subject_type == "round_result", Publicity.subject_id == rnd.id)
+        .order_by(Publicity.id)).scalars().all()
+    result_day = beijing_date(rnd.closed_at) if rnd.closed_at else None
+    lines = []
+    for p in pubs:
+        early = result_day is not None and p.posted_on < result_day
+        if p.is_backdated or early:
+            line = (f"公示「{p.title}」张贴日期 {p.posted_on.isoformat()}，{format_local_dt(p.created_at)} 录入"
+                    f"，补录理由：{p.backdate_reason or '未填写'}")
+            if early:
+                line += f"；早于表决结果产生之日 {result_day.isoformat()}"
+            lines.append(line)
+    if not lines:
+        return []
+    return [Flag("backdated_publicity", "结果公示补录（张贴日期早于录入日期）", "；".join(lines))]
 
 
 _ACTION = {"owner_added": "新增业主", "owner_removed": "移除业主", "owner_updated": "业主信息变更"}

@@ -215,7 +215,8 @@ def _guard_frozen_plans(session, flush_context, instances):
                        ("items", "attachments", "supersedes", "estate")}
             old_status = state.attrs.status.history.deleted
             was_frozen = (old_status[0] if old_status else obj.status) != "draft"
-            if was_frozen and changed - _PLAN_LIFECYCLE_FIELDS:
+            # published_at only moves with the publication itself: votes are checked against it
+            if was_frozen and (changed - _PLAN_LIFECYCLE_FIELDS or "published_at" in changed):
                 raise Conflict(f"方案第 {obj.number} 版已发布，不能再修改", code="plan_frozen")
         if isinstance(obj, PlanItem | PlanAttachment):
             version = obj.plan_version

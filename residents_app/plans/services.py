@@ -237,9 +237,18 @@ def compute_money(plan: PlanVersion):
     return MONEY_CALCULATORS[0](plan)
 
 
+# Why the version in force may not be superseded now (a vote on it is open): registered by rounds/, a package
+# above this one. Each guard takes the published version and returns its reasons (empty: no objection).
+SUPERSEDE_GUARDS: list = []
+
+
 def publish_plan(plan: PlanVersion, *, user, now: datetime) -> PlanVersion:
     """Publish a draft; the version in force before it becomes superseded."""
     problems = plan.publish_problems()
+    previous = current_plan(plan.estate_id)
+    if previous is not None and previous.id != plan.id:
+        for guard in SUPERSEDE_GUARDS:
+            problems.extend(guard(previous))
     # every item must be payable: compute once, so a scope without units is refused now
     if not problems:
         try:
@@ -249,7 +258,6 @@ def publish_plan(plan: PlanVersion, *, user, now: datetime) -> PlanVersion:
     if problems:
         raise Conflict("方案不能发布：" + "；".join(problems), code="plan_not_publishable",
                        errors={"plan": problems})
-    previous = current_plan(plan.estate_id)
     if previous is not None and previous.id != plan.id:
         previous.mark_superseded(now)
     plan.publish(now)

@@ -86,6 +86,11 @@ class Publicity(db.Model):
         back_populates="publicity", order_by="PublicityChange.id", cascade="all, delete-orphan")
     objections: Mapped[list[Objection]] = relationship(
         back_populates="publicity", order_by="Objection.id", cascade="all, delete-orphan")
+    backdate: Mapped[PublicityBackdate | None] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def backdate_reason(self) -> str:
+        return self.backdate.reason if self.backdate is not None else ""
 
     @property
     def subject_label(self) -> str:
@@ -94,6 +99,13 @@ class Publicity(db.Model):
     @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
+
+    @property
+    def is_backdated(self) -> bool:
+        """Posted on a day before the day it was entered (Beijing time)."""
+        from residents_app.core.calendar import beijing_date
+
+        return self.posted_on < beijing_date(self.created_at)
 
     @property
     def is_completed(self) -> bool:
@@ -139,6 +151,14 @@ class Publicity(db.Model):
 def new_document_token() -> str:
     """192 random bits, URL-safe: the document's reference in public URLs (ids are sequential, guessable)."""
     return secrets.token_urlsafe(24)
+
+
+class PublicityBackdate(db.Model):
+    """Why a notice was entered after the day it says it was posted (补录): the verification desk flags it."""
+
+    __tablename__ = "publicity_backdate"
+    publicity_id: Mapped[int] = mapped_column(sa.ForeignKey("publicity.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(500))
 
 
 class PublicityDocument(db.Model):

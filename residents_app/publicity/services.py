@@ -1,4 +1,5 @@
-"""Use cases of publicity: calendar upkeep, posting, documents, objections, mediation, completion.
+"""Use cases of publicity: posting, documents, objections, mediation, completion (calendar upkeep in
+holidays.py).
 
 Every function takes `now`, flushes but never commits, and appends to the audit log in the caller's
 transaction.
@@ -33,6 +34,7 @@ from residents_app.publicity.models import (
     SUBJECT_TYPES,
     Objection,
     Publicity,
+    PublicityBackdate,
     PublicityChange,
     PublicityDocument,
 )
@@ -62,6 +64,8 @@ PHOTO_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 def calendar_error(exc: CalendarNotCovered) -> DomainError:
     return DomainError(str(exc), code="calendar_not_covered", status=409, errors={"year": str(exc.year)})
 
+
+# ---- posting --------------------------------------------------------------------------------------
 
 def _check_working_days(working_days) -> int:
     try:
@@ -182,9 +186,30 @@ def _outcome_lines(outcome) -> list[str]:
     return lines
 
 
+def _check_posting_day(subject_type: str, subject_id: int, posted_on: date, today: date, reason: str) -> str:
+    """No backdating: a round result is not posted before the day it exists (the round's close, Beijing
+    time); any posting day before today needs a reason, which is stored and flagged on the desk."""
+    if subject_type == "round_result":
+        from residents_app.rounds.models import Round
+
+        rnd = db.session.get(Round, subject_id)
+        result_day = beijing_date(rnd.closed_at) if rnd is not None and rnd.closed_at else None
+        if result_day is not None and posted_on < result_day:
+            msg = (f"表决「{rnd.title}」的结果于 {result_day.isoformat()} 产生，"
+                   f"公示张贴日期 {posted_on.isoformat()} 不能早于该日")
+            raise ValidationFailed(msg, code="posted_before_result", errors={"posted_on": msg})
+    reason = (reason or "").strip()
+    if posted_on < today and not reason:
+        msg = f"张贴日期 {posted_on.isoformat()} 早于今天（{today.isoformat()}），补录公示须写明理由"
+        raise ValidationFailed(msg, code="backdate_reason_required", errors={"backdate_reason": msg})
+    if len(reason) > 500:
+        raise ValidationFailed("补录理由不能超过 500 个字", errors={"backdate_reason": "过长"})
+    return reason if posted_on < today else ""
+
+
 def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str, notice_text: str,
                    posted_on: date, working_days=5, actor: str, now: datetime,
-                   calendar: WorkCalendar | None = None) -> Publicity:
+                   calendar: WorkCalendar | None = None, backdate_reason: str = "") -> Publicity:
     errors = {}
     if subject_type not in SUBJECT_TYPES:
         errors["subject_type"] = "须为：表决结果、改造方案、困难群众名单或表决名册"
@@ -219,11 +244,13 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
     if active is not None:
         raise Conflict(f"该{SUBJECT_LABELS[subject_type]}已有一个进行中的公示（#{active.id}）", code="publicity_exists")
     unit_title, labels, lines = _subject_snapshot(estate, subject_type, subject_id)
+    backdate_reason = _check_posting_day(subject_type, subject_id, posted_on, today, backdate_reason)
     last_day, ends_at = compute_period(posted_on, working_days, calendar or load_calendar())
     pub = Publicity(
         estate_id=estate.id, subject_type=subject_type, subject_id=subject_id, title=title,
         notice_text=notice_text, unit_list_title=unit_title, unit_labels=labels, outcome_lines=lines,
         posted_on=posted_on, working_days=working_days, last_day=last_day, ends_at=ends_at,
+        backdate=PublicityBackdate(reason=backdate_reason) if backdate_reason else None,
         status="posted", created_by=actor, created_at=now,
     )
     db.session.add(pub)
@@ -231,7 +258,8 @@ def post_publicity(estate: Estate, *, subject_type: str, subject_id, title: str,
     record("publicity.posted", chain=estate.id, actor=actor, now=now, subject_type="publicity", subject_id=pub.id,
            data={"subject_type": subject_type, "subject_id": subject_id, "title": title,
                  "posted_on": posted_on.isoformat(), "working_days": working_days,
-                 "last_day": last_day.isoformat(), "unit_labels": labels})
+                 "last_day": last_day.isoformat(), "unit_labels": labels,
+                 **({"backdate_reason": backdate_reason} if backdate_reason else {})})
     return pub
 
 

@@ -70,7 +70,8 @@ def estate_publicity(estate_id: int):
             estate, subject_type=subject_type, subject_id=subject_id,
             title=f.get("title", ""), notice_text=f.get("notice_text", ""),
             posted_on=_parse_date(f.get("posted_on", ""), "posted_on", "张贴日期"),
-            working_days=f.get("working_days", "5"), actor=actor, now=now)
+            working_days=f.get("working_days", "5"), actor=actor, now=now,
+            backdate_reason=f.get("backdate_reason", ""))
         for storage in request.files.getlist("documents"):
             if storage and storage.filename:
                 services.add_document(pub, storage.filename, _read_document(storage),

@@ -105,6 +105,8 @@ def _validate_round_input(estate_id: int, data: RoundInput) -> dict:
         version = db.session.get(PlanVersion, data.plan_version_id)
         if version is None or version.estate_id != estate_id:
             errors["plan_version_id"] = "所选方案版本不属于本小区"
+        elif data.kind == "plan_vote" and version.status != "published":
+            errors["plan_version_id"] = plan_vote_problem(version)
     options = _check_options(data, errors)
     if errors:
         raise ValidationFailed("表决设置有误，请检查标出的项目", errors=errors)
@@ -203,8 +205,13 @@ def extend_round(round_id: int, new_closes_at: datetime, reason: str, now: datet
 def rounds_due_to_open(now: datetime) -> list[int]:
     # A draft whose whole window passed (scheduler down all along) is not opened: nobody could have
     # voted. It stays a draft, which the committee sees and reschedules (why_not_open says why).
+    # Likewise a plan vote whose version is not the published one: opening it is refused (plan_vote_problem).
+    from residents_app.plans.models import PlanVersion
+
+    published = sa.select(PlanVersion.id).where(PlanVersion.status == "published")
     return list(db.session.execute(
-        sa.select(Round.id).where(Round.status == "draft", Round.opens_at <= now, Round.closes_at > now)
+        sa.select(Round.id).where(Round.status == "draft", Round.opens_at <= now, Round.closes_at > now,
+                                  sa.or_(Round.kind != "plan_vote", Round.plan_version_id.in_(published)))
         .order_by(Round.opens_at, Round.id)).scalars())
 
 
@@ -245,6 +252,12 @@ def open_round(round_id: int, now: datetime, actor=None) -> bool:
         raise NotFound("找不到该表决")
     if rnd.status != "draft":
         return False
+    if rnd.kind == "plan_vote":
+        from residents_app.plans.models import PlanVersion
+
+        problem = plan_vote_problem(db.session.get(PlanVersion, rnd.plan_version_id))
+        if problem:
+            raise Conflict(problem, code="plan_not_published")
     rnd.mark_open(now)
     count = freeze_roll(rnd)
     if count == 0:
@@ -327,3 +340,34 @@ def open_rounds_for_unit(unit_id: int, now: datetime) -> list[Round]:
 def rounds_of_estate(estate_id: int) -> list[Round]:
     return list(db.session.execute(
         sa.select(Round).where(Round.estate_id == estate_id).order_by(Round.id.desc())).scalars())
+
+
+# ---- the plan vote is on a published version (DOMAIN: "Which rule a matter takes") ----------------
+
+def plan_vote_problem(version) -> str | None:
+    """Why a plan vote cannot be on this version (None: it can, the version is the published one)."""
+    if version is None:
+        return "方案表决必须选择一个方案版本"
+    if version.status == "draft":
+        return f"方案第 {version.number} 版还是草稿，不能表决：请先发布该版本，居民表决的是已发布的方案"
+    if version.status == "superseded":
+        return f"方案第 {version.number} 版已被新版本取代，不能再表决"
+    return None
+
+
+def _open_votes_block_superseding(plan) -> list[str]:
+    """A published version is not replaced while residents are voting on it."""
+    rounds = db.session.execute(
+        sa.select(Round).where(Round.plan_version_id == plan.id, Round.kind == "plan_vote", Round.status == "open")
+        .order_by(Round.id)).scalars().all()
+    return [f"第 {plan.number} 版方案的表决「{r.title}」正在进行，表决结束前不能发布新版本取代它" for r in rounds]
+
+
+def _register_plan_guard() -> None:
+    from residents_app.plans import services as plan_services
+
+    if _open_votes_block_superseding not in plan_services.SUPERSEDE_GUARDS:
+        plan_services.SUPERSEDE_GUARDS.append(_open_votes_block_superseding)
+
+
+_register_plan_guard()

@@ -65,6 +65,23 @@ class StartApplication(db.Model):
         self.comment = comment.strip()
 
 
+class StartMaterial(db.Model):
+    """⑤ other materials of the start application: a PDF or image the committee uploads (type sniffed)."""
+
+    __tablename__ = "start_material"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(sa.ForeignKey("estate.id"), index=True)
+    plan_version_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_version.id"), index=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    content_type: Mapped[str] = mapped_column(sa.String(60))
+    size_bytes: Mapped[int] = mapped_column(sa.Integer)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_user.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def _start_locks_money(plan) -> bool:
     status = db.session.execute(
         sa.select(StartApplication.status).where(StartApplication.plan_version_id == plan.id)).scalar_one_or_none()

@@ -62,10 +62,12 @@ def clock(monkeypatch):
     return c
 
 
-def post_hardship(estate, *, posted_on=date(2026, 9, 29), working_days=5, now=POSTED_NOW, actor="user:1:t"):
+def post_hardship(estate, *, posted_on=date(2026, 9, 29), working_days=5, now=POSTED_NOW, actor="user:1:t",
+                  backdate_reason=""):
     return services.post_publicity(estate, subject_type="hardship_list", subject_id=estate.id,
                                    title="困难群众名单公示", notice_text="经业委会审核，以下住户列入困难群众名单。",
-                                   posted_on=posted_on, working_days=working_days, actor=actor, now=now)
+                                   posted_on=posted_on, working_days=working_days, actor=actor, now=now,
+                                   backdate_reason=backdate_reason)
 
 
 @pytest.fixture

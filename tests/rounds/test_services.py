@@ -318,7 +318,7 @@ def test_plan_vote_needs_a_plan_version_of_this_estate(db, factory, estate, now)
     from residents_app.plans.models import PlanVersion
 
     other = factory.estate(buildings={"A": [("1", "10.00")]})
-    mine = PlanVersion(estate_id=estate.id, number=1, title="方案一")
+    mine = PlanVersion(estate_id=estate.id, number=1, title="方案一", status="published")  # votes need published
     theirs = PlanVersion(estate_id=other.id, number=1, title="别人的方案")
     db.session.add_all([mine, theirs])
     db.session.flush()

@@ -45,7 +45,7 @@ def build_outage_scenario(factory) -> Scenario:
     def make_pub(kind, subject_id, posted_on):
         return pub.post_publicity(estate, subject_type=kind, subject_id=subject_id, title=f"公示{posted_on}",
                                   notice_text="公示内容", posted_on=posted_on, working_days=5, actor="system:test",
-                                  now=T0).id
+                                  now=T0, backdate_reason="停机期间已在公告栏张贴，补录").id
 
     from residents_app.plans.models import PlanVersion
 

@@ -19,7 +19,8 @@ def _vote(world, kind, plan_id, *, agree=True):
     from residents_app.rounds import services as rounds
 
     rnd = rounds.create_round(world.estate.id, rounds.RoundInput(
-        kind=kind, title="方案表决" if kind == "plan_vote" else "管理模式表决", opens_at=world.now,
+        kind=kind, title={"plan_vote": "方案表决", "willingness": "改造意愿征求"}.get(kind, "管理模式表决"),
+        opens_at=world.now,
         closes_at=world.later(days=1), plan_version_id=plan_id), world.now, world.committee)
     rounds.open_round(rnd.id, world.now)
     # A management mode round is a choice among modes (自治 here), not agree / disagree.
@@ -52,6 +53,7 @@ def test_start_refused_with_reasons_then_accepted(world):
         works_svc.submit_start(world.estate, user=world.committee, now=world.now)
     assert info.value.code == "start_conditions_unmet"
     assert info.value.errors == {
+        "willingness": ["还没有已结束的全小区改造意愿征求"],
         "plan_vote": ["第 1 版方案还没有已结束的方案表决"],
         "publicity": ["没有可公示的方案表决结果"],
         "management_mode": ["还没有已结束的管理模式表决"],
@@ -60,6 +62,7 @@ def test_start_refused_with_reasons_then_accepted(world):
                          "1幢-101、1幢-102、2幢-101"],
     }
 
+    _vote(world, "willingness", None)
     rnd = _vote(world, "plan_vote", plan.id)
     pub = _publicise(world, rnd, complete=False)
     _vote(world, "management_mode", None)
@@ -71,6 +74,7 @@ def test_start_refused_with_reasons_then_accepted(world):
                             paid_on=date(2026, 9, 3), user=world.committee, now=world.later(days=2))
     checks = works_svc.start_checklist(plan, world.later(days=3))
     assert reasons(checks) == [
+        ("willingness", True, "意愿征求「改造意愿征求」已通过"),
         ("plan_vote", True, "表决「方案表决」已通过"),
         ("publicity", False, "公示期尚未届满（截至 2026-09-09 24:00）"),
         ("management_mode", True, "管理模式表决「管理模式表决」已决定：自治"),
@@ -89,11 +93,11 @@ def test_start_refused_with_reasons_then_accepted(world):
     funding_svc.record_payment(world.estate, unit_id=world.u201.id, amount_fen=200_000, method="wechat",
                             paid_on=date(2026, 9, 10), user=world.committee, now=world.later(days=9))
     checks = works_svc.start_checklist(plan, world.later(days=9))
-    assert [c.met for c in checks] == [True] * 6
-    assert checks[5].reason == "已到位 11,000.00 / 11,000.00 元（100%）"
+    assert [c.met for c in checks] == [True] * 7
+    assert checks[6].reason == "已到位 11,000.00 / 11,000.00 元（100%）"
 
     app = works_svc.submit_start(world.estate, user=world.committee, now=world.later(days=9))
-    assert app.status == "submitted" and len(app.checklist) == 6
+    assert app.status == "submitted" and len(app.checklist) == 7
     with pytest.raises(Conflict) as info:
         funding_svc.withdraw_pledge(plan, world.u101, world.owner(world.u101), now=world.later(days=9))
     assert info.value.message == "启动申请已提交，承诺书不能再撤回"
@@ -114,7 +118,7 @@ def test_failed_vote_and_open_objection_are_reported(world):
     plan = world.plan()
     rnd = _vote(world, "plan_vote", plan.id, agree=False)
     checks = works_svc.start_checklist(plan, world.later(days=2))
-    assert reasons(checks)[:2] == [("plan_vote", False, "表决「方案表决」未达到通过条件"),
+    assert reasons(checks)[1:3] == [("plan_vote", False, "表决「方案表决」未达到通过条件"),
                                    ("publicity", False, "该表决结果尚未公示")]
     assert rnd.status == "closed"
 

@@ -11,4 +11,4 @@ def test_start_page_lists_reasons(client, login_as, world):
     resp = client.post(f"/estates/{world.estate.id}/start")
     assert resp.status_code == 409
     data = client.get(f"/api/plans/estates/{world.estate.id}/start").get_json()
-    assert [c["met"] for c in data["checks"]] == [False, False, False, True, False, False]
+    assert [c["met"] for c in data["checks"]] == [False, False, False, False, True, False, False]
