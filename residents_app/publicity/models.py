@@ -12,10 +12,13 @@ from residents_app.db import UTCDateTime
 from residents_app.errors import Conflict, ValidationFailed
 from residents_app.extensions import db
 
-SUBJECT_TYPES = ("round_result", "plan_version", "hardship_list", "round_roll", "finance_month")
+SUBJECT_TYPES = ("round_result", "plan_version", "hardship_list", "round_roll", "finance_month", "acceptance",
+                 "evaluation")
 SUBJECT_LABELS = {"round_result": "表决结果", "plan_version": "改造方案", "hardship_list": "困难群众名单",
-                  "round_roll": "表决名册", "finance_month": "财务收支"}
-SUBJECT_CHECK = "subject_type in ('round_result', 'plan_version', 'hardship_list', 'round_roll', 'finance_month')"
+                  "round_roll": "表决名册", "finance_month": "财务收支", "acceptance": "竣工验收",
+                  "evaluation": "改造评价"}
+SUBJECT_CHECK = ("subject_type in ('round_result', 'plan_version', 'hardship_list', 'round_roll', 'finance_month', "
+                 "'acceptance', 'evaluation')")
 # Subjects of higher packages (funding: "finance_month") register their snapshot here instead of this package
 # importing upward: subject_type -> fn(estate, subject_id) -> (unit list title, unit labels, outcome lines).
 SUBJECT_SNAPSHOTS: dict = {}
