@@ -21,6 +21,7 @@ def acceptance_pdf(acc: Acceptance, estate, *, now) -> bytes:
                           ["验收地点", acc.place or "—"], ["验收结论", acc.status_label + (
                               f"（{format_local_dt(acc.passed_at)}）" if acc.passed_at else "")]],
                          [30 * mm, 140 * mm], label_cols=(0,)))
+    story.append(Spacer(1, 2 * mm))
     if acc.status != "passed":
         story.append(d.p("尚未通过：" + "；".join(acc.reasons_not_passed()), d.small))
     story.append(d.p("参加验收各方签字", d.h2))
