@@ -124,12 +124,15 @@ def save_sheet(e: Evaluation, *, evaluator_name: str, group: str, scores: dict, 
         checked = ev.check_sheet(template_of(e), scores)
     except ev.TemplateError as err:
         raise _invalid(err) from None
+    values = {"evaluator_group": group, "scores": {k: str(v) for k, v in checked.items()},
+              "entered_by_id": user.id, "entered_at": now}
     sheet = next((s for s in e.sheets if s.evaluator_name == name), None)
     if sheet is None:
-        sheet = EvaluationSheet(evaluator_name=name)
+        sheet = EvaluationSheet(evaluator_name=name, **values)
         e.sheets.append(sheet)
-    sheet.evaluator_group, sheet.scores = group, {k: str(v) for k, v in checked.items()}
-    sheet.entered_by_id, sheet.entered_at = user.id, now
+    else:
+        for k, v in values.items():
+            setattr(sheet, k, v)
     db.session.flush()
     record("evaluation.sheet_saved", chain=e.estate_id, actor=actor_for_user(user), now=now,
            subject_type="evaluation", subject_id=e.id,
