@@ -6,6 +6,7 @@ can be checked later against the chain (verify_archive). Its handover (移交) i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -14,6 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 import sqlalchemy as sa
 
@@ -41,6 +43,12 @@ def _default(value):
         return str(value)
     if isinstance(value, bytes):
         return None
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if hasattr(value, "__table__"):  # an ORM row inside a statement (its plan item)
+        return _row(value)
     raise TypeError(type(value).__name__)
 
 
@@ -64,7 +72,7 @@ def _row(obj) -> dict:
 
 
 def _all(model, *where, order=None):
-    return list(db.session.execute(sa.select(model).where(*where).order_by(order or model.id)).scalars())
+    return list(db.session.execute(sa.select(model).where(*where).order_by(model.id if order is None else order)).scalars())
 
 
 def _files(estate: Estate, now: datetime) -> list[tuple[str, str, bytes]]:

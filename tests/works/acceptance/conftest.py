@@ -15,11 +15,11 @@ PARTIES = [("builder", "幸福街道城建中心", "王建"), ("street", "幸福
 
 
 class AcceptanceWorld:
-    def __init__(self, world, factory, db):
-        self.w = world
+    def __init__(self, w, factory, db):
+        self.w = w
         self.db = db
-        self.second = factory.user("committee", estate=world.estate)  # the second member who confirms scans
-        self.parties = {role: factory.user("street", office=world.office) for role in ("builder", "street")}
+        self.second = factory.user("committee", estate=w.estate)  # the second member who confirms scans
+        self.parties = {role: factory.user("street", office=w.office) for role in ("builder", "street")}
 
     def open(self, *, online=("builder", "street"), user=None):
         from residents_app.works.acceptance import services
@@ -35,5 +35,5 @@ class AcceptanceWorld:
 
 
 @pytest.fixture
-def aw(world, factory, db):
+def aw(world, factory, db):  # noqa: F811  (the imported fixture)
     return AcceptanceWorld(world, factory, db)

@@ -63,7 +63,8 @@ def test_missing_items_block_publication(world):
         svc.publish_evaluation(e, world.estate, posted_on=date(2026, 9, 1), user=world.street, now=world.now)
     svc.save_sheet(e, evaluator_name="居民代表甲", group="resident", scores={"1.1": "1", "2.2": "0.5"},
                    user=world.committee, now=world.now)
-    with pytest.raises(Conflict, match="还有 86 个评价项目无人打分：1.2、1.3、1.4、2.1、2.3、2.4、3.1、3.2、3.3、3.4等"):
+    with pytest.raises(Conflict, match="还有 86 个评价项目无人打分："
+                                       "1.2、1.3、1.4、2.1、2.3、2.4、3.1、3.2、3.3、3.4等"):
         svc.publish_evaluation(e, world.estate, posted_on=date(2026, 9, 1), user=world.street, now=world.now)
 
 
@@ -97,7 +98,8 @@ def test_published_with_the_survey_beside_it(world):
     assert e.status == "published" and e.published_total == "100.00"
     assert pub.subject_type == "evaluation" and pub.subject_label == "改造评价"
     assert pub.outcome_lines[0] == "总分 100.00 / 100，等级：优秀"
-    assert pub.outcome_lines[1] == "评价人：3 位（居民代表 1 位，权重 50%、社区 1 位，权重 20%、街道办事处 1 位，权重 30%）"
+    assert pub.outcome_lines[1] == ("评价人：3 位（居民代表 1 位，权重 50%、社区 1 位，权重 20%、"
+                                    "街道办事处 1 位，权重 30%）")
     assert pub.outcome_lines[2] == "组织领导：5.00 / 5"
     assert pub.outcome_lines[-3:] == ["居民满意度调查「改造满意度调查」：3 / 3 户答复（100.00%）",
                                       "总体满意度：满意 2 户（66.66%），不满意 1 户（33.33%），说不清 0 户（0.00%）",
@@ -110,7 +112,8 @@ def test_street_office_edits_its_template(world, client, login_as):
     login_as(client, world.street)
     page = client.get("/evaluation-template").get_data(as_text=True)
     assert "22 个方面，88 个评价项目，合计 100 分" in page
-    resp = client.post("/evaluation-template", data={"title": "本街道评价表", "lines": "甲 | 1 | 方案公示 | 60\n乙 | 2 | 质量 | 40"})
+    resp = client.post("/evaluation-template",
+                       data={"title": "本街道评价表", "lines": "甲 | 1 | 方案公示 | 60\n乙 | 2 | 质量 | 40"})
     assert resp.status_code == 302
     assert "2 个方面，2 个评价项目，合计 100 分" in client.get("/evaluation-template").get_data(as_text=True)
     resp = client.post("/evaluation-template", data={"title": "本街道评价表", "lines": "甲 | 1 | 方案公示"})
