@@ -72,7 +72,8 @@ def _row(obj) -> dict:
 
 
 def _all(model, *where, order=None):
-    return list(db.session.execute(sa.select(model).where(*where).order_by(model.id if order is None else order)).scalars())
+    order = model.id if order is None else order
+    return list(db.session.execute(sa.select(model).where(*where).order_by(order)).scalars())
 
 
 def _files(estate: Estate, now: datetime) -> list[tuple[str, str, bytes]]:
