@@ -210,7 +210,7 @@ def record_handover(archive: ProjectArchive, *, recipient_kind: str, organisatio
         errors["received_by"] = "请填写接收人（不超过 100 个字）"
     if not isinstance(received_at, datetime) or received_at.tzinfo is None:
         errors["received_at"] = "请填写接收时间"
-    elif received_at > now or received_at < archive.created_at:
+    elif received_at > now or received_at < archive.created_at.replace(second=0, microsecond=0):  # forms give minutes
         errors["received_at"] = "接收时间须在归档之后、现在之前"
     if errors:
         raise ValidationFailed("移交信息有误：" + "；".join(errors.values()), errors=errors)

@@ -99,7 +99,7 @@ def test_handover_receipt(built, aw):
                                 received_at=now + timedelta(minutes=1), user=w.committee, now=now)
     with pytest.raises(ValidationFailed, match="接收时间须在归档之后"):
         archive.record_handover(a, recipient_kind="property", organisation="物业", received_by="钱",
-                                received_at=a.created_at - timedelta(seconds=1), user=w.committee, now=now)
+                                received_at=a.created_at - timedelta(minutes=1), user=w.committee, now=now)
     with pytest.raises(ValidationFailed, match="须为业主委员会或物业服务企业"):
         archive.record_handover(a, recipient_kind="street", organisation="物业", received_by="钱",
                                 received_at=now, user=w.committee, now=now)
