@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -72,7 +73,8 @@ def test_acceptance_archive_evaluation(live_server, live_app, browser, phone_pag
 
     # 1. The committee opens the acceptance with its 8 participants; builder and street office sign online.
     ctx, page = _login(browser, live_server, "acc_committee")
-    page.goto(f"{live_server}/estates/{estate_id}/acceptance")
+    page.goto(f"{live_server}/estates/{estate_id}/start")  # approved: links to what comes after
+    page.click("#after-start a:text(\"竣工验收\")")
     page.fill("input[name=held_on]", (utcnow() + timedelta(hours=8)).date().isoformat())
     page.fill("input[name=place]", "小区活动室")
     for n, (_role, org, name) in enumerate(PARTIES, start=1):
@@ -204,6 +206,15 @@ def test_acceptance_archive_evaluation(live_server, live_app, browser, phone_pag
         check = verify_archive(zip_path.read_bytes())
         assert check.ok and check.estate_id == estate_id
         _db.session.remove()
+    with zipfile.ZipFile(zip_path) as z:
+        names = z.namelist()
+        (tmp_path / "index.pdf").write_bytes(z.read("index.pdf"))
+    assert {"manifest.json", "index.pdf", "register/units.csv", "audit/log.csv"} <= set(names)
+    assert any(n.startswith("acceptance/acceptance-") and n.endswith(".pdf") for n in names)
+    assert any(n.startswith("evaluation/evaluation-") for n in names)
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(tmp_path / "index.pdf"),
+                    os.path.join(screenshot_dir, "archive-0-index")], check=True)
+    shutil.copy(os.path.join(screenshot_dir, "archive-0-index-1.png"), os.path.join(COPY_DIR, "archive-0-index-1.png"))
     form = page.locator("form.handover").first
     form.locator("select[name=recipient_kind]").select_option("owners")
     form.locator("input[name=recipient_organisation]").fill("幸福小区业主委员会")
