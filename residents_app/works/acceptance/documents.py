@@ -56,7 +56,8 @@ def archive_index_pdf(estate, entries: list[dict], *, chain_head: dict, now) -> 
 
     d = _Doc()
     story = [d.p(f"{estate.name} · 改造项目档案目录", d.title),
-             d.p(f"生成于 {format_local_dt(now)} · 共 {len(entries)} 个文件（另有本目录和清单 manifest.json）", d.subtitle), Spacer(1, 4 * mm)]
+             d.p(f"生成于 {format_local_dt(now)} · 共 {len(entries)} 个文件（另有本目录和清单 manifest.json）",
+                 d.subtitle), Spacer(1, 4 * mm)]
     rows = [["序号", "文件", "内容", "字节", "SHA-256"]]
     for n, e in enumerate(entries, start=1):
         rows.append([str(n), e["path"], e["title"], str(e["bytes"]), e["sha256"]])
