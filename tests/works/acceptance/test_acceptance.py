@@ -193,3 +193,18 @@ def test_another_estate_sees_404(aw, client, login_as, factory):
     assert client.get(f"/acceptance/{acc.id}").status_code == 404
     assert client.get(f"/acceptance/{acc.id}/record.pdf").status_code == 404
     assert client.get(f"/api/works/acceptance/{acc.id}").status_code == 404
+
+
+def test_api_sign_and_refusal_shape(aw, client, login_as):
+    acc = aw.open()
+    login_as(client, aw.parties["street"])
+    resp = client.post(f"/api/works/acceptance/{acc.id}/participants/{acc.participants[0].id}/sign", json={})
+    assert resp.status_code == 409
+    assert resp.get_json()["code"] == "not_the_signatory"
+    resp = client.post(f"/api/works/acceptance/{acc.id}/participants/{acc.participants[1].id}/sign",
+                       json={"opinion": "同意"})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["status"] == "open" and body["participants"][1]["signed"] is True
+    assert body["reasons"] == ["还有 7 方未签字：" + "、".join(
+        p.display for p in acc.participants if p.role != "street")]
