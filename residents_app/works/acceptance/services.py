@@ -82,7 +82,7 @@ def open_acceptance(estate: Estate, *, title: str, held_on: date, place: str, pa
     return acc
 
 
-def _participant(acc: Acceptance, participant_id: int) -> AcceptanceParticipant:
+def participant_of(acc: Acceptance, participant_id: int) -> AcceptanceParticipant:
     for p in acc.participants:
         if p.id == participant_id:
             return p
@@ -103,7 +103,7 @@ def _maybe_pass(acc: Acceptance, *, actor: str, now: datetime) -> None:
 
 def sign_online(acc: Acceptance, participant_id: int, *, user, opinion: str, now: datetime) -> AcceptanceParticipant:
     acc.require_open()
-    p = _participant(acc, participant_id)
+    p = participant_of(acc, participant_id)
     p.sign_online(user_id=user.id, now=now, opinion=(opinion or "").strip()[:2000])
     db.session.flush()
     record("acceptance.signed", chain=acc.estate_id, actor=actor_for_user(user), now=now,
@@ -118,7 +118,7 @@ def enter_paper_signature(acc: Acceptance, participant_id: int, *, data: bytes, 
     acc.require_open()
     if user.role not in ("committee", "admin"):
         raise Forbidden("纸质签字扫描件由业委会录入", code="committee_only")
-    p = _participant(acc, participant_id)
+    p = participant_of(acc, participant_id)
     sha = hashlib.sha256(data).hexdigest()
     p.enter_scan(user_id=user.id, now=now, filename=filename[:200], content_type=content_type, data=data,
                  sha256=sha, opinion=(opinion or "").strip()[:2000])
@@ -133,7 +133,7 @@ def confirm_paper_signature(acc: Acceptance, participant_id: int, *, user, now: 
     acc.require_open()
     if user.role not in ("committee", "admin"):
         raise Forbidden("纸质签字扫描件由业委会另一位成员核对确认", code="committee_only")
-    p = _participant(acc, participant_id)
+    p = participant_of(acc, participant_id)
     p.confirm_scan(user_id=user.id, now=now)
     db.session.flush()
     record("acceptance.signed", chain=acc.estate_id, actor=actor_for_user(user), now=now,

@@ -16,7 +16,7 @@ from residents_app.auth.models import User
 from residents_app.auth.scoping import can_see_estate, estate_or_404, staff_required
 from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
-from residents_app.errors import ValidationFailed
+from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.uploads import check_upload
 from residents_app.works.acceptance import documents, services
@@ -92,9 +92,9 @@ def acceptance_sign(acceptance_id: int, participant_id: int):
 def acceptance_scan(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     if request.method == "GET":
-        p = services._participant(acc, participant_id)
+        p = services.participant_of(acc, participant_id)
         if p.scan is None:
-            raise ValidationFailed("没有扫描件", errors={"scan": "无"})
+            raise NotFound("该单位没有纸质签字扫描件")
         return Response(p.scan, mimetype=p.scan_content_type, headers={
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(p.scan_filename or 'scan')}"})
     file = request.files.get("scan")

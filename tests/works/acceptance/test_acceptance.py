@@ -167,6 +167,7 @@ def test_pages_sign_and_scan_over_http(aw, client, login_as):
     assert "1 / 8 已签字" in page
     login_as(client, aw.w.committee)
     p = acc.participants[2]
+    assert client.get(f"/acceptance/{acc.id}/participants/{p.id}/scan").status_code == 404
     resp = client.post(f"/acceptance/{acc.id}/participants/{p.id}/scan",
                        data={"scan": (io.BytesIO(b"MZ\x90\x00not a scan"), "sig.png")},
                        content_type="multipart/form-data")
