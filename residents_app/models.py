@@ -2,6 +2,7 @@
 
 from residents_app.audit import models as audit_models  # noqa: F401
 from residents_app.auth import models as auth_models  # noqa: F401
+from residents_app.auth import wechat_models  # noqa: F401
 from residents_app.funding import models as funding_models  # noqa: F401
 from residents_app.notify import models as notify_models  # noqa: F401
 from residents_app.plans import models as plans_models  # noqa: F401

@@ -1,14 +1,20 @@
 """The outbox: messages to residents are queued in the transaction that decided them and sent later.
 
-Features call `queue` (rounds: closing reminders; publicity: posting notices); the scheduler's send job
-calls `send_pending`.
+Features call `queue` (rounds: closing reminders and the committee's canvass; publicity: posting notices); the
+scheduler's send job calls `send_pending`.
 
-A `Sender` delivers one message. `LogSender` (default) writes it to the log. SMS and WeChat template
-messages plug in by implementing the same interface and naming the class in RAPP_OUTBOX_SENDER
-("package.module:ClassName"); see docs/SCHEDULER.md.
+When a message may go (notify/rules.py): never in quiet hours (21:00-08:00 Beijing: one queued at 21:30 waits for
+08:00, and the send job sends nothing in them), after a transient failure only once its backoff has passed (1, 2,
+4, ... minutes), and at most NOTIFY_DAILY_CAP messages per unit per Beijing day (the next one waits for the next
+morning). A permanent failure (a wrong number, a user who refused the subscription) fails the message at once
+and is recorded with the provider's code; a unit nobody can be reached at is `skipped` (the canvass lists it).
 
-Delivery is at-least-once: a message is marked sent in its own transaction right after the
-provider accepted it, so a crash in between can resend one message, never lose one.
+A `Sender` delivers one message. `LogSender` (default) writes it to the log; `notify.senders.ChannelSender`
+sends WeChat subscribe messages and SMS (Tencent Cloud) to the unit's recipients. Choose with the setting
+OUTBOX_SENDER ("log" or "channels") or name any class in RAPP_OUTBOX_SENDER ("package.module:ClassName").
+
+Delivery is at-least-once: a message is marked sent in its own transaction right after the provider accepted it,
+so a crash in between can resend one message, never lose one.
 """
 
 from __future__ import annotations
@@ -20,27 +26,44 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from residents_app.extensions import db
 from residents_app.notify.models import OutboxMessage
+from residents_app.notify.rules import backoff, beijing_day_start, in_quiet_hours, next_morning, release_time
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+DEFAULT_DAILY_CAP = 3
 
 
 class SendError(Exception):
-    """The provider refused or failed; the message stays pending until MAX_ATTEMPTS."""
+    """The provider refused or failed. Transient (the default): the message is tried again after its backoff, until
+    MAX_ATTEMPTS; permanent: it fails at once."""
+
+    permanent = False
+
+    def __init__(self, message: str = "", *, code: str = ""):
+        super().__init__(message)
+        self.code = code
+
+
+class PermanentSendError(SendError):
+    permanent = True
+
+
+class NoRecipient(SendError):
+    """Nobody to send to (no bound WeChat, every owner opted out): the message is skipped, the unit needs a visit."""
+
+    permanent = True
 
 
 class Sender(Protocol):
     """Delivers one message to a unit. Raise SendError on failure.
 
-    SMS: look up the unit's owners' phones (registry.Owner.phone), call the provider's API with an
-    approved template and `text` as its parameter. WeChat: send a template message
-    (订阅消息/模板消息) to the openids bound to the unit. Both must be idempotent per `message_id`
-    where the provider supports a client reference.
-    """
+    A sender may instead define `deliver(message, now) -> channel` (it then records its deliveries itself, see
+    notify/senders.py)."""
 
     channel: str
 
@@ -56,54 +79,101 @@ class LogSender:
 
 def get_sender() -> Sender:
     spec = os.environ.get("RAPP_OUTBOX_SENDER", "")
-    if not spec:
-        return LogSender()
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    if spec:
+        module, _, name = spec.partition(":")
+        return getattr(importlib.import_module(module), name)()
+    if has_app_context() and current_app.config.get("OUTBOX_SENDER") == "channels":
+        from residents_app.notify.senders import ChannelSender
+
+        return ChannelSender.from_config(current_app.config)
+    return LogSender()
 
 
-def queue(*, estate_id: int, unit_id: int, text: str, dedupe_key: str, now: datetime, channel: str = "log"
-          ) -> OutboxMessage | None:
-    """Queue a message unless one with the same dedupe key exists (then None). Flushes, never commits."""
+def queue(*, estate_id: int, unit_id: int, text: str, dedupe_key: str, now: datetime, channel: str = "log",
+          title: str = "") -> OutboxMessage | None:
+    """Queue a message unless one with the same dedupe key exists (then None). In quiet hours it is held until
+    08:00 Beijing. Flushes, never commits."""
     exists = db.session.execute(
         sa.select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).scalar_one_or_none()
     if exists is not None:
         return None
-    msg = OutboxMessage(estate_id=estate_id, unit_id=unit_id, text=text, dedupe_key=dedupe_key, channel=channel,
-                        state="pending", attempts=0, last_error="", created_at=now)
+    msg = OutboxMessage(estate_id=estate_id, unit_id=unit_id, text=text, title=title[:60], dedupe_key=dedupe_key,
+                        channel=channel, state="pending", attempts=0, last_error="", error_code="", created_at=now,
+                        next_attempt_at=release_time(now) if in_quiet_hours(now) else None)
     db.session.add(msg)
     db.session.flush()
     return msg
 
 
-def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200) -> dict:
-    """Send pending messages in order; one transaction per message. Returns counts."""
+def _daily_cap() -> int:
+    if has_app_context():
+        return int(current_app.config.get("NOTIFY_DAILY_CAP", DEFAULT_DAILY_CAP))
+    return DEFAULT_DAILY_CAP
+
+
+def _sent_today(unit_id: int, now: datetime) -> int:
+    return db.session.execute(sa.select(sa.func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.unit_id == unit_id, OutboxMessage.state == "sent",
+        OutboxMessage.sent_at >= beijing_day_start(now))).scalar_one()
+
+
+def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200,
+                 daily_cap: int | None = None) -> dict:
+    """Send the pending messages that are due, in order; one transaction per message. Returns counts (`skipped`
+    and `deferred` appear when there were any)."""
     sender = sender or get_sender()
-    sent = failed = retry = 0
+    cap = _daily_cap() if daily_cap is None else daily_cap
+    counts = {"sent": 0, "failed": 0, "retry": 0}
+    if in_quiet_hours(now):
+        db.session.commit()
+        return counts
     ids = db.session.execute(
-        sa.select(OutboxMessage.id).where(OutboxMessage.state == "pending").order_by(OutboxMessage.id).limit(batch)
+        sa.select(OutboxMessage.id).where(
+            OutboxMessage.state == "pending",
+            sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+        .order_by(OutboxMessage.id).limit(batch)
     ).scalars().all()
     db.session.commit()
+    deliver = getattr(sender, "deliver", None)
     for mid in ids:
         q = sa.select(OutboxMessage).where(OutboxMessage.id == mid, OutboxMessage.state == "pending")
         if db.session.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)  # another sender has it: leave it to them
         msg = db.session.execute(q.execution_options(populate_existing=True)).scalar_one_or_none()
-        if msg is None:
+        if msg is None or (msg.next_attempt_at is not None and msg.next_attempt_at > now):
+            db.session.commit()
+            continue
+        if cap and _sent_today(msg.unit_id, now) >= cap:
+            msg.next_attempt_at, msg.error_code = next_morning(now), "daily_cap"
+            counts["deferred"] = counts.get("deferred", 0) + 1
             db.session.commit()
             continue
         msg.attempts += 1
         try:
-            sender.send(msg)
-        except SendError as exc:
-            msg.last_error = str(exc)[:500]
-            if msg.attempts >= MAX_ATTEMPTS:
-                msg.state = "failed"
-                failed += 1
+            if deliver is not None:
+                channel = deliver(msg, now)
             else:
-                retry += 1
+                sender.send(msg)
+                channel = sender.channel
+        except SendError as exc:
+            _record_failure(msg, exc, now, counts)
         else:
-            msg.state, msg.sent_at, msg.channel = "sent", now, sender.channel
-            sent += 1
+            msg.state, msg.sent_at, msg.channel = "sent", now, channel
+            msg.error_code, msg.next_attempt_at = "", None
+            counts["sent"] += 1
         db.session.commit()
-    return {"sent": sent, "failed": failed, "retry": retry}
+    return counts
+
+
+def _record_failure(msg: OutboxMessage, exc: SendError, now: datetime, counts: dict) -> None:
+    msg.last_error = str(exc)[:500]
+    msg.error_code = (exc.code or "")[:80]
+    if isinstance(exc, NoRecipient):
+        msg.state, msg.next_attempt_at = "skipped", None
+        counts["skipped"] = counts.get("skipped", 0) + 1
+    elif exc.permanent or msg.attempts >= MAX_ATTEMPTS:
+        msg.state, msg.next_attempt_at = "failed", None
+        counts["failed"] += 1
+    else:
+        msg.next_attempt_at = release_time(now + backoff(msg.attempts))
+        counts["retry"] += 1

@@ -181,8 +181,11 @@ def test_outbox_send_and_retry(db, factory):
     db.session.refresh(msgs[0])
     assert (msgs[0].state, msgs[0].attempts, msgs[0].last_error) == ("pending", 1, "运营商拒绝")
     assert msgs[1].state == "sent" and msgs[1].sent_at == BACK and msgs[1].channel == "sms"
-    for _ in range(outbox.MAX_ATTEMPTS - 1):
-        jobs.send_outbox(BACK, sender)
+    # a retry waits for its backoff (1 minute after the first failure), then 2, 4, 8 minutes
+    assert msgs[0].next_attempt_at == BACK + timedelta(minutes=1)
+    assert jobs.send_outbox(BACK + timedelta(seconds=59), sender).summary == {"sent": 0, "failed": 0, "retry": 0}
+    for k in range(outbox.MAX_ATTEMPTS - 1):
+        jobs.send_outbox(BACK + timedelta(hours=k + 1), sender)
     db.session.refresh(msgs[0])
     assert (msgs[0].state, msgs[0].attempts) == ("failed", outbox.MAX_ATTEMPTS)
     assert sender.calls == 4 + outbox.MAX_ATTEMPTS
