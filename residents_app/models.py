@@ -8,6 +8,7 @@ from residents_app.notify import models as notify_models  # noqa: F401
 from residents_app.plans import models as plans_models  # noqa: F401
 from residents_app.publicity import models as publicity_models  # noqa: F401
 from residents_app.registry import models as registry_models  # noqa: F401
+from residents_app.rounds import canvass_models  # noqa: F401
 from residents_app.rounds import models as rounds_models  # noqa: F401
 from residents_app.scheduler import models as scheduler_models  # noqa: F401
 from residents_app.works import models as works_models  # noqa: F401
