@@ -119,3 +119,6 @@ def users_create(username, role, password, display_name, street_code, estate_cod
         raise SystemExit(1) from exc
     db.session.commit()
     click.echo(f"已创建账户 {user.username}（{user.role_label}）")
+
+
+from residents_app.auth import wechat_api  # noqa: E402,F401  (registers the WeChat login routes on api_bp)
