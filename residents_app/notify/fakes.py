@@ -54,8 +54,11 @@ class FakeTencentSms:
         with self._lock:
             self.requests += 1
             injected = self.fail_next.popleft() if self.fail_next else None
-        if request.method != "POST" or request.headers.get("X-TC-Action") != "SendSms":
-            return self._error("InvalidAction", "only SendSms is faked")
+        if request.method == "GET" and request.path == "/_fake/stats":
+            return self.stats()
+        action = request.headers.get("X-TC-Action")
+        if request.method != "POST" or action not in ("SendSms", "PullSmsSendStatusByPhoneNumber"):
+            return self._error("InvalidAction", "only SendSms and PullSmsSendStatusByPhoneNumber are faked")
         if request.headers.get("X-TC-Version") != tencent_sms.VERSION:
             return self._error("InvalidParameter", "X-TC-Version")
         payload = request.get_data(as_text=True)
@@ -74,6 +77,8 @@ class FakeTencentSms:
         if injected:
             return self._error(injected, "injected by the test")
         body = json.loads(payload)
+        if action == "PullSmsSendStatusByPhoneNumber":
+            return self.pull_status(body)
         if body.get("SmsSdkAppId") != self.sdk_app_id:
             return self._error("FailedOperation.SmsSdkAppIdVerifyFail", "SmsSdkAppId")
         statuses = []
@@ -90,13 +95,39 @@ class FakeTencentSms:
             serial = f"2433:{next(self._serial):016d}" if code == "Ok" else ""
             if code == "Ok":
                 with self._lock:
-                    self.sent.append({"phone": phone, "template_id": body.get("TemplateId"),
+                    self.sent.append({"phone": phone, "template_id": body.get("TemplateId"), "at": int(self.clock()),
                                       "params": body.get("TemplateParamSet"), "sign": body.get("SignName"),
                                       "session_context": body.get("SessionContext", ""), "serial_no": serial})
             statuses.append({"SerialNo": serial, "PhoneNumber": number, "Fee": 1 if code == "Ok" else 0,
                              "SessionContext": body.get("SessionContext", ""), "Code": code, "Message": msg,
                              "IsoCode": "CN"})
         return _json({"Response": {"SendStatusSet": statuses, "RequestId": str(uuid.uuid4())}})
+
+
+    def pull_status(self, body: dict) -> Response:
+        """Delivery receipts of one number (every accepted message is delivered at once here; the real operator
+        reports within seconds to minutes)."""
+        if body.get("SmsSdkAppId") != self.sdk_app_id:
+            return self._error("FailedOperation.SmsSdkAppIdVerifyFail", "SmsSdkAppId")
+        number = str(body.get("PhoneNumber", ""))
+        phone = number[3:] if number.startswith("+86") else number
+        start, end = int(body.get("SendDateTime", 0)), int(body.get("EndDateTime") or 2**40)
+        limit = min(int(body.get("Limit", 100)), 100)
+        with self._lock:
+            rows = [r for r in self.sent if r["phone"] == phone and start <= r["at"] <= end][:limit]
+        return _json({"Response": {"PullSmsSendStatusSet": [
+            {"UserReceiveTime": r["at"], "CountryCode": "86", "SubscriberNumber": phone, "PhoneNumber": "+86" + phone,
+             "SerialNo": r["serial_no"], "ReportStatus": "SUCCESS", "Description": "DELIVRD",
+             "SessionContext": r["session_context"]} for r in rows], "RequestId": str(uuid.uuid4())}})
+
+    def stats(self) -> Response:
+        """Not Tencent's: what the fake accepted, for a bench in another process."""
+        with self._lock:
+            contexts: dict[str, int] = {}
+            for r in self.sent:
+                contexts[r["session_context"]] = contexts.get(r["session_context"], 0) + 1
+            return _json({"accepted": len(self.sent), "requests": self.requests,
+                          "duplicates": sorted(c for c, n in contexts.items() if n > 1), "distinct": len(contexts)})
 
 
 class FakeWechat:

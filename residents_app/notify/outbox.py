@@ -13,8 +13,13 @@ A `Sender` delivers one message. `LogSender` (default) writes it to the log; `no
 sends WeChat subscribe messages and SMS (Tencent Cloud) to the unit's recipients. Choose with the setting
 OUTBOX_SENDER ("log" or "channels") or name any class in RAPP_OUTBOX_SENDER ("package.module:ClassName").
 
-Delivery is at-least-once: a message is marked sent in its own transaction right after the provider accepted it,
-so a crash in between can resend one message, never lose one.
+Delivery: a message is marked sent in its own transaction right after the provider accepted it. With a sender
+that can ask the provider what it accepted (`reconcile`, the SMS sender does: PullSmsSendStatusByPhoneNumber
+returns each message's SessionContext), the message is first *claimed* in a committed transaction (error_code
+"in_flight", held for IN_FLIGHT_LEASE so no other sender takes it). A sender killed between the provider's answer
+and its commit leaves the claim behind; after the lease the next run asks the provider first and records the
+message as sent instead of sending it again. Without `reconcile` (log, WeChat) delivery is at-least-once: a crash
+in that window can resend one message, never lose one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 DEFAULT_DAILY_CAP = 3
+IN_FLIGHT = "in_flight"
+# Long enough for a provider's delivery receipt to arrive before an in-doubt message is looked up.
+IN_FLIGHT_LEASE = timedelta(minutes=10)
 
 
 class SendError(Exception):
@@ -119,8 +127,8 @@ def _sent_today(unit_id: int, now: datetime) -> int:
 
 def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200,
                  daily_cap: int | None = None) -> dict:
-    """Send the pending messages that are due, in order; one transaction per message. Returns counts (`skipped`
-    and `deferred` appear when there were any)."""
+    """Send the pending messages that are due, in order; one transaction per message (two with a claim). Returns
+    counts (`skipped`, `deferred` and `reconciled` appear when there were any)."""
     sender = sender or get_sender()
     cap = _daily_cap() if daily_cap is None else daily_cap
     counts = {"sent": 0, "failed": 0, "retry": 0}
@@ -135,6 +143,7 @@ def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 20
     ).scalars().all()
     db.session.commit()
     deliver = getattr(sender, "deliver", None)
+    reconcile = getattr(sender, "reconcile", None)
     for mid in ids:
         q = sa.select(OutboxMessage).where(OutboxMessage.id == mid, OutboxMessage.state == "pending")
         if db.session.get_bind().dialect.name == "postgresql":
@@ -148,9 +157,16 @@ def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 20
             counts["deferred"] = counts.get("deferred", 0) + 1
             db.session.commit()
             continue
+        in_doubt = msg.error_code == IN_FLIGHT
         msg.attempts += 1
+        if reconcile is not None:
+            msg.error_code, msg.next_attempt_at = IN_FLIGHT, now + IN_FLIGHT_LEASE
+            db.session.commit()  # the claim is on disk before the provider hears of the message
         try:
-            if deliver is not None:
+            channel = reconcile(msg, now) if in_doubt and reconcile is not None else None
+            if channel is not None:
+                counts["reconciled"] = counts.get("reconciled", 0) + 1
+            elif deliver is not None:
                 channel = deliver(msg, now)
             else:
                 sender.send(msg)

@@ -85,6 +85,29 @@ class ChannelSender:
         codes = sorted({d.error_code for d in previous.values() if d.state == "failed"})
         raise PermanentSendError("所有接收人都拒收：" + "、".join(codes), code=codes[0] if codes else "refused")
 
+    def reconcile(self, message: OutboxMessage, now: datetime) -> str | None:
+        """A message claimed by a sender that died before recording the answer: did the SMS provider accept it?
+        Its delivery receipts carry the SessionContext "outbox:<id>". Returns "sms" (recorded, not to be sent
+        again) or None (send it). WeChat has no such lookup: an in-doubt WeChat message is sent again."""
+        if self.sms is None:
+            return None
+        reach = reach_svc.reach_for_units([message.unit_id])[message.unit_id]
+        previous = self._previous(message)
+        since = int(message.created_at.timestamp()) - 300
+        until = int(self.sms.clock()) + 300
+        context = f"outbox:{message.id}"
+        found = False
+        for owner_id, phone in reach.phones:
+            try:
+                receipts = self.sms.pull_status(phone, since, until)
+            except SmsApiError as exc:
+                raise SendError(f"sms:{exc.code}: {exc.message}", code=f"sms:{exc.code}") from None
+            for r in receipts:
+                if r.get("SessionContext") == context:
+                    self._record(previous, message, "sms", phone, owner_id, "sent", now, ref=str(r.get("SerialNo")))
+                    found = True
+        return "sms" if found else None
+
     def _send_wechat(self, message, openids, previous, now, transient) -> bool:
         data = {"thing1": {"value": _thing(message.title or message.text)}, "thing2": {"value": _thing(message.text)}}
         page = self.wechat_page.format(unit_id=message.unit_id) if self.wechat_page else ""

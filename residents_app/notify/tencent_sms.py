@@ -120,18 +120,14 @@ class TencentSmsClient:
                    base_url=config.get("TENCENT_SMS_BASE") or DEFAULT_BASE,
                    region=config.get("TENCENT_SMS_REGION") or "ap-guangzhou")
 
-    def send(self, phones: list[str], template_id: str, params: list[str], session_context: str = ""
-             ) -> list[SmsResult]:
-        """One SendSms call (at most 200 numbers). Numbers are sent as +86...; results come back per number."""
-        body = {"PhoneNumberSet": [p if p.startswith("+") else "+86" + p for p in phones],
-                "SmsSdkAppId": self.sdk_app_id, "SignName": self.sign_name, "TemplateId": template_id,
-                "TemplateParamSet": params, "SessionContext": session_context}
+    def call(self, action: str, body: dict) -> dict:
+        """One signed API 3.0 call; the `Response` object, or SmsApiError."""
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         timestamp = int(self.clock())
         headers = {
             "Authorization": authorization(self.secret_id, self.secret_key, timestamp=timestamp, service=SERVICE,
                                            host=self.host, payload=payload),
-            "Content-Type": CONTENT_TYPE, "Host": self.host, "X-TC-Action": ACTION, "X-TC-Version": VERSION,
+            "Content-Type": CONTENT_TYPE, "Host": self.host, "X-TC-Action": action, "X-TC-Version": VERSION,
             "X-TC-Timestamp": str(timestamp), "X-TC-Region": self.region,
         }
         try:
@@ -142,6 +138,23 @@ class TencentSmsClient:
             raise SmsApiError("Network", type(exc).__name__) from exc
         if "Error" in answer:
             raise SmsApiError(str(answer["Error"].get("Code", "")), str(answer["Error"].get("Message", "")))
+        return answer
+
+    def pull_status(self, phone: str, since: int, until: int) -> list[dict]:
+        """Delivery receipts of one number in a time window (PullSmsSendStatusByPhoneNumber): each carries the
+        SessionContext the message was sent with."""
+        answer = self.call("PullSmsSendStatusByPhoneNumber", {
+            "SendDateTime": since, "EndDateTime": until, "Offset": 0, "Limit": 100,
+            "PhoneNumber": phone if phone.startswith("+") else "+86" + phone, "SmsSdkAppId": self.sdk_app_id})
+        return list(answer.get("PullSmsSendStatusSet", []))
+
+    def send(self, phones: list[str], template_id: str, params: list[str], session_context: str = ""
+             ) -> list[SmsResult]:
+        """One SendSms call (at most 200 numbers). Numbers are sent as +86...; results come back per number."""
+        answer = self.call(ACTION, {
+            "PhoneNumberSet": [p if p.startswith("+") else "+86" + p for p in phones],
+            "SmsSdkAppId": self.sdk_app_id, "SignName": self.sign_name, "TemplateId": template_id,
+            "TemplateParamSet": params, "SessionContext": session_context})
         out = []
         for item in answer.get("SendStatusSet", []):
             phone = str(item.get("PhoneNumber", ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from residents_app.auth.wechat_models import WechatBinding
@@ -204,3 +205,40 @@ def test_daily_cap_per_unit_defers_to_the_next_morning(db, factory, fake_sms, ma
     assert outbox.send_pending(nxt, sender)["sent"] == 1
     assert db.session.execute(sa.select(sa.func.count()).select_from(OutboxMessage).where(
         OutboxMessage.state == "sent")).scalar_one() == 3
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, the open transaction is lost."""
+
+
+def _killing_sender(make_sender, *, after_provider: bool):
+    sender = make_sender(wechat=False)
+    real = sender.deliver
+
+    def deliver(message, now):
+        if after_provider:
+            real(message, now)
+        raise Killed()
+
+    sender.deliver = deliver
+    return sender
+
+
+@pytest.mark.parametrize("after_provider", [True, False])
+def test_killed_sender_neither_loses_nor_repeats_a_message(db, factory, fake_sms, make_sender, after_provider):
+    unit = _estate(factory, 1).buildings[0].units[0]
+    msg = _queue(db, unit, "t:1")
+    with pytest.raises(Killed):
+        outbox.send_pending(DAY, _killing_sender(make_sender, after_provider=after_provider))
+    db.session.rollback()  # the dead process's open transaction
+    db.session.expire_all()
+    # the claim survived: held for the lease, no other sender takes it meanwhile
+    assert (msg.state, msg.error_code, msg.next_attempt_at) == ("pending", "in_flight", DAY + outbox.IN_FLIGHT_LEASE)
+    sender = make_sender(wechat=False)
+    assert outbox.send_pending(DAY + timedelta(minutes=1), sender) == {"sent": 0, "failed": 0, "retry": 0}
+    counts = outbox.send_pending(DAY + outbox.IN_FLIGHT_LEASE, sender)
+    assert (msg.state, msg.channel, msg.attempts) == ("sent", "sms", 2)
+    assert len(fake_sms.sent) == 1  # sent once in both cases
+    assert counts == ({"sent": 1, "failed": 0, "retry": 0, "reconciled": 1} if after_provider
+                      else {"sent": 1, "failed": 0, "retry": 0})
+    assert _deliveries(db, msg) == [("sms", unit.owners[0].phone, "sent", "")]
