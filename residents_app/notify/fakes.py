@@ -56,6 +56,11 @@ class FakeTencentSms:
             injected = self.fail_next.popleft() if self.fail_next else None
         if request.method == "GET" and request.path == "/_fake/stats":
             return self.stats()
+        if request.method == "POST" and request.path == "/_fake/reset":
+            with self._lock:
+                self.sent.clear()
+                self.requests = 0
+            return _json({"ok": True})
         action = request.headers.get("X-TC-Action")
         if request.method != "POST" or action not in ("SendSms", "PullSmsSendStatusByPhoneNumber"):
             return self._error("InvalidAction", "only SendSms and PullSmsSendStatusByPhoneNumber are faked")

@@ -119,10 +119,11 @@ def _daily_cap() -> int:
     return DEFAULT_DAILY_CAP
 
 
-def _sent_today(unit_id: int, now: datetime) -> int:
-    return db.session.execute(sa.select(sa.func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.unit_id == unit_id, OutboxMessage.state == "sent",
-        OutboxMessage.sent_at >= beijing_day_start(now))).scalar_one()
+def _sent_today(unit_ids: list[int], now: datetime) -> dict[int, int]:
+    return dict(db.session.execute(
+        sa.select(OutboxMessage.unit_id, sa.func.count()).where(
+            OutboxMessage.unit_id.in_(unit_ids), OutboxMessage.state == "sent",
+            OutboxMessage.sent_at >= beijing_day_start(now)).group_by(OutboxMessage.unit_id)).all())
 
 
 def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200,
@@ -135,16 +136,23 @@ def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 20
     if in_quiet_hours(now):
         db.session.commit()
         return counts
-    ids = db.session.execute(
-        sa.select(OutboxMessage.id).where(
+    due = db.session.execute(
+        sa.select(OutboxMessage.id, OutboxMessage.unit_id).where(
             OutboxMessage.state == "pending",
             sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
         .order_by(OutboxMessage.id).limit(batch)
-    ).scalars().all()
+    ).all()
+    unit_ids = sorted({r.unit_id for r in due})
+    # Messages each unit received today, counted once per batch and kept up to date by this loop (several sender
+    # processes at once may together exceed the cap by what the others sent during one batch).
+    sent_today = _sent_today(unit_ids, now) if cap and unit_ids else {}
+    prefetch = getattr(sender, "prefetch", None)
+    if prefetch is not None and unit_ids:
+        prefetch(unit_ids)
     db.session.commit()
     deliver = getattr(sender, "deliver", None)
     reconcile = getattr(sender, "reconcile", None)
-    for mid in ids:
+    for mid, _unit_id in due:
         q = sa.select(OutboxMessage).where(OutboxMessage.id == mid, OutboxMessage.state == "pending")
         if db.session.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)  # another sender has it: leave it to them
@@ -152,7 +160,7 @@ def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 20
         if msg is None or (msg.next_attempt_at is not None and msg.next_attempt_at > now):
             db.session.commit()
             continue
-        if cap and _sent_today(msg.unit_id, now) >= cap:
+        if cap and sent_today.get(msg.unit_id, 0) >= cap:
             msg.next_attempt_at, msg.error_code = next_morning(now), "daily_cap"
             counts["deferred"] = counts.get("deferred", 0) + 1
             db.session.commit()
@@ -177,6 +185,7 @@ def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 20
             msg.state, msg.sent_at, msg.channel = "sent", now, channel
             msg.error_code, msg.next_attempt_at = "", None
             counts["sent"] += 1
+            sent_today[msg.unit_id] = sent_today.get(msg.unit_id, 0) + 1
         db.session.commit()
     return counts
 

@@ -50,6 +50,14 @@ class ChannelSender:
                    wechat_page=config.get("WECHAT_PAGE", ""), sms=sms,
                    sms_template_id=config.get("TENCENT_SMS_TEMPLATE_ID", ""))
 
+    def prefetch(self, unit_ids: list[int]) -> None:
+        """Who each unit of the coming batch reaches, in three queries (the outbox calls this per batch)."""
+        self._reach = reach_svc.reach_for_units(unit_ids)
+
+    def _reach_of(self, unit_id: int) -> reach_svc.Reach:
+        cached = getattr(self, "_reach", {}).get(unit_id)
+        return cached if cached is not None else reach_svc.reach_for_units([unit_id])[unit_id]
+
     # -- recording -----------------------------------------------------------------------------------------
     @staticmethod
     def _previous(message: OutboxMessage) -> dict[tuple[str, str], OutboxDelivery]:
@@ -67,12 +75,13 @@ class ChannelSender:
 
     # -- sending -------------------------------------------------------------------------------------------
     def deliver(self, message: OutboxMessage, now: datetime) -> str:
-        reach = reach_svc.reach_for_units([message.unit_id])[message.unit_id]
+        reach = self._reach_of(message.unit_id)
         usable_wechat = reach.openids if self.wechat is not None else []
         usable_sms = reach.phones if self.sms is not None else []
         if not usable_wechat and not usable_sms:
             raise NoRecipient("本户没有可用的微信或短信渠道", code="no_channel")
-        previous = self._previous(message)
+        # A first attempt has no deliveries yet (the outbox counts the attempt before calling).
+        previous = self._previous(message) if message.attempts > 1 else {}
         if any(d.state == "sent" for d in previous.values()):
             return next(d.channel for d in previous.values() if d.state == "sent")
         transient: list[tuple[str, str]] = []  # (code, message) of refusals worth another try
