@@ -89,7 +89,7 @@ def test_sms_errors_invalid_number_rate_limit_unsubscribed_and_bad_signature(db,
     assert (m2.state, m2.attempts, m2.error_code) == ("sent", 2, "")
     assert _deliveries(db, m2)[0][2] == "sent"
     # wrong credentials: the whole request is refused (signature), nothing is sent, the message waits
-    m4 = _queue(db, u4, "t:4")
+    m4 = _queue(db, u4, "t:fourth")
     later = DAY + timedelta(hours=1)
     assert outbox.send_pending(later, make_sender(wechat=False, secret_key="wrong")) == {
         "sent": 0, "failed": 0, "retry": 1}
