@@ -13,6 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from residents_app.audit.services import record
 from residents_app.core.calendar import beijing_date
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -22,7 +23,7 @@ from residents_app.notify.models import OutboxDelivery, OutboxMessage
 from residents_app.notify.outbox import queue
 from residents_app.registry.models import Estate, Owner
 from residents_app.rounds.canvass_models import CONTACT_KIND_LABELS, CONTACT_KINDS, CanvassContact
-from residents_app.rounds.common import get_round, natural_key
+from residents_app.rounds.common import get_round, lock_round, natural_key
 from residents_app.rounds.models import CurrentBallot, RollEntry, Round
 
 STATE_LABELS = {"pending": "待发送", "sent": "已送达", "failed": "发送失败", "skipped": "无可用渠道"}
@@ -70,10 +71,12 @@ def _check_open(rnd: Round, now: datetime) -> None:
         raise Conflict("只能在表决进行中提醒未投票的住户", code="round_not_open")
 
 
-def queue_reminders(round_id: int, now: datetime, *, building_id: int | None = None) -> dict:
+def queue_reminders(round_id: int, now: datetime, *, building_id: int | None = None, actor: str = "") -> dict:
     """Queue a reminder to every unit of the round (or of one building) that has not voted and can be reached.
-    Returns {"queued", "already", "no_channel"}. Flushes, never commits."""
-    rnd = get_round(round_id)
+    Returns {"queued", "already", "no_channel"}; a click that queued something is logged on the audit chain.
+    Flushes, never commits."""
+    get_round(round_id)
+    rnd = lock_round(round_id)  # two clicks at once: the second waits, then finds the first one's messages
     _check_open(rnd, now)
     if building_id is not None and building_id not in {b for b, _ in buildings(round_id)}:
         raise NotFound("该楼栋不在本次表决范围内")
@@ -91,6 +94,9 @@ def queue_reminders(round_id: int, now: datetime, *, building_id: int | None = N
         msg = queue(estate_id=rnd.estate_id, unit_id=entry.unit_id, text=text, title="表决提醒：" + rnd.title,
                     now=now, dedupe_key=f"{_prefix(round_id)}canvass:{day}:{entry.unit_id}")
         counts["queued" if msg is not None else "already"] += 1
+    if counts["queued"] and actor:
+        record("round.canvass_reminders_queued", chain=rnd.estate_id, actor=actor, now=now, subject_type="round",
+               subject_id=rnd.id, data={**counts, "building_id": building_id})
     return counts
 
 

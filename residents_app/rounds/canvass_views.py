@@ -46,7 +46,7 @@ def canvass_page(round_id: int):
 def canvass_remind(round_id: int):
     rnd, _ = _round(round_id, edit=True)
     building_id = _int_arg(request.form.get("building_id"), "building_id")
-    counts = canvass.queue_reminders(rnd.id, utcnow(), building_id=building_id)
+    counts = canvass.queue_reminders(rnd.id, utcnow(), building_id=building_id, actor=actor_for_user(current_user))
     db.session.commit()
     flash(f"已排队提醒 {counts['queued']} 户；今天已提醒过 {counts['already']} 户；"
           f"{counts['no_channel']} 户无可用渠道，请上门走访。", "success")

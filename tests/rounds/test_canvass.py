@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from residents_app.audit.models import AuditEvent
 from residents_app.notify import outbox
 from residents_app.notify import services as reach
 from residents_app.notify.models import OutboxMessage
@@ -71,6 +72,11 @@ def test_canvass_120_units_60_voted(db, client, login_as, big, monkeypatch, fake
     html = client.post(f"/rounds/{rnd.id}/canvass/remind", follow_redirects=True).get_data(as_text=True)
     assert "已排队提醒 0 户；今天已提醒过 60 户" in html
     assert _canvass_count(db, rnd) == 60
+    # the click that queued is on the audit chain, the empty second one is not
+    logged = db.session.execute(sa.select(AuditEvent.actor, AuditEvent.data).where(
+        AuditEvent.kind == "round.canvass_reminders_queued")).all()
+    assert logged == [(f"user:{committee.id}:{committee.username}",
+                       {"queued": 60, "already": 0, "no_channel": 0, "building_id": None})]
     msg = db.session.execute(sa.select(OutboxMessage).where(OutboxMessage.unit_id == missing[0].id)).scalar_one()
     assert msg.text == (f"【{estate.name}】“是否同意改造”将于 2026-09-15 09:00 截止，"
                         "您家（1幢-101）尚未表决。请扫描本户二维码或在小程序中参与。")
