@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
+from residents_app.auth.wechat_models import WechatBinding
 from residents_app.notify import outbox
 from residents_app.notify import services as reach
 from residents_app.notify.models import OutboxMessage
@@ -54,9 +55,14 @@ def _canvass_count(db, rnd):
         OutboxMessage.dedupe_key.like(f"round:{rnd.id}:canvass:%"))).scalar_one()
 
 
-def test_canvass_120_units_60_voted(db, client, login_as, big, monkeypatch, fake_sms, make_sender):
+def test_canvass_120_units_60_voted(db, client, login_as, big, monkeypatch, fake_sms, fake_wechat, make_sender):
     estate, committee, rnd, units, missing = big
     assert len(missing) == 60
+    # one of the non-voters bound the mini-program: reminded by WeChat, the others by SMS
+    db.session.add(WechatBinding(openid="o-wx-101", unit_id=missing[0].id, owner_id=missing[0].owners[0].id,
+                                 created_at=OPENS))
+    fake_wechat.subscribed["o-wx-101"] = 5
+    db.session.commit()
     login_as(client, committee)
     _clock(monkeypatch, AT)
     page = client.get(f"/rounds/{rnd.id}")
@@ -82,12 +88,15 @@ def test_canvass_120_units_60_voted(db, client, login_as, big, monkeypatch, fake
                         "您家（1幢-101）尚未表决。请扫描本户二维码或在小程序中参与。")
     assert msg.next_attempt_at is None  # 10:00 Beijing: not held
     # delivery recorded from the fake provider, shown per unit
-    assert outbox.send_pending(AT + timedelta(minutes=1), make_sender(wechat=False), batch=500) == {
+    assert outbox.send_pending(AT + timedelta(minutes=1), make_sender(), batch=500) == {
         "sent": 60, "failed": 0, "retry": 0}
-    assert sorted(s["phone"] for s in fake_sms.sent) == sorted(u.owners[0].phone for u in missing)
+    assert sorted(s["phone"] for s in fake_sms.sent) == sorted(u.owners[0].phone for u in missing[1:])
+    assert [(m["touser"], m["data"]["thing1"]["value"]) for m in fake_wechat.sent] == [
+        ("o-wx-101", "表决提醒：是否同意改造")]
     html = client.get(f"/rounds/{rnd.id}/canvass").get_data(as_text=True)
     assert 'id="non-voter-count">60<' in html
-    assert html.count("已送达（短信 2026-09-01 10:01）") == 60
+    assert html.count("已送达（短信 2026-09-01 10:01）") == 59
+    assert html.count("已送达（微信 2026-09-01 10:01）") == 1
     # a second reminder round the same day: still none queued; the next day: 60 again
     _clock(monkeypatch, AT + timedelta(days=1))
     html = client.post(f"/rounds/{rnd.id}/canvass/remind", follow_redirects=True).get_data(as_text=True)
