@@ -46,6 +46,9 @@ class ChannelSender:
     def from_config(cls, config) -> ChannelSender:
         wechat = WechatClient.from_config(config) if config.get("WECHAT_APP_ID") else None
         sms = TencentSmsClient.from_config(config) if config.get("TENCENT_SECRET_ID") else None
+        if wechat is None and sms is None:
+            # Otherwise every message would be "skipped" (nobody reachable) without a word.
+            raise RuntimeError("OUTBOX_SENDER=channels needs WECHAT_APP_ID or TENCENT_SECRET_ID")
         return cls(wechat=wechat, wechat_template_id=config.get("WECHAT_TEMPLATE_ID", ""),
                    wechat_page=config.get("WECHAT_PAGE", ""), sms=sms,
                    sms_template_id=config.get("TENCENT_SMS_TEMPLATE_ID", ""))

@@ -242,3 +242,20 @@ def test_killed_sender_neither_loses_nor_repeats_a_message(db, factory, fake_sms
     assert counts == ({"sent": 1, "failed": 0, "retry": 0, "reconciled": 1} if after_provider
                       else {"sent": 1, "failed": 0, "retry": 0})
     assert _deliveries(db, msg) == [("sms", unit.owners[0].phone, "sent", "")]
+
+
+def test_channel_sender_from_settings(app, monkeypatch, fake_sms):
+    from residents_app.notify.senders import ChannelSender
+
+    monkeypatch.setitem(app.config, "OUTBOX_SENDER", "channels")
+    with app.app_context(), pytest.raises(RuntimeError, match="needs WECHAT_APP_ID or TENCENT_SECRET_ID"):
+        outbox.get_sender()
+    for key, value in {"TENCENT_SECRET_ID": fake_sms.secret_id, "TENCENT_SECRET_KEY": fake_sms.secret_key,
+                       "TENCENT_SMS_SDK_APP_ID": fake_sms.sdk_app_id, "TENCENT_SMS_BASE": fake_sms.url,
+                       "TENCENT_SMS_TEMPLATE_ID": "2100001"}.items():
+        monkeypatch.setitem(app.config, key, value)
+    with app.app_context():
+        sender = outbox.get_sender()
+    assert isinstance(sender, ChannelSender) and sender.wechat is None
+    assert (sender.sms.base_url, sender.sms.host, sender.sms_template_id) == (
+        fake_sms.url, fake_sms.url.removeprefix("http://"), "2100001")
