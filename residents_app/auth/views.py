@@ -121,4 +121,4 @@ def users_create(username, role, password, display_name, street_code, estate_cod
     click.echo(f"已创建账户 {user.username}（{user.role_label}）")
 
 
-from residents_app.auth import wechat_api  # noqa: E402,F401  (registers the WeChat login routes on api_bp)
+from residents_app.auth import wechat_api, wechat_views  # noqa: E402,F401  (register the WeChat binding routes)

@@ -184,3 +184,26 @@ def test_resident_opts_out_and_back_in_on_the_phone(db, client, estate, tokens, 
     assert bad.status_code == 422
     back = client.post("/api/r/notify/opt-in", json={"channel": "all"})
     assert back.get_json() == {"opted_out": [], "channels": ["wechat", "sms"]}
+
+
+def test_committee_page_lists_and_unbinds(app, db, client, factory, login_as, estate, tokens, wechat_app):
+    u102 = _units(estate)["1幢-102"]
+    client.post("/api/auth/wechat/login", json={"code": wechat_app.issue_code("o-5")})
+    _identify(client, tokens["1幢-102"], u102.owners[0])
+    client.post("/api/auth/wechat/bind", json={})
+    committee = factory.user("committee", estate=estate)
+    street = factory.user("street", estate=estate)
+    db.session.commit()
+    binding_id = db.session.execute(sa.select(WechatBinding.id)).scalar_one()
+    staff = app.test_client()
+    staff.environ_base["REMOTE_ADDR"] = "10.250.0.10"
+    login_as(staff, street)  # the street office sees, cannot unbind
+    page = staff.get(f"/estates/{estate.id}/wechat-bindings").get_data(as_text=True)
+    assert "1幢-102" in page and u102.owners[0].name in page and "解除绑定</button>" not in page
+    assert staff.post(f"/wechat-bindings/{binding_id}/unbind").status_code == 403
+    staff.post("/api/auth/logout")
+    login_as(staff, committee)
+    assert f'href="/estates/{estate.id}/wechat-bindings"' in staff.get(f"/estates/{estate.id}").get_data(as_text=True)
+    done = staff.post(f"/wechat-bindings/{binding_id}/unbind", follow_redirects=True).get_data(as_text=True)
+    assert "已解除 1幢-102 的微信绑定" in done and "尚无住户绑定微信" in done
+    assert [d["by"] for _, d, _ in _audit(db, "wechat_unbound")] == ["committee"]
