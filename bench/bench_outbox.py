@@ -211,6 +211,12 @@ def main() -> int:
             stats = fake_call(fake_url, "/_fake/stats")
             print(f"through the outbox: {run['sent']} sent in {run['elapsed']:.1f} s, {rate:.0f} messages/s "
                   f"(fake accepted {stats['accepted']}, duplicates {len(stats['duplicates'])})")
+            # The machine may be shared: the fake alone is measured again right after, and the mean is the base.
+            fake_call(fake_url, "/_fake/reset", "POST")
+            after_rate = fake_alone(fake_url, args.baseline)
+            fake_call(fake_url, "/_fake/reset", "POST")
+            base_rate = (base_rate + after_rate) / 2
+            print(f"fake SMS server alone again: {after_rate:.0f} messages/s; mean {base_rate:.0f} messages/s")
             ratio = rate / base_rate
             print(f"ratio {ratio:.2f} (goal >= 0.5)")
             ok_run = run["sent"] == n and stats["accepted"] == n and not stats["duplicates"]
