@@ -77,6 +77,29 @@ def load_config(instance_path: Path) -> dict:
         # "thread" (a sealer thread per process, the cast does not wait) or "inline" (sealed right after the
         # commit, in the request; deterministic, what the tests use).
         "AUDIT_SEALER": os.environ.get("AUDIT_SEALER", "thread"),
+        **notify_settings(),
+    }
+
+
+def notify_settings() -> dict:
+    """Senders behind the outbox (notify/) and the WeChat login (auth/wechat.py). Base URLs are settings so a
+    local fake can stand in (tests, bench, demo)."""
+    env = os.environ.get
+    return {
+        "OUTBOX_SENDER": env("OUTBOX_SENDER", "log"),  # "log" or "channels" (WeChat, then SMS)
+        "NOTIFY_DAILY_CAP": int(env("NOTIFY_DAILY_CAP", "3")),  # messages per unit per Beijing day
+        "WECHAT_API_BASE": env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+        "WECHAT_APP_ID": env("WECHAT_APP_ID", ""),
+        "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET", ""),
+        "WECHAT_TEMPLATE_ID": env("WECHAT_TEMPLATE_ID", ""),
+        "WECHAT_PAGE": env("WECHAT_PAGE", "pages/home/index?unit={unit_id}"),
+        "TENCENT_SMS_BASE": env("TENCENT_SMS_BASE", "https://sms.tencentcloudapi.com"),
+        "TENCENT_SMS_REGION": env("TENCENT_SMS_REGION", "ap-guangzhou"),
+        "TENCENT_SECRET_ID": env("TENCENT_SECRET_ID", ""),
+        "TENCENT_SECRET_KEY": env("TENCENT_SECRET_KEY", ""),
+        "TENCENT_SMS_SDK_APP_ID": env("TENCENT_SMS_SDK_APP_ID", ""),
+        "TENCENT_SMS_SIGN": env("TENCENT_SMS_SIGN", ""),
+        "TENCENT_SMS_TEMPLATE_ID": env("TENCENT_SMS_TEMPLATE_ID", ""),
     }
 
 

@@ -217,3 +217,6 @@ def users_deactivate(username):
     deactivate_user(user)
     db.session.commit()
     click.echo(f"已停用账户 {username}，其所有登录会话已失效")
+
+
+from residents_app.auth import wechat_api, wechat_views  # noqa: E402,F401  (register the WeChat binding routes)

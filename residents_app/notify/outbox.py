@@ -1,14 +1,25 @@
 """The outbox: messages to residents are queued in the transaction that decided them and sent later.
 
-Features call `queue` (rounds: closing reminders; publicity: posting notices); the scheduler's send job
-calls `send_pending`.
+Features call `queue` (rounds: closing reminders and the committee's canvass; publicity: posting notices); the
+scheduler's send job calls `send_pending`.
 
-A `Sender` delivers one message. `LogSender` (default) writes it to the log. SMS and WeChat template
-messages plug in by implementing the same interface and naming the class in RAPP_OUTBOX_SENDER
-("package.module:ClassName"); see docs/SCHEDULER.md.
+When a message may go (notify/rules.py): never in quiet hours (21:00-08:00 Beijing: one queued at 21:30 waits for
+08:00, and the send job sends nothing in them), after a transient failure only once its backoff has passed (1, 2,
+4, ... minutes), and at most NOTIFY_DAILY_CAP messages per unit per Beijing day (the next one waits for the next
+morning). A permanent failure (a wrong number, a user who refused the subscription) fails the message at once
+and is recorded with the provider's code; a unit nobody can be reached at is `skipped` (the canvass lists it).
 
-Delivery is at-least-once: a message is marked sent in its own transaction right after the
-provider accepted it, so a crash in between can resend one message, never lose one.
+A `Sender` delivers one message. `LogSender` (default) writes it to the log; `notify.senders.ChannelSender`
+sends WeChat subscribe messages and SMS (Tencent Cloud) to the unit's recipients. Choose with the setting
+OUTBOX_SENDER ("log" or "channels") or name any class in RAPP_OUTBOX_SENDER ("package.module:ClassName").
+
+Delivery: a message is marked sent in its own transaction right after the provider accepted it. With a sender
+that can ask the provider what it accepted (`reconcile`, the SMS sender does: PullSmsSendStatusByPhoneNumber
+returns each message's SessionContext), the message is first *claimed* in a committed transaction (error_code
+"in_flight", held for IN_FLIGHT_LEASE so no other sender takes it). A sender killed between the provider's answer
+and its commit leaves the claim behind; after the lease the next run asks the provider first and records the
+message as sent instead of sending it again. Without `reconcile` (log, WeChat) delivery is at-least-once: a crash
+in that window can resend one message, never lose one.
 """
 
 from __future__ import annotations
@@ -16,31 +27,51 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from residents_app.extensions import db
 from residents_app.notify.models import OutboxMessage
+from residents_app.notify.rules import backoff, beijing_day_start, in_quiet_hours, next_morning, release_time
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+DEFAULT_DAILY_CAP = 3
+IN_FLIGHT = "in_flight"
+# Long enough for a provider's delivery receipt to arrive before an in-doubt message is looked up.
+IN_FLIGHT_LEASE = timedelta(minutes=10)
 
 
 class SendError(Exception):
-    """The provider refused or failed; the message stays pending until MAX_ATTEMPTS."""
+    """The provider refused or failed. Transient (the default): the message is tried again after its backoff, until
+    MAX_ATTEMPTS; permanent: it fails at once."""
+
+    permanent = False
+
+    def __init__(self, message: str = "", *, code: str = ""):
+        super().__init__(message)
+        self.code = code
+
+
+class PermanentSendError(SendError):
+    permanent = True
+
+
+class NoRecipient(SendError):
+    """Nobody to send to (no bound WeChat, every owner opted out): the message is skipped, the unit needs a visit."""
+
+    permanent = True
 
 
 class Sender(Protocol):
     """Delivers one message to a unit. Raise SendError on failure.
 
-    SMS: look up the unit's owners' phones (registry.Owner.phone), call the provider's API with an
-    approved template and `text` as its parameter. WeChat: send a template message
-    (订阅消息/模板消息) to the openids bound to the unit. Both must be idempotent per `message_id`
-    where the provider supports a client reference.
-    """
+    A sender may instead define `deliver(message, now) -> channel` (it then records its deliveries itself, see
+    notify/senders.py)."""
 
     channel: str
 
@@ -56,54 +87,123 @@ class LogSender:
 
 def get_sender() -> Sender:
     spec = os.environ.get("RAPP_OUTBOX_SENDER", "")
-    if not spec:
-        return LogSender()
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    if spec:
+        module, _, name = spec.partition(":")
+        return getattr(importlib.import_module(module), name)()
+    if has_app_context() and current_app.config.get("OUTBOX_SENDER") == "channels":
+        from residents_app.notify.senders import ChannelSender
+
+        return ChannelSender.from_config(current_app.config)
+    return LogSender()
 
 
-def queue(*, estate_id: int, unit_id: int, text: str, dedupe_key: str, now: datetime, channel: str = "log"
-          ) -> OutboxMessage | None:
-    """Queue a message unless one with the same dedupe key exists (then None). Flushes, never commits."""
+def queue(*, estate_id: int, unit_id: int, text: str, dedupe_key: str, now: datetime, channel: str = "log",
+          title: str = "") -> OutboxMessage | None:
+    """Queue a message unless one with the same dedupe key exists (then None). In quiet hours it is held until
+    08:00 Beijing. Flushes, never commits."""
     exists = db.session.execute(
         sa.select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).scalar_one_or_none()
     if exists is not None:
         return None
-    msg = OutboxMessage(estate_id=estate_id, unit_id=unit_id, text=text, dedupe_key=dedupe_key, channel=channel,
-                        state="pending", attempts=0, last_error="", created_at=now)
+    msg = OutboxMessage(estate_id=estate_id, unit_id=unit_id, text=text, title=title[:60], dedupe_key=dedupe_key,
+                        channel=channel, state="pending", attempts=0, last_error="", error_code="", created_at=now,
+                        next_attempt_at=release_time(now) if in_quiet_hours(now) else None)
     db.session.add(msg)
     db.session.flush()
     return msg
 
 
-def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200) -> dict:
-    """Send pending messages in order; one transaction per message. Returns counts."""
+def _daily_cap() -> int:
+    if has_app_context():
+        return int(current_app.config.get("NOTIFY_DAILY_CAP", DEFAULT_DAILY_CAP))
+    return DEFAULT_DAILY_CAP
+
+
+def _sent_today(unit_ids: list[int], now: datetime) -> dict[int, int]:
+    return dict(db.session.execute(
+        sa.select(OutboxMessage.unit_id, sa.func.count()).where(
+            OutboxMessage.unit_id.in_(unit_ids), OutboxMessage.state == "sent",
+            OutboxMessage.sent_at >= beijing_day_start(now)).group_by(OutboxMessage.unit_id)).all())
+
+
+def send_pending(now: datetime, sender: Sender | None = None, *, batch: int = 200,
+                 daily_cap: int | None = None) -> dict:
+    """Send the pending messages that are due, in order; one transaction per message (two with a claim). Returns
+    counts (`skipped`, `deferred` and `reconciled` appear when there were any)."""
     sender = sender or get_sender()
-    sent = failed = retry = 0
-    ids = db.session.execute(
-        sa.select(OutboxMessage.id).where(OutboxMessage.state == "pending").order_by(OutboxMessage.id).limit(batch)
-    ).scalars().all()
+    cap = _daily_cap() if daily_cap is None else daily_cap
+    counts = {"sent": 0, "failed": 0, "retry": 0}
+    if in_quiet_hours(now):
+        db.session.commit()
+        return counts
+    due = db.session.execute(
+        sa.select(OutboxMessage.id, OutboxMessage.unit_id).where(
+            OutboxMessage.state == "pending",
+            sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+        .order_by(OutboxMessage.id).limit(batch)
+    ).all()
+    unit_ids = sorted({r.unit_id for r in due})
+    # Messages each unit received today, counted once per batch and kept up to date by this loop (several sender
+    # processes at once may together exceed the cap by what the others sent during one batch).
+    sent_today = _sent_today(unit_ids, now) if cap and unit_ids else {}
+    prefetch = getattr(sender, "prefetch", None)
+    if prefetch is not None and unit_ids:
+        prefetch(unit_ids)
     db.session.commit()
-    for mid in ids:
+    deliver = getattr(sender, "deliver", None)
+    reconcile = getattr(sender, "reconcile", None)
+    pg = db.session.get_bind().dialect.name == "postgresql"
+    for mid, _unit_id in due:
         q = sa.select(OutboxMessage).where(OutboxMessage.id == mid, OutboxMessage.state == "pending")
-        if db.session.get_bind().dialect.name == "postgresql":
+        if pg:
             q = q.with_for_update(skip_locked=True)  # another sender has it: leave it to them
         msg = db.session.execute(q.execution_options(populate_existing=True)).scalar_one_or_none()
-        if msg is None:
+        if msg is None or (msg.next_attempt_at is not None and msg.next_attempt_at > now):
             db.session.commit()
             continue
+        if cap and sent_today.get(msg.unit_id, 0) >= cap:
+            msg.next_attempt_at, msg.error_code = next_morning(now), "daily_cap"
+            counts["deferred"] = counts.get("deferred", 0) + 1
+            db.session.commit()
+            continue
+        in_doubt = msg.error_code == IN_FLIGHT
         msg.attempts += 1
+        if reconcile is not None:
+            msg.error_code, msg.next_attempt_at = IN_FLIGHT, now + IN_FLIGHT_LEASE
+            db.session.commit()  # the claim is on disk before the provider hears of the message
         try:
-            sender.send(msg)
-        except SendError as exc:
-            msg.last_error = str(exc)[:500]
-            if msg.attempts >= MAX_ATTEMPTS:
-                msg.state = "failed"
-                failed += 1
+            channel = reconcile(msg, now) if in_doubt and reconcile is not None else None
+            if channel is not None:
+                counts["reconciled"] = counts.get("reconciled", 0) + 1
+            elif deliver is not None:
+                channel = deliver(msg, now)
             else:
-                retry += 1
+                sender.send(msg)
+                channel = sender.channel
+        except SendError as exc:
+            _record_failure(msg, exc, now, counts)
         else:
-            msg.state, msg.sent_at, msg.channel = "sent", now, sender.channel
-            sent += 1
+            msg.state, msg.sent_at, msg.channel = "sent", now, channel
+            msg.error_code, msg.next_attempt_at = "", None
+            counts["sent"] += 1
+            sent_today[msg.unit_id] = sent_today.get(msg.unit_id, 0) + 1
+        if reconcile is not None and pg:
+            # The claim is durable; if the database loses this outcome in a crash of its own, the message is
+            # still claimed and the next run asks the provider (reconcile), so this commit need not wait for disk.
+            db.session.execute(sa.text("SET LOCAL synchronous_commit = off"))
         db.session.commit()
-    return {"sent": sent, "failed": failed, "retry": retry}
+    return counts
+
+
+def _record_failure(msg: OutboxMessage, exc: SendError, now: datetime, counts: dict) -> None:
+    msg.last_error = str(exc)[:500]
+    msg.error_code = (exc.code or "")[:80]
+    if isinstance(exc, NoRecipient):
+        msg.state, msg.next_attempt_at = "skipped", None
+        counts["skipped"] = counts.get("skipped", 0) + 1
+    elif exc.permanent or msg.attempts >= MAX_ATTEMPTS:
+        msg.state, msg.next_attempt_at = "failed", None
+        counts["failed"] += 1
+    else:
+        msg.next_attempt_at = release_time(now + backoff(msg.attempts))
+        counts["retry"] += 1

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from residents_app.extensions import db
 from residents_app.notify.outbox import queue
+from residents_app.notify.templates import render
 from residents_app.publicity.models import Publicity
 from residents_app.publicity.services import period_text
 from residents_app.registry.models import Estate, Unit
@@ -20,12 +21,12 @@ def queue_posting_notice(publicity_id: int, now: datetime) -> bool:
     if pub is None or pub.started_notice_queued or pub.is_completed:
         return False
     estate = db.session.get(Estate, pub.estate_id)
-    text = (f"【{estate.name}】{pub.title} 正在公示。{period_text(pub)}。"
-            f"请到小区公示栏或扫码查看；如有异议，请在 {pub.last_day:%Y-%m-%d} 24:00 前提出。")
+    msg = render("publicity_posted", estate=estate.name, title=pub.title, period=period_text(pub),
+                 last_day=f"{pub.last_day:%Y-%m-%d}")
     unit_ids = db.session.execute(sa.select(Unit.id).where(Unit.estate_id == pub.estate_id)
                                   .order_by(Unit.id)).scalars().all()
     for uid in unit_ids:
-        queue(estate_id=pub.estate_id, unit_id=uid, text=text, now=now,
+        queue(estate_id=pub.estate_id, unit_id=uid, text=msg.text, title=msg.title, now=now,
               dedupe_key=f"publicity:{pub.id}:posted:{pub.posted_on.isoformat()}:unit:{uid}")
     pub.started_notice_queued = True
     db.session.flush()

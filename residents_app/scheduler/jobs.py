@@ -175,30 +175,78 @@ def remind_finance_publicity(now: datetime, actions: list) -> None:
 
 
 ROUND_REMINDER_BEFORE = timedelta(hours=24)
+ROUND_SECOND_REMINDER_BEFORE = timedelta(hours=48)
+# An opening notice later than this after the round opened (a long outage) is dropped: the closing reminders
+# still reach the units that have not voted.
+ROUND_OPENING_NOTICE_WITHIN = timedelta(hours=12)
 
 
 def queue_reminders(now: datetime, actions: list) -> None:
-    """Reminders, each queued once: a notice to every unit when a publicity starts, and a reminder to
-    the units that have not voted 24 hours before a round closes."""
+    """Reminders, each queued once (templates in notify/templates.py): a notice to every unit when a publicity
+    starts and when a round opens, a reminder to the units that have not voted 48 and 24 hours before a round
+    closes, and the features' own (objection answered, pledge window closing, settlement due)."""
     _queue_publicity_notices(now, actions)
-    _queue_round_reminders(now, actions)
+    _queue_round_openings(now, actions)
+    # 48 h: rounds closing in 24-48 hours (closer ones get the 24-hour reminder only, not a "two days left")
+    _queue_round_reminders(now, actions, ROUND_SECOND_REMINDER_BEFORE, "round_closing_48h",
+                           "round_reminders_48h_queued", after=ROUND_REMINDER_BEFORE)
+    _queue_round_reminders(now, actions, ROUND_REMINDER_BEFORE, "round_closing_24h", "round_reminders_queued")
+    for module, name, kind in FEATURE_REMINDERS:
+        fn = _optional(module, name)
+        if fn is None:
+            continue
+        try:
+            n = int(fn(now) or 0)
+            db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - logged and recorded; the next tick retries
+            db.session.rollback()
+            log.exception("scheduler: %s failed", kind)
+            actions.append({"kind": kind, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            continue
+        if n:
+            actions.append({"kind": kind, "count": n})
 
 
-def _queue_round_reminders(now: datetime, actions: list) -> None:
+# (module, function(now) -> messages queued, action kind): each queues its reminders once (dedupe keys).
+FEATURE_REMINDERS = (
+    ("residents_app.publicity.answer_notices", "queue_objection_answers", "objection_answers_queued"),
+    ("residents_app.funding.reminders", "queue_pledge_window_closing", "pledge_reminders_queued"),
+    ("residents_app.funding.reminders", "queue_settlement_due", "settlement_notices_queued"),
+)
+
+
+def _queue_round_openings(now: datetime, actions: list) -> None:
+    from residents_app.rounds.models import Round
+
+    rows = db.session.execute(
+        sa.select(Round.id, Round.opens_at).where(
+            Round.status == "open", Round.closes_at > now, Round.opens_at <= now,
+            Round.opens_at > now - ROUND_OPENING_NOTICE_WITHIN)
+        .order_by(Round.opens_at, Round.id)).all()
+    db.session.commit()
+    notify = _optional("residents_app.rounds.reminders", "queue_opening_notice")
+    if notify is None:
+        return
+    _each_window(actions, "round_opening_notices_queued", [(r.id, r.opens_at) for r in rows],
+                 lambda rid: notify(rid, now))
+
+
+def _queue_round_reminders(now: datetime, actions: list, before: timedelta = ROUND_REMINDER_BEFORE,
+                           template: str = "round_closing_24h", kind: str = "round_reminders_queued", *,
+                           after: timedelta = timedelta(0)) -> None:
     try:
         from residents_app.rounds.models import Round
     except ImportError:
         return
     rows = db.session.execute(
         sa.select(Round.id, Round.closes_at).where(
-            Round.status == "open", Round.closes_at > now, Round.closes_at <= now + ROUND_REMINDER_BEFORE)
+            Round.status == "open", Round.closes_at > now + after, Round.closes_at <= now + before)
         .order_by(Round.closes_at, Round.id)).all()
     db.session.commit()
     remind = _optional("residents_app.rounds.reminders", "queue_closing_reminder")
     if remind is None:
         return
-    _each_window(actions, "round_reminders_queued", [(r.id, r.closes_at) for r in rows],
-                 lambda rid: remind(rid, now))
+    _each_window(actions, kind, [(r.id, r.closes_at) for r in rows], lambda rid: remind(rid, now, template))
 
 
 def _queue_publicity_notices(now: datetime, actions: list) -> None:

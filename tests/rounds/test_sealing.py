@@ -145,8 +145,10 @@ def test_the_scheduler_tick_seals_what_a_crashed_process_left_pending(db, make_r
     b = deferred_cast(rnd, units["1幢-102"], "agree", now + timedelta(minutes=1))
     db.session.commit()  # ... and the process dies before its sealer runs
     run = jobs.tick(now + timedelta(minutes=2))
-    assert run.actions == [{"kind": "audit_sealed", "id": None, "due": None, "count": 1}]
-    assert run.summary == {"audit_sealed": 1}
+    # (the round opened at `now`: the same tick queues its opening notice, issue 17 item 5)
+    assert run.actions == [{"kind": "audit_sealed", "id": None, "due": None, "count": 1},
+                           {"kind": "round_opening_notices_queued", "id": rnd.id, "due": now.isoformat()}]
+    assert run.summary == {"audit_sealed": 1, "round_opening_notices_queued": 1}
     assert chain_entries(db, rnd.estate_id)[-1].subject_id == str(b.id)
     assert jobs.tick(now + timedelta(minutes=3)).actions == []
     assert verify_chain(rnd.estate_id).ok

@@ -83,7 +83,10 @@ def test_round_closed_by_the_job_and_a_late_ballot_refused_before_it_ran(db, fac
                                                            opens_at=opens, closes_at=closes),
                               closes - timedelta(days=20))
     assert jobs.tick(opens - timedelta(seconds=1)).actions == []
-    assert jobs.tick(opens).actions == [{"kind": "round_opened", "id": rnd.id, "due": opens.isoformat()}]
+    # the tick that opens the round also tells every unit on the roll (item 5: opening notice)
+    assert jobs.tick(opens).actions == [{"kind": "round_opened", "id": rnd.id, "due": opens.isoformat()},
+                                        {"kind": "round_opening_notices_queued", "id": rnd.id,
+                                         "due": opens.isoformat()}]
     unit = estate.buildings[0].units[0]
     owner = unit.owners[0]
     ballots.cast_ballot(rnd.id, unit.id, owner.id, "agree", closes - timedelta(seconds=1))
@@ -116,8 +119,10 @@ def test_publicity_with_an_open_objection_waits_for_mediation(db, factory):
     assert pub.status == "posted"
     pub_services.mediate(obj, outcome="answered", notes="沟通", answer="名单无误", actor="a", now=end)
     db.session.commit()
+    # the objector is told of the answer (item 5)
     assert jobs.tick(end + timedelta(minutes=1)).actions == [
-        {"kind": "publicity_ended", "id": pub.id, "due": end.isoformat()}]
+        {"kind": "publicity_ended", "id": pub.id, "due": end.isoformat()},
+        {"kind": "objection_answers_queued", "count": 1}]
     db.session.refresh(pub)
     assert (pub.status, pub.completed_by) == ("completed", "system:scheduler")
 
@@ -131,6 +136,9 @@ def test_pledge_windows_are_closed_by_the_tick(db, factory):
                        pledge_opens_at=closes - timedelta(days=10), pledge_closes_at=closes)
     db.session.add(plan)
     db.session.commit()
+    # 48 hours before the window closes, the unit that has not pledged is reminded once (item 5)
+    assert jobs.tick(closes - timedelta(hours=48, seconds=1)).actions == []
+    assert jobs.tick(closes - timedelta(hours=48)).actions == [{"kind": "pledge_reminders_queued", "count": 1}]
     assert jobs.tick(closes - timedelta(seconds=1)).actions == []
     assert jobs.tick(closes).actions == [{"kind": "pledge_windows_closed", "count": 1}]
     assert plan.pledge_closed_at == closes
@@ -181,8 +189,11 @@ def test_outbox_send_and_retry(db, factory):
     db.session.refresh(msgs[0])
     assert (msgs[0].state, msgs[0].attempts, msgs[0].last_error) == ("pending", 1, "运营商拒绝")
     assert msgs[1].state == "sent" and msgs[1].sent_at == BACK and msgs[1].channel == "sms"
-    for _ in range(outbox.MAX_ATTEMPTS - 1):
-        jobs.send_outbox(BACK, sender)
+    # a retry waits for its backoff (1 minute after the first failure), then 2, 4, 8 minutes
+    assert msgs[0].next_attempt_at == BACK + timedelta(minutes=1)
+    assert jobs.send_outbox(BACK + timedelta(seconds=59), sender).summary == {"sent": 0, "failed": 0, "retry": 0}
+    for k in range(outbox.MAX_ATTEMPTS - 1):
+        jobs.send_outbox(BACK + timedelta(hours=k + 1), sender)
     db.session.refresh(msgs[0])
     assert (msgs[0].state, msgs[0].attempts) == ("failed", outbox.MAX_ATTEMPTS)
     assert sender.calls == 4 + outbox.MAX_ATTEMPTS
@@ -267,15 +278,25 @@ def test_round_reminder_24_hours_before_closing_to_units_that_have_not_voted(db,
     u101, u102, u103 = estate.buildings[0].units
     ballots.cast_ballot(rnd.id, u101.id, u101.owners[0].id, "agree", opens + timedelta(hours=1))
     db.session.commit()
+    # 48 hours before: the first reminder (item 5); then the 24-hour one
+    assert jobs.tick(closes - timedelta(hours=48, seconds=1)).actions == []
+    assert jobs.tick(closes - timedelta(hours=48)).actions == [
+        {"kind": "round_reminders_48h_queued", "id": rnd.id, "due": closes.isoformat()}]
     assert jobs.tick(closes - timedelta(hours=24, seconds=1)).actions == []
     run = jobs.tick(closes - timedelta(hours=24))
     assert run.actions == [{"kind": "round_reminders_queued", "id": rnd.id, "due": closes.isoformat()}]
-    msgs = db.session.execute(sa.select(OutboxMessage).order_by(OutboxMessage.unit_id)).scalars().all()
+    msgs = db.session.execute(sa.select(OutboxMessage).where(OutboxMessage.dedupe_key.like("%:closing:%"))
+                              .order_by(OutboxMessage.unit_id)).scalars().all()
     assert [m.unit_id for m in msgs] == [u102.id, u103.id]
     assert msgs[0].text == ("【" + estate.name + "】“是否同意改造”将于 2026-09-15 20:00 截止，"
                             "您家（1幢-102）尚未表决。请扫描本户二维码参与，逾期不能再投。")
+    first = db.session.execute(sa.select(OutboxMessage).where(OutboxMessage.dedupe_key.like("%:closing48:%"))
+                               .order_by(OutboxMessage.unit_id)).scalars().all()
+    assert [m.unit_id for m in first] == [u102.id, u103.id]
+    assert (first[0].title, first[0].text) == ("表决还剩两天", "【" + estate.name + "】“是否同意改造”将于 2026-09-15 "
+                                               "20:00 截止，您家（1幢-102）尚未表决。还有两天，请扫描本户二维码参与。")
     # 102 votes; the next ticks queue nothing new (103 was already reminded).
     ballots.cast_ballot(rnd.id, u102.id, u102.owners[0].id, "agree", closes - timedelta(hours=2))
     db.session.commit()
     assert jobs.tick(closes - timedelta(hours=1)).actions == []
-    assert count(db, OutboxMessage) == 2
+    assert count(db, OutboxMessage) == 4
