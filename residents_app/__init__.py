@@ -154,6 +154,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["yuan"] = formatting.format_yuan
     app.jinja_env.filters["local_dt"] = formatting.format_local_dt
     app.jinja_env.filters["local_date"] = formatting.format_local_date
+    app.jinja_env.filters["mask_phone"] = formatting.mask_phone
 
     @app.context_processor
     def _inject():

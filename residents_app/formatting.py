@@ -1,4 +1,4 @@
-"""Display helpers: m², yuan from fen, Beijing time."""
+"""Display helpers: m², yuan from fen, Beijing time, masked phone numbers."""
 
 from __future__ import annotations
 
@@ -36,3 +36,14 @@ def format_local_date(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         value = to_local(value).date()
     return value.strftime("%Y-%m-%d")
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****0102: the first 3 and the last 4 digits. Pages, exports and the API show phones only this way;
+    the full number is read from the register only where a committee member has to call (logged)."""
+    phone = (phone or "").strip()
+    if not phone:
+        return ""
+    if len(phone) < 8:
+        return "****"  # too short to keep 7 digits and still hide something
+    return phone[:3] + "****" + phone[-4:]

@@ -1,5 +1,7 @@
 """XLSX exports: statements, pledges, ledger, settlement.
 
+Each returns (the file, how many records it holds): every download is logged with its row count.
+
 Amounts are written as exact Decimal yuan (openpyxl stores the decimal text, no float). Text cells
 that a spreadsheet would read as a formula (starting with = + - @, tab or CR) get a leading
 apostrophe so a name or reference typed by someone can never run as a formula.
@@ -13,7 +15,7 @@ from decimal import Decimal
 from openpyxl import Workbook
 
 from residents_app.exports import safe_cell
-from residents_app.formatting import format_local_dt
+from residents_app.formatting import format_local_dt, mask_phone
 from residents_app.funding import services
 from residents_app.funding import settlement as settlement_svc
 from residents_app.funding.models import PAYMENT_METHOD_LABELS, Settlement
@@ -49,7 +51,7 @@ def _save(wb: Workbook) -> bytes:
     return buf.getvalue()
 
 
-def statements_xlsx(plan: PlanVersion) -> bytes:
+def statements_xlsx(plan: PlanVersion) -> tuple[bytes, int]:
     c = services.compute_plan(plan)
     wb = Workbook()
     ws = wb.active
@@ -59,7 +61,8 @@ def statements_xlsx(plan: PlanVersion) -> bytes:
                + ["合计应摊(元)", "困难减免(元)", "减免承担方", "资金来源抵扣(元)", "应缴(元)"])
     n = len(items)
     sheet = _Sheet(ws, headers, set(range(3, 3 + n + 5)) - {3 + n + 2})
-    for u in services.estate_units(plan.estate_id):
+    units = services.estate_units(plan.estate_id)
+    for u in units:
         out = c.units[u.id]
         per_item = {ln.item_key: ln.share_fen for ln in out.lines}
         sheet.row([u.label, u.title_area_m2] + [yuan(per_item[i.id]) if i.id in per_item else None for i in items]
@@ -75,32 +78,34 @@ def statements_xlsx(plan: PlanVersion) -> bytes:
         s2.row([item.name, item.category_label, item.scope_label, yuan(io_.cost_fen), io_.pct,
                 yuan(io_.base_resident_fen), yuan(io_.excess_fen), yuan(io_.resident_fen), yuan(io_.subsidy_fen)])
     s2.row(["补助上限", "", f"{c.estate_area_m2} m²", yuan(c.cap_fen), None, None, yuan(c.excess_fen), None, None])
-    return _save(wb)
+    return _save(wb), len(units)
 
 
-def pledges_xlsx(plan: PlanVersion) -> bytes:
+def pledges_xlsx(plan: PlanVersion) -> tuple[bytes, int]:
     wb = Workbook()
     sheet = _Sheet(wb.active, ["房号", "承诺金额(元)", "签署业主", "签署时间", "撤回时间"], {2})
     wb.active.title = "出资承诺"
-    for p in services.pledges_of(plan, include_withdrawn=True):
+    pledges = services.pledges_of(plan, include_withdrawn=True)
+    for p in pledges:
         sheet.row([p.unit.label, yuan(p.amount_fen), p.signed_by.name, format_local_dt(p.signed_at),
                    format_local_dt(p.withdrawn_at)])
-    return _save(wb)
+    return _save(wb), len(pledges)
 
 
-def ledger_xlsx(estate) -> bytes:
+def ledger_xlsx(estate) -> tuple[bytes, int]:
     wb = Workbook()
     wb.active.title = "收款台账"
     sheet = _Sheet(wb.active, ["序号", "房号", "金额(元)", "方式", "凭证号", "付款日期", "录入人", "录入时间",
                                "冲正第几号", "备注"], {3})
-    for p in services.ledger(estate.id):
+    entries = services.ledger(estate.id)
+    for p in entries:
         sheet.row([p.id, p.unit.label, yuan(p.amount_fen), PAYMENT_METHOD_LABELS.get(p.method, p.method),
                    p.reference, p.paid_on.isoformat(), p.entered_by.display_name or p.entered_by.username,
                    format_local_dt(p.entered_at), p.reverses_id, p.note])
-    return _save(wb)
+    return _save(wb), len(entries)
 
 
-def settlement_xlsx(settlement: Settlement) -> bytes:
+def settlement_xlsx(settlement: Settlement) -> tuple[bytes, int]:
     wb = Workbook()
     wb.active.title = "多退少补"
     sheet = _Sheet(wb.active, ["房号", "原应缴(元)", "决算应缴(元)", "已缴(元)", "差额(元)", "处理"], {2, 3, 4, 5})
@@ -117,11 +122,11 @@ def settlement_xlsx(settlement: Settlement) -> bytes:
     sheet.row(["合计", yuan(sum(r["planned"] for r in rows)), yuan(sum(r["final"] for r in rows)),
                yuan(sum(r["paid"] for r in rows)), yuan(sum(r["diff"] for r in rows)),
                "定稿" if settlement.is_final else "草稿（未定稿）"])
-    return _save(wb)
+    return _save(wb), len(rows)
 
 
 
-def open_dues_xlsx(settlement: Settlement) -> bytes:
+def open_dues_xlsx(settlement: Settlement) -> tuple[bytes, int]:
     """The refunds and top-ups still open after the settlement (多退少补 not yet carried out)."""
     wb = Workbook()
     wb.active.title = "待退补"
@@ -130,8 +135,8 @@ def open_dues_xlsx(settlement: Settlement) -> bytes:
     for d in dues:
         owners = d.unit.owners
         sheet.row([d.unit.label, d.kind_label, yuan(d.amount_fen), "、".join(o.name for o in owners),
-                   "、".join(o.phone or "" for o in owners), d.state_label])
+                   "、".join(mask_phone(o.phone) for o in owners), d.state_label])
     for kind, label in (("refund", "待退还合计"), ("top_up", "待补缴合计")):
         mine = [d for d in dues if d.kind == kind]
         sheet.row([label, f"{len(mine)} 户", yuan(sum(d.amount_fen for d in mine)), None, None, None])
-    return _save(wb)
+    return _save(wb), len(dues)

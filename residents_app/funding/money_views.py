@@ -18,7 +18,7 @@ from residents_app.funding import account as account_svc
 from residents_app.funding import finance, sources, subsidy_rules
 from residents_app.funding import settlement as settlement_svc
 from residents_app.funding.account_models import ENTRY_KIND_LABELS, SOURCE_KIND_LABELS, SettlementDue
-from residents_app.funding.views import _xlsx, bp
+from residents_app.funding.views import bp, logged_xlsx
 from residents_app.plans import services as plan_svc
 from residents_app.plans.schemas import parse_date, parse_int_id, yuan_to_fen
 from residents_app.plans.views import LABELS, plan_for_staff
@@ -167,7 +167,8 @@ def settlement_dues_xlsx(plan_id: int):
     from residents_app.funding import exports
 
     plan, s = _dues_of_plan(plan_id)
-    return _xlsx(exports.open_dues_xlsx(s), f"待退补-第{plan.number}版.xlsx")
+    return logged_xlsx("settlement_dues_xlsx", exports.open_dues_xlsx(s), f"待退补-第{plan.number}版.xlsx",
+                       estate_id=plan.estate_id, subject_type="settlement", subject_id=s.id)
 
 
 @bp.route("/street/rule", methods=["GET", "POST"])

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
+from residents_app.audit.services import log_export
 from residents_app.auth.resident import resident_required
 from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_required
 from residents_app.db import utcnow
@@ -32,21 +33,34 @@ def _xlsx(data: bytes, filename: str) -> Response:
     from urllib.parse import quote
 
     return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+                             "Cache-Control": "no-store"})
+
+
+def logged_xlsx(what: str, export: tuple[bytes, int], filename: str, *, estate_id: int, subject_type: str,
+                subject_id) -> Response:
+    """A download written to the estate's audit chain (who, what, when, how many rows) before it is sent."""
+    data, rows = export
+    log_export(what, estate_id=estate_id, user=current_user, now=utcnow(), subject_type=subject_type,
+               subject_id=subject_id, rows=rows)
+    db.session.commit()
+    return _xlsx(data, filename)
 
 
 @bp.route("/plans/<int:plan_id>/statements.xlsx")
 @staff_required
 def statements_xlsx(plan_id: int):
     plan = plan_for_staff(plan_id)
-    return _xlsx(exports.statements_xlsx(plan), f"分摊明细-第{plan.number}版.xlsx")
+    return logged_xlsx("plan_statements_xlsx", exports.statements_xlsx(plan), f"分摊明细-第{plan.number}版.xlsx",
+                       estate_id=plan.estate_id, subject_type="plan_version", subject_id=plan.id)
 
 
 @bp.route("/plans/<int:plan_id>/pledges.xlsx")
 @staff_required
 def pledges_xlsx(plan_id: int):
     plan = plan_for_staff(plan_id)
-    return _xlsx(exports.pledges_xlsx(plan), f"出资承诺-第{plan.number}版.xlsx")
+    return logged_xlsx("plan_pledges_xlsx", exports.pledges_xlsx(plan), f"出资承诺-第{plan.number}版.xlsx",
+                       estate_id=plan.estate_id, subject_type="plan_version", subject_id=plan.id)
 
 
 @bp.route("/plans/<int:plan_id>/settlement", methods=["GET", "POST"])
@@ -82,7 +96,8 @@ def settlement_xlsx(plan_id: int):
     s = settlement_svc.settlement_of(plan)
     if s is None:
         raise NotFound("该方案还没有决算")
-    return _xlsx(exports.settlement_xlsx(s), f"决算多退少补-第{plan.number}版.xlsx")
+    return logged_xlsx("settlement_xlsx", exports.settlement_xlsx(s), f"决算多退少补-第{plan.number}版.xlsx",
+                       estate_id=plan.estate_id, subject_type="settlement", subject_id=s.id)
 
 
 @bp.route("/estates/<int:estate_id>/funding")
@@ -153,7 +168,8 @@ def hardship_set(estate_id: int):
 @staff_required
 def ledger_xlsx(estate_id: int):
     estate = estate_or_404(estate_id)
-    return _xlsx(exports.ledger_xlsx(estate), f"收款台账-{estate.code}.xlsx")
+    return logged_xlsx("ledger_xlsx", exports.ledger_xlsx(estate), f"收款台账-{estate.code}.xlsx",
+                       estate_id=estate.id, subject_type="estate", subject_id=estate.id)
 
 
 @bp.route("/r/statement")

@@ -31,6 +31,7 @@ CHINESE_NAME = {k: v[0] for k, v in COLUMNS.items()}
 
 _HEADER_LOOKUP = {alias.casefold(): key for key, aliases in COLUMNS.items() for alias in aliases}
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+MASKED_PHONE_RE = re.compile(r"^1[3-9]\d\*{4}\d{4}$")  # as exported (138****0102): resolved against the unit
 ID_LAST4_RE = re.compile(r"^\d{3}[\dX]$")
 TRUE_WORDS = {"是", "1", "true", "yes", "y", "困难户"}
 FALSE_WORDS = {"否", "0", "false", "no", "n", ""}
@@ -145,6 +146,16 @@ def parse_phone(value) -> str:
     if not PHONE_RE.match(text):
         raise ValueError(f"手机号「{_text(value)}」格式不正确（应为 11 位大陆手机号）")
     return text
+
+
+def is_masked_phone(phone: str) -> bool:
+    return bool(MASKED_PHONE_RE.match(phone))
+
+
+def parse_roster_phone(value) -> str:
+    """A full phone, or a masked one as the export writes it (the import resolves it against the unit's owners)."""
+    text = re.sub(r"\s", "", _text(value))
+    return text if MASKED_PHONE_RE.match(text) else parse_phone(value)
 
 
 def parse_id_last4(value) -> str | None:
@@ -358,7 +369,7 @@ CONVERTERS = {
     "unit": _name_converter("房号", 40),
     "title_area_m2": parse_area,
     "owner_name": _name_converter("业主姓名", 60),
-    "owner_phone": parse_phone,
+    "owner_phone": parse_roster_phone,
     "id_last4": parse_id_last4,
     "hardship": parse_hardship,
     "kind": parse_kind,
@@ -392,7 +403,7 @@ def _check_consistency(parsed: ParsedRoster, columns: dict[str, int], headers: l
 
     first_of_unit: dict[tuple[str, str], RosterRow] = {}
     owners_of_unit: dict[tuple[str, str], dict[str, int]] = {}
-    person: dict[str, RosterRow] = {}
+    person: dict[object, RosterRow] = {}
     for r in parsed.rows:
         key = (r.building, r.unit)
         first = first_of_unit.setdefault(key, r)
@@ -411,7 +422,8 @@ def _check_consistency(parsed: ParsedRoster, columns: dict[str, int], headers: l
                                           f"{label} 的业主（手机号 {r.owner_phone}）与第 {seen[r.owner_phone]} 行重复"))
         else:
             seen[r.owner_phone] = r.row
-        other = person.setdefault(r.owner_phone, r)
+        # A masked phone names a person only together with its unit (two owners may share a mask).
+        other = person.setdefault((r.owner_phone, key) if is_masked_phone(r.owner_phone) else r.owner_phone, r)
         if other.owner_name != r.owner_name:
             parsed.errors.append(RowError(r.row, col("owner_name"),
                                           f"手机号 {r.owner_phone} 在第 {other.row} 行登记为「{other.owner_name}」，"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from residents_app.db import Hundredths, UTCDateTime, utcnow
 from residents_app.extensions import db
+from residents_app.formatting import mask_phone
 
 UNIT_KINDS = ("residential", "commercial")
 UNIT_KIND_LABELS = {"residential": "住宅", "commercial": "商铺"}
@@ -98,7 +99,7 @@ class Owner(db.Model):
 
     @property
     def masked_phone(self) -> str:
-        return self.phone[:3] + "****" + self.phone[-4:]
+        return mask_phone(self.phone)
 
 
 class Ownership(db.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,6 +15,7 @@ from residents_app.audit.services import record
 from residents_app.db import hundredths_to_decimal
 from residents_app.errors import ValidationFailed
 from residents_app.extensions import db
+from residents_app.formatting import mask_phone
 from residents_app.registry import importer
 from residents_app.registry.models import (
     UNIT_KIND_LABELS,
@@ -82,7 +83,7 @@ class RosterRejected(ValidationFailed):
 
 
 def _masked(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:]
+    return mask_phone(phone)
 
 
 @dataclass
@@ -109,6 +110,46 @@ def _load_existing(estate_id: int) -> _Existing:
             .where(Unit.estate_id == estate_id)).all():
         ownerships.setdefault(unit_id, set()).add(owner_id)
     return _Existing(buildings, units, owners, ownerships)
+
+
+def _resolve_masked_phones(parsed: importer.ParsedRoster, ex: _Existing) -> None:
+    """The export masks phones (138****0102); re-importing it must change nothing. A masked phone stands for the
+    one registered owner of that unit whose number it matches; anything else needs the full number."""
+    if not any(importer.is_masked_phone(r.owner_phone) for r in parsed.rows):
+        return
+    phone_of = {oid: phone for phone, (oid, _n, _d) in ex.owners.items()}
+    errors: list[importer.RowError] = []
+    rows: list[importer.RosterRow] = []
+    seen_in_unit: dict[tuple[str, str, str], int] = {}
+    name_of: dict[str, importer.RosterRow] = {}
+    for r in parsed.rows:
+        label = f"{r.building}-{r.unit}"
+        if importer.is_masked_phone(r.owner_phone):
+            building_id = ex.buildings.get(r.building)
+            unit = ex.units.get((building_id, r.unit)) if building_id is not None else None
+            owners = ex.ownerships.get(unit[0], set()) if unit else set()
+            matches = sorted(p for p in (phone_of[o] for o in owners) if _masked(p) == r.owner_phone)
+            if len(matches) != 1:
+                errors.append(importer.RowError(
+                    r.row, "手机号", f"{label} 的手机号 {r.owner_phone} 已打码，且不能对应到本户唯一一位已登记业主："
+                                    f"请填写完整手机号"))
+                continue
+            r = replace(r, owner_phone=matches[0])
+        where = (r.building, r.unit, r.owner_phone)
+        if where in seen_in_unit:
+            errors.append(importer.RowError(r.row, "手机号", f"{label} 的业主（手机号 {_masked(r.owner_phone)}）"
+                                                           f"与第 {seen_in_unit[where]} 行重复"))
+            continue
+        seen_in_unit[where] = r.row
+        other = name_of.setdefault(r.owner_phone, r)
+        if other.owner_name != r.owner_name:
+            errors.append(importer.RowError(r.row, "业主姓名", f"手机号 {_masked(r.owner_phone)} 在第 {other.row} 行"
+                                                             f"登记为「{other.owner_name}」，同一手机号只能对应一位业主"))
+            continue
+        rows.append(r)
+    if errors:
+        raise RosterRejected(sorted(errors, key=lambda e: e.row))
+    parsed.rows = rows
 
 
 def _lock_estate_register(estate_id: int) -> None:
@@ -155,6 +196,7 @@ def apply_roster(estate: Estate, parsed: importer.ParsedRoster, *, actor: str, n
     if not dry_run:
         _lock_estate_register(estate_id)  # two imports of one estate must not plan on the same snapshot
     ex = _load_existing(estate_id)
+    _resolve_masked_phones(parsed, ex)
     grouped = _group_units(parsed)
     plan = ImportPlan(file_sha256=file_sha256, unit_count_in_file=len(grouped), owner_rows_in_file=len(parsed.rows))
     has_kind, has_hardship = "kind" in parsed.columns, "hardship" in parsed.columns
@@ -306,8 +348,10 @@ def roster_rows(estate_id: int) -> list[tuple]:
             for b, n, a, k, h, on, op, oid in rows]
 
 
-def export_roster_xlsx(estate_id: int) -> bytes:
-    """XLSX in the import format (re-importing it changes nothing). Areas are numbers shown with 2 places."""
+def export_roster_xlsx(estate_id: int, *, rows: list[tuple] | None = None) -> bytes:
+    """XLSX in the import format (re-importing it changes nothing: masked phones are matched to the unit's owners).
+
+    Phones are masked (138****0102) like everywhere else; areas are numbers shown with 2 places."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -317,9 +361,9 @@ def export_roster_xlsx(estate_id: int) -> bytes:
     ws.append(list(importer.EXPORT_HEADERS))
     for cell in ws[1]:
         cell.font = Font(bold=True)
-    for b, n, area, kind, hardship, name, phone, digits in roster_rows(estate_id):
+    for b, n, area, kind, hardship, name, phone, digits in (roster_rows(estate_id) if rows is None else rows):
         # float(Decimal) of a 2-place value is read back exactly through repr() on import.
-        ws.append([b, n, float(area), kind, hardship, name, phone, digits])
+        ws.append([b, n, float(area), kind, hardship, name, mask_phone(phone), digits])
         row = ws.max_row
         ws.cell(row=row, column=3).number_format = "0.00"
         for col in (1, 2, 4, 5, 6, 7, 8):

@@ -69,7 +69,8 @@ class EstateDetailSchema(EstateSchema):
 class OwnerSchema(Schema):
     id = fields.Integer()
     name = fields.String()
-    phone = fields.String()
+    # Never the full number: the API masks it like every page and export (138****0102).
+    phone = fields.String(attribute="masked_phone", metadata={"example": "138****0102"})
     id_last4 = fields.String(allow_none=True)
 
 

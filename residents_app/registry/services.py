@@ -359,3 +359,20 @@ def update_owner(estate_id: int, owner_id: int, *, name: str, phone: str, id_las
         record("register.change", chain=estate_id, actor=actor, now=now, subject_type="owner", subject_id=owner.id,
                data={"action": "owner_updated", "before": before, "after": after})
     return owner
+
+
+def may_reveal_phone(user, estate) -> bool:
+    """Only the estate's own committee calls its owners: not the administrator, never a street office."""
+    return bool(user.is_authenticated and user.role == "committee" and user.estate_id == estate.id)
+
+
+def reveal_phone(estate_id: int, unit_id: int, owner_id: int, *, actor: str, now: datetime) -> str:
+    """The full phone number of an owner of a unit, for a committee member who has to call; logged (who, which)."""
+    unit = get_unit(estate_id, unit_id)
+    owner = next((o for o in unit.owners if o.id == owner_id), None)
+    if owner is None:
+        raise NotFound("找不到该业主")
+    record("register.phone_revealed", chain=estate_id, actor=actor, now=now, subject_type="owner",
+           subject_id=owner.id, data={"unit_id": unit.id, "unit": unit.label, "owner_id": owner.id,
+                                      "owner": owner.name, "phone": owner.masked_phone})
+    return owner.phone

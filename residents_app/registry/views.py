@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
-from residents_app.audit.services import actor_for_user
+from residents_app.audit.services import actor_for_user, log_export
 from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_required, visible_estates_query
 from residents_app.db import utcnow
 from residents_app.errors import DomainError, ValidationFailed
@@ -98,9 +98,11 @@ def unit_list(estate_id: int):
                            kind_labels=UNIT_KIND_LABELS, can_edit=can_edit_estate(current_user, estate))
 
 
-def _unit_page(estate, unit, errors=None, form=None, status=200):
+def _unit_page(estate, unit, errors=None, form=None, status=200, revealed=None):
     return render_template("registry/unit.html", estate=estate, unit=unit, errors=errors or {}, form=form or {},
-                           kind_labels=UNIT_KIND_LABELS, can_edit=can_edit_estate(current_user, estate)), status
+                           kind_labels=UNIT_KIND_LABELS, can_edit=can_edit_estate(current_user, estate),
+                           can_reveal=services.may_reveal_phone(current_user, estate),
+                           revealed=revealed or {}), status
 
 
 @bp.route("/estates/<int:estate_id>/units/<int:unit_id>", methods=["GET", "POST"])
@@ -123,6 +125,21 @@ def unit_edit(estate_id: int, unit_id: int):
     db.session.commit()
     flash(f"已保存 {unit.label}", "success")
     return redirect(url_for("registry.unit_edit", estate_id=estate.id, unit_id=unit.id))
+
+
+@bp.route("/estates/<int:estate_id>/units/<int:unit_id>/owners/<int:owner_id>/phone", methods=["POST"])
+@staff_required
+def owner_phone_reveal(estate_id: int, unit_id: int, owner_id: int):
+    """The full number, on request, for the estate's committee only (logged); answered in this response alone
+    (no redirect, no flash) and not cached."""
+    estate = estate_or_404(estate_id)
+    if not services.may_reveal_phone(current_user, estate):
+        raise DomainError("只有本小区业委会可以查看完整手机号", code="forbidden", status=403)
+    phone = services.reveal_phone(estate.id, unit_id, owner_id, actor=_actor(), now=utcnow())
+    db.session.commit()
+    unit = services.get_unit(estate.id, unit_id)
+    body, status = _unit_page(estate, unit, revealed={owner_id: phone})
+    return body, status, {"Cache-Control": "no-store"}
 
 
 @bp.route("/estates/<int:estate_id>/units/<int:unit_id>/owners", methods=["POST"])
@@ -170,8 +187,10 @@ def owner_edit(estate_id: int, owner_id: int):
     errors, status = {}, 200
     if request.method == "POST":
         try:
+            # The form shows the number masked; left empty it keeps the registered one.
             services.update_owner(estate.id, owner.id, name=request.form.get("name", ""),
-                                  phone=request.form.get("phone", ""), id_last4=request.form.get("id_last4") or None,
+                                  phone=request.form.get("phone", "").strip() or owner.phone,
+                                  id_last4=request.form.get("id_last4") or None,
                                   actor=_actor(), now=utcnow())
         except ValidationFailed as exc:
             db.session.rollback()
@@ -240,9 +259,16 @@ def export_xlsx(estate_id: int):
     estate = estate_or_404(estate_id)
     import io
 
-    data = roster_svc.export_roster_xlsx(estate.id)
-    return send_file(io.BytesIO(data), as_attachment=True, download_name=f"{estate.code}-名册.xlsx",
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    rows = roster_svc.roster_rows(estate.id)
+    data = roster_svc.export_roster_xlsx(estate.id, rows=rows)
+    log_export("register_xlsx", estate_id=estate.id, user=current_user, now=utcnow(), subject_type="estate",
+               subject_id=estate.id, rows=len(rows))
+    db.session.commit()
+    resp = send_file(io.BytesIO(data), as_attachment=True, download_name=f"{estate.code}-名册.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", max_age=0,
+                     etag=False, conditional=False)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # ---- JSON API -----------------------------------------------------------------------------------
@@ -274,8 +300,14 @@ def api_estate(estate_id: int):
 def api_units(args, estate_id: int):
     """Units of the estate, searched and paged."""
     estate = estate_or_404(estate_id)
-    return services.search_units(estate.id, args["q"], building_id=args["building_id"], page=args["page"],
-                                 per_page=args["per_page"])
+    result = services.search_units(estate.id, args["q"], building_id=args["building_id"], page=args["page"],
+                                   per_page=args["per_page"])
+    # Names of the owners of every unit (phones masked): a register download page by page, logged like one.
+    log_export("register_units_api", estate_id=estate.id, user=current_user, now=utcnow(), subject_type="estate",
+               subject_id=estate.id, rows=len(result.items))
+    payload = UnitPageSchema().dump(result)  # before the commit expires the loaded units
+    db.session.commit()
+    return jsonify(payload)
 
 
 @api_bp.route("/<int:estate_id>/units/<int:unit_id>")

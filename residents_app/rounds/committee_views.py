@@ -13,6 +13,7 @@ from decimal import Decimal
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from residents_app.audit.services import log_export
 from residents_app.auth import identity
 from residents_app.auth.scoping import estate_or_404, staff_required
 from residents_app.core import matters
@@ -363,11 +364,20 @@ def roll_page(round_id: int):
                            roll_pub=roll_pub, can_publish=roll_pub is not None and _can_edit(estate))
 
 
+def _log_download(what: str, estate_id: int, subject_type: str, subject_id: int, rows: int) -> None:
+    """Names of owners leave the system: who, what, when and how many rows go to the estate's audit chain."""
+    log_export(what, estate_id=estate_id, user=current_user, now=utcnow(), subject_type=subject_type,
+               subject_id=subject_id, rows=rows)
+    db.session.commit()
+
+
 @bp.route("/rounds/<int:round_id>/roll.csv")
 @staff_required
 def roll_csv(round_id: int):
-    rnd, _ = _round_for(round_id)
-    return csv_response([ROLL_HEADER, *_roll_rows(rnd)], f"roll-{rnd.id}.csv")
+    rnd, estate = _round_for(round_id)
+    rows = _roll_rows(rnd)
+    _log_download("round_roll_csv", estate.id, "round", rnd.id, len(rows))
+    return csv_response([ROLL_HEADER, *rows], f"roll-{rnd.id}.csv")
 
 
 @bp.route("/rounds/<int:round_id>/roll.xlsx")
@@ -375,17 +385,20 @@ def roll_csv(round_id: int):
 def roll_xlsx(round_id: int):
     from openpyxl import Workbook
 
-    rnd, _ = _round_for(round_id)
+    rnd, estate = _round_for(round_id)
     wb = Workbook()
     ws = wb.active
     ws.title = "表决名册"
     ws.append(ROLL_HEADER)
-    for b, n, area, owners in _roll_rows(rnd):
+    rows = _roll_rows(rnd)
+    for b, n, area, owners in rows:
         ws.append([safe_cell(b), safe_cell(n), Decimal(area), safe_cell(owners)])
     out = io.BytesIO()
     wb.save(out)
+    _log_download("round_roll_xlsx", estate.id, "round", rnd.id, len(rows))
     return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f"attachment; filename=roll-{rnd.id}.xlsx"})
+                    headers={"Content-Disposition": f"attachment; filename=roll-{rnd.id}.xlsx",
+                             "Cache-Control": "no-store"})
 
 
 # ---- QR links --------------------------------------------------------------------------------
@@ -443,10 +456,11 @@ def links_sheet(estate_id: int):
 def links_csv(estate_id: int):
     estate = estate_or_404(estate_id, edit=True)
     issued = _issue_from_form(estate)
-    db.session.commit()
     base = public_base_url()
     rows = [["楼栋", "房号", "投票链接"]]
     rows += [[unit.building.name, unit.number, f"{base}/v/{token}"] for unit, token in issued]
+    # The links open each unit's ballot: the file is logged like the register (and the issue is logged too).
+    _log_download("unit_links_csv", estate.id, "estate", estate.id, len(issued))
     return csv_response(rows, f"links-{estate.code}.csv")
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
+from residents_app.audit.services import log_export
 from residents_app.auth.scoping import can_edit_estate, estate_or_404, roles_required, staff_required
 from residents_app.db import utcnow
 from residents_app.errors import NotFound
@@ -72,12 +73,22 @@ def _pdf(data: bytes, filename: str) -> Response:
     return resp
 
 
+def _log_pdf(what: str, plan, now) -> None:
+    """Official documents generated from the register and the votes: logged like every other download."""
+    log_export(what, estate_id=plan.estate_id, user=current_user, now=now, subject_type="plan_version",
+               subject_id=plan.id)
+    db.session.commit()
+
+
 @bp.route("/estates/<int:estate_id>/start/application.pdf")
 @staff_required
 def start_application_pdf(estate_id: int):
     """① 项目启动申请表 (generated from the data as of now)."""
     estate, plan = _current_plan_or_404(estate_id)
-    return _pdf(documents.application_form_pdf(plan, utcnow()), f"{estate.name}-项目启动申请表.pdf")
+    now = utcnow()
+    data = documents.application_form_pdf(plan, now)
+    _log_pdf("start_application_pdf", plan, now)
+    return _pdf(data, f"{estate.name}-项目启动申请表.pdf")
 
 
 @bp.route("/estates/<int:estate_id>/start/publicity.pdf")
@@ -85,7 +96,10 @@ def start_application_pdf(estate_id: int):
 def start_publicity_pdf(estate_id: int):
     """② 方案表决结果公示书."""
     estate, plan = _current_plan_or_404(estate_id)
-    return _pdf(documents.publicity_notice_pdf(plan, utcnow()), f"{estate.name}-方案表决结果公示书.pdf")
+    now = utcnow()
+    data = documents.publicity_notice_pdf(plan, now)
+    _log_pdf("start_publicity_pdf", plan, now)
+    return _pdf(data, f"{estate.name}-方案表决结果公示书.pdf")
 
 
 @bp.route("/estates/<int:estate_id>/start/materials", methods=["POST"])
