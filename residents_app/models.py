@@ -11,3 +11,4 @@ from residents_app.registry import models as registry_models  # noqa: F401
 from residents_app.rounds import models as rounds_models  # noqa: F401
 from residents_app.scheduler import models as scheduler_models  # noqa: F401
 from residents_app.works import models as works_models  # noqa: F401
+from residents_app.works.construction import models as works_construction_models  # noqa: F401
