@@ -133,3 +133,11 @@ def project_timeline(estate_id: int, now: datetime) -> list[Stage]:
         if s.overdue and s.state != "done":
             s.state = "overdue"
     return list(stages.values())
+
+
+def summary(stages: list[Stage]) -> str:
+    """One line for the district view: the stage the project is at, and how many things are overdue."""
+    overdue = sum(len(s.overdue) for s in stages)
+    at = next((s for s in stages if s.state != "done"), None)
+    text = f"{at.label}（{at.state_label}）" if at else "全部完成"
+    return f"{text} · {overdue} 项逾期" if overdue else text

@@ -254,3 +254,8 @@ def overdue():
 def construction_timeline(estate_id: int):
     """For the dashboards' include (templates/works/construction/_timeline.html)."""
     return timeline.project_timeline(estate_id, utcnow())
+
+
+@bp.app_template_global("construction_summary")
+def construction_summary(estate_id: int) -> str:
+    return timeline.summary(timeline.project_timeline(estate_id, utcnow()))
