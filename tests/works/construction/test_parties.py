@@ -71,3 +71,12 @@ def test_resident_page_before_the_start(world, client, resident_login):
     resident_login(client, world.u101)
     page = client.get("/r/construction").get_data(as_text=True)
     assert "本小区的改造项目还没有开工。" in page
+
+
+def test_party_workbench_links_to_its_construction_page(project, world, client, db):
+    p = _add(project, world, sign_mode="account", username="hongda", password="Hongda-site-2026")
+    db.session.commit()
+    login(client, p.user, "Hongda-site-2026")
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert f'href="/estates/{world.estate.id}/construction">施工期监督</a>' in page
+    assert "房号与业主" not in page
