@@ -11,8 +11,13 @@ from residents_app.errors import NotFound
 from residents_app.extensions import db
 from residents_app.publicity.holidays import load_calendar
 from residents_app.registry.models import Estate
+from residents_app.rounds.resident_views import RESIDENT_LINKS
 from residents_app.works.construction import changes, complaints, progress, services, supervisors
 from residents_app.works.construction.blueprints import bp
+
+CONSTRUCTION_LINK = ("/r/construction", "施工进展、投诉咨询")
+if CONSTRUCTION_LINK not in RESIDENT_LINKS:  # the resident home's menu
+    RESIDENT_LINKS.append(CONSTRUCTION_LINK)
 
 
 @bp.route("/r/construction")
