@@ -104,7 +104,8 @@ def test_construction_under_residents_watch(live_server, live_app, browser, phon
     phone.wait_for_url(re.compile(r".*/r/construction"))
     assert "现场联络人：王工（宏达建设）" in phone.inner_text("#site-contact")
     assert "已完成 35%" in phone.inner_text("#progress")
-    assert phone.eval_on_selector("#progress img.photo", "img => [img.naturalWidth, img.naturalHeight]") == [900, 1200]  # upright
+    size = phone.eval_on_selector("#progress img.photo", "img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [900, 1200]  # turned upright
     changes = phone.inner_text("#changes")
     assert "第 1 号 取消楼道绿化：不予变更" in changes and "第 2 号 增设单元门雨棚：已批准" in changes
     phone.screenshot(path=os.path.join(screenshot_dir, "construction-1-phone-progress.png"), full_page=True)

@@ -80,3 +80,27 @@ def test_party_workbench_links_to_its_construction_page(project, world, client, 
     page = client.get("/dashboard").get_data(as_text=True)
     assert f'href="/estates/{world.estate.id}/construction">施工期监督</a>' in page
     assert "房号与业主" not in page
+
+
+def test_party_account_reaches_no_other_staff_page(project, world, client, db, app):
+    """Every GET page with only id arguments, filled with this estate's ids: a party account gets its own
+    construction pages, the workbench and public pages, and nothing of the staff's."""
+    p = _add(project, world, sign_mode="account", username="hongda", password="Hongda-site-2026")
+    db.session.commit()
+    login(client, p.user, "Hongda-site-2026")
+    opened = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        if any(f"<int:{a}>" not in rule.rule for a in rule.arguments):
+            continue
+        url = rule.rule
+        for a in rule.arguments:
+            url = url.replace(f"<int:{a}>", str(world.estate.id))
+        resp = client.get(url)
+        if resp.status_code == 200:
+            opened.append(rule.endpoint)
+    public_or_own = {"api-docs.openapi_json", "auth_api.api_me", "rounds.receipt", "ops.healthz"}
+    staff = [e for e in opened if not e.startswith(("construction.", "auth.")) and e not in public_or_own]
+    assert "construction.index" in opened
+    assert staff == [], staff
