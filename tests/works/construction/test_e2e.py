@@ -124,6 +124,7 @@ def test_construction_under_residents_watch(live_server, live_app, browser, phon
     page.fill(f'[data-complaint="{number}"] [name=reply]', "已要求施工单位22点后停止施工")
     page.click(f'[data-complaint="{number}"] button')
     page.wait_for_selector(".flash-success")
+    page.screenshot(path=os.path.join(screenshot_dir, "construction-3-committee.png"), full_page=True)
     ctx.close()
 
     phone.goto(f"{live_server}/r/construction")
