@@ -16,6 +16,7 @@ from residents_app.extensions import db
 from residents_app.plans import services as plan_svc
 from residents_app.plans.schemas import yuan_to_fen
 from residents_app.uploads import sniff_mime
+from residents_app.works.construction import services
 from residents_app.works.construction.models import ChangeRequest
 from residents_app.works.models import StartApplication
 
@@ -68,6 +69,7 @@ def submit_change(project: StartApplication, *, title: str, reason: str, cost_ef
         errors["explanation"] = ["设计说明只接受 10 MB 以内的 PDF、PNG 或 JPEG"]
     if errors:
         raise ValidationFailed("变更申请有误", errors=errors)
+    services.lock_project(project)
     number = (db.session.execute(sa.select(sa.func.max(ChangeRequest.number)).where(
         ChangeRequest.start_application_id == project.id)).scalar_one() or 0) + 1
     ch = ChangeRequest(estate_id=project.estate_id, start_application_id=project.id, number=number, title=title,

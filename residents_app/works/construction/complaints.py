@@ -43,7 +43,7 @@ def file_complaint(project: StartApplication, *, unit_id: int, owner_id: int, ki
         errors["body"] = [f"内容不超过 {MAX_BODY} 字"]
     if errors:
         raise ValidationFailed("提交的内容有误", errors=errors)
-    setup = services.setup_of(project)
+    setup = services.lock_project(project)
     filed_on = beijing_date(now)
     c = Complaint(estate_id=project.estate_id, start_application_id=project.id,
                   number=_next_number(project.estate_id, filed_on.year), kind=kind, unit_id=unit_id,

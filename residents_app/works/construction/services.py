@@ -53,6 +53,14 @@ def setup_of(project: StartApplication) -> ConstructionSetup:
     return setup
 
 
+def lock_project(project: StartApplication) -> ConstructionSetup:
+    """The project's settings row, locked for this transaction (PostgreSQL): numbers handed out per project
+    (complaints, changes) are counted under it, so two at once do not get the same number."""
+    setup_of(project)
+    return db.session.execute(sa.select(ConstructionSetup).where(
+        ConstructionSetup.start_application_id == project.id).with_for_update()).scalar_one()
+
+
 def update_setup(project: StartApplication, *, report_interval_days, complaint_answer_working_days, user,
                  now: datetime) -> ConstructionSetup:
     errors = {}
