@@ -160,3 +160,16 @@ def test_scheduler_tick_flags_overdue_complaints(project, world, db):
     assert {"kind": "complaints_overdue", "count": 1} in run.actions
     run = jobs.tick(datetime(2026, 10, 13, 10, 0, tzinfo=BJ), use_advisory_lock=False)
     assert not [a for a in run.actions if a["kind"] == "complaints_overdue"]
+
+
+def test_api_lists_complaints_with_due_day_and_flag(project, world, client, db):
+    _file(project, world, datetime(2026, 9, 29, 10, 0, tzinfo=BJ))
+    complaints.flag_overdue_complaints(datetime(2026, 10, 13, 0, 0, tzinfo=BJ))
+    db.session.commit()
+    login(client, world.street)
+    with mock.patch("residents_app.works.construction.api.utcnow",
+                    return_value=datetime(2026, 10, 13, 9, 0, tzinfo=BJ)):
+        got = client.get(f"/api/construction/estates/{world.estate.id}/complaints").get_json()
+    assert got == {"complaints": [{"number": "TS2026-0001", "kind": "complaint", "state": "open",
+                                   "filed_at": "2026-09-29T02:00:00+00:00", "due_on": "2026-10-12",
+                                   "overdue": True, "flagged": True}]}
