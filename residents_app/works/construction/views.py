@@ -131,9 +131,7 @@ def change_add(estate_id: int):
     return _back(estate_id, "changes")
 
 
-@bp.route("/estates/<int:estate_id>/construction/changes/<int:change_id>/<action>", methods=["POST"])
-@roles_required("admin", "street", "committee")
-def change_decide(estate_id: int, change_id: int, action: str):
+def _decide_change(estate_id: int, change_id: int, action: str):
     _, project = project_for_user(estate_id)
     if current_user.role == "committee":
         estate_or_404(estate_id, edit=True)
@@ -147,7 +145,7 @@ def change_decide(estate_id: int, change_id: int, action: str):
             raise DomainError("请由业委会和街道分别审批", code="forbidden", status=403)
         changes.approve_change(ch, note=note, user=current_user, now=now)
         msg = f"变更第 {ch.number} 号：{ch.state_label}"
-    elif action == "replan" and current_user.role == "committee":
+    elif current_user.role == "committee":  # replan: the committee's plan goes back to the residents
         changes.send_to_residents(ch, project, user=current_user, now=now)
         msg = "已生成新版方案草稿：修改后发布并重新表决"
     else:
@@ -155,6 +153,25 @@ def change_decide(estate_id: int, change_id: int, action: str):
     db.session.commit()
     flash(msg, "success")
     return _back(estate_id, "changes")
+
+
+@bp.route("/estates/<int:estate_id>/construction/changes/<int:change_id>/refuse", methods=["POST"])
+@roles_required("admin", "street", "committee")
+def change_refuse(estate_id: int, change_id: int):
+    return _decide_change(estate_id, change_id, "refuse")
+
+
+@bp.route("/estates/<int:estate_id>/construction/changes/<int:change_id>/approve", methods=["POST"])
+@roles_required("admin", "street", "committee")
+def change_approve(estate_id: int, change_id: int):
+    return _decide_change(estate_id, change_id, "approve")
+
+
+@bp.route("/estates/<int:estate_id>/construction/changes/<int:change_id>/replan", methods=["POST"])
+@roles_required("admin", "street", "committee")
+def change_replan(estate_id: int, change_id: int):
+    """A change of the residents' costs or scope: a new plan version (draft) and then a new plan vote."""
+    return _decide_change(estate_id, change_id, "replan")
 
 
 @bp.route("/estates/<int:estate_id>/construction/changes/<int:change_id>/explanation")
