@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Feature packages. Each may define in views.py: `bp` (pages), `api_bp` (flask-smorest JSON API)
 # and in cli.py: `cli` (a click group registered under `flask`).
-FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "funding", "works", "works.acceptance", "audit",
-            "oversight", "notify", "scheduler", "ops")
+FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "funding", "works", "works.construction",
+            "works.acceptance", "audit", "oversight", "notify", "scheduler", "ops")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "

@@ -14,3 +14,4 @@ from residents_app.rounds import models as rounds_models  # noqa: F401
 from residents_app.scheduler import models as scheduler_models  # noqa: F401
 from residents_app.works import models as works_models  # noqa: F401
 from residents_app.works.acceptance import models as works_acceptance_models  # noqa: F401
+from residents_app.works.construction import models as works_construction_models  # noqa: F401

@@ -13,14 +13,15 @@ from residents_app.db import UTCDateTime, utcnow
 from residents_app.extensions import db
 from residents_app.registry.models import Estate, StreetOffice
 
-ROLES = ("admin", "street", "committee")
-ROLE_LABELS = {"admin": "系统管理员", "street": "街道", "committee": "业委会"}
+# "party": an external party of one project (builder, contractor, ...), limited to that project's estate.
+ROLES = ("admin", "street", "committee", "party")
+ROLE_LABELS = {"admin": "系统管理员", "street": "街道", "committee": "业委会", "party": "参建单位"}
 
 
 class User(UserMixin, db.Model):
     __tablename__ = "app_user"
     __table_args__ = (
-        sa.CheckConstraint("role in ('admin', 'street', 'committee')", name="role_known"),
+        sa.CheckConstraint("role in ('admin', 'street', 'committee', 'party')", name="role_known"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(60), unique=True)

@@ -174,6 +174,36 @@ def remind_finance_publicity(now: datetime, actions: list) -> None:
         actions.append({"kind": "finance_publicity_due", "count": n})
 
 
+
+def _optional_step(now: datetime, actions: list, module: str, name: str, kind: str, what: str) -> None:
+    """One optional feature's idempotent step in its own transaction; a failure is recorded, the tick goes on."""
+    fn = _optional(module, name)
+    if fn is None:
+        return
+    try:
+        n = int(fn(now) or 0)
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001
+        db.session.rollback()
+        log.exception("scheduler: %s failed", what)
+        actions.append({"kind": kind, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    if n:
+        actions.append({"kind": kind, "count": n})
+
+
+def remind_overdue_progress(now: datetime, actions: list) -> None:
+    """A project whose progress report is overdue (its interval passed) is reminded once per missed due date."""
+    _optional_step(now, actions, "residents_app.works.construction.progress", "remind_overdue_reports",
+                   "progress_report_overdue", "progress report reminders")
+
+
+def flag_overdue_complaints(now: datetime, actions: list) -> None:
+    """A complaint or question not answered by its due day is flagged to the street office, once."""
+    _optional_step(now, actions, "residents_app.works.construction.complaints", "flag_overdue_complaints",
+                   "complaints_overdue", "overdue complaints")
+
+
 ROUND_REMINDER_BEFORE = timedelta(hours=24)
 ROUND_SECOND_REMINDER_BEFORE = timedelta(hours=48)
 # An opening notice later than this after the round opened (a long outage) is dropped: the closing reminders
@@ -283,7 +313,8 @@ def delete_stale_roster_uploads(now: datetime, actions: list) -> None:
 
 
 STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows,
-         remind_finance_publicity, queue_reminders, delete_stale_roster_uploads)
+         remind_finance_publicity, remind_overdue_progress, flag_overdue_complaints, queue_reminders,
+         delete_stale_roster_uploads)
 
 
 def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:

@@ -289,3 +289,7 @@ class ArchiveHandover(db.Model):
     @property
     def recipient_label(self) -> str:
         return {"owners": "业主委员会", "property": "物业服务企业"}[self.recipient_kind]
+
+
+# The acceptance, handover and evaluation stages of the project timeline (works.construction) register here.
+from residents_app.works.acceptance import timeline_stages  # noqa: E402,F401

@@ -209,3 +209,18 @@ def test_api_sign_and_refusal_shape(aw, client, login_as):
     assert body["status"] == "open" and body["participants"][1]["signed"] is True
     assert body["reasons"] == ["还有 7 方未签字：" + "、".join(
         p.display for p in acc.participants if p.role != "street")]
+
+
+def test_the_project_timeline_shows_the_acceptance_from_open_to_passed(aw):
+    from residents_app.works.construction.timeline import project_timeline
+
+    def stage(now):
+        (s,) = [s for s in project_timeline(aw.w.estate.id, now) if s.key == "acceptance"]
+        return s.state, s.on, s.note
+
+    assert stage(aw.w.now)[0] == "pending"
+    acc = aw.open(online=())
+    assert stage(aw.w.now) == ("current", acc.held_on, f"{acc.title}：待全体签字并整改完毕")
+    _sign_all_paper(aw, acc, aw.w.now)
+    assert acc.status == "passed"
+    assert stage(aw.w.now) == ("done", date(2026, 9, 1), acc.title)  # passed 2026-09-01 10:00 Beijing
