@@ -3,7 +3,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_smorest import Blueprint as ApiBlueprint
 
@@ -40,7 +40,18 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def home_for(user) -> str:
+    """Where staff land: the committee on its estate's dashboard, the street office on its district view
+    (what awaits its sign-off); the others on the estate list."""
+    if user.role == "committee" and user.estate_id:
+        return url_for("oversight.estate_dashboard", estate_id=user.estate_id)
+    if user.role == "street" and user.street_office_id:
+        return url_for("oversight.district")
     return url_for("auth.dashboard")
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("favicon.ico")
 
 
 @bp.route("/login", methods=["GET", "POST"])

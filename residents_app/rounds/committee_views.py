@@ -101,7 +101,7 @@ def round_list(estate_id: int):
         flash("已创建表决（草稿）", "success")
         return redirect(url_for("rounds.round_detail", round_id=rnd.id))
     return render_template("rounds/list.html", estate=estate, rounds=svc.rounds_of_estate(estate.id),
-                           can_edit=_can_edit(estate))
+                           can_edit=_can_edit(estate), presets=PRESETS)
 
 
 @bp.route("/estates/<int:estate_id>/rounds/new")

@@ -81,7 +81,9 @@ def home():
     now = utcnow()
     rounds = svc.open_rounds_for_unit(res.unit.id, now)
     current = {r.id: ballots.current_ballot_for(r.id, res.unit.id) for r in rounds}
-    return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS)
+    closed = [(r, svc.result_label(r, result)) for r, result in svc.closed_rounds_for_unit(res.unit.id)]
+    return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS,
+                           closed=closed)
 
 
 def _resident_round(round_id: int):
@@ -100,7 +102,11 @@ def vote(round_id: int):
     current = ballots.current_ballot_for(rnd.id, res.unit.id)
     ctx = {"res": res, "rnd": rnd, "rule": rule_text(rnd), "current": current}
     if not rnd.accepts_ballots_at(now):
-        return render_template("resident/vote_closed.html", **ctx, not_yet=now < rnd.opens_at or rnd.status == "draft")
+        from residents_app.rounds.models import RoundResult
+
+        outcome = svc.result_label(rnd, db.session.get(RoundResult, rnd.id)) if rnd.status == "closed" else None
+        return render_template("resident/vote_closed.html", **ctx, outcome=outcome,
+                               not_yet=now < rnd.opens_at or rnd.status == "draft")
     if request.method == "GET":
         return render_template("resident/vote.html", **ctx, errors={})
     step = request.form.get("step", "choose")

@@ -54,7 +54,9 @@ PAGE_PROBE = r"""
         box = el.closest('label') || (el.id && document.querySelector(`label[for="${el.id}"]`)) || el;
       }
       const r = box.getBoundingClientRect();
-      if (r.width < 44 - 0.5 || r.height < 44 - 0.5) out.small.push(`${name(el)} ${Math.round(r.width)}×${Math.round(r.height)}`);
+      if (r.width < 43.5 || r.height < 43.5) {
+        out.small.push(`${name(el)} ${Math.round(r.width)}×${Math.round(r.height)}`);
+      }
     }
   }
   const rgb = (c) => { const m = c.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
@@ -69,7 +71,8 @@ PAGE_PROBE = r"""
     }
     return [255, 255, 255];
   };
-  const msgSel = 'button, input[type=submit], .button, a.round-link, .flash, .errors li, .error, .field-error, .notice, .ok, .bad, .muted';
+  const msgSel = 'button, input[type=submit], .button, a.round-link, .flash, .errors li, .error, '
+    + '.field-error, .notice, .ok, .bad, .muted';
   for (const el of document.querySelectorAll(msgSel)) {
     if (!visible(el) || !(el.innerText || el.value || '').trim()) continue;
     const fg = lum(rgb(getComputedStyle(el).color));
