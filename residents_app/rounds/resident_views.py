@@ -62,7 +62,9 @@ def entry(token: str):
         owner = links_svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(), identity.current_client())
     except ValidationFailed as exc:
         db.session.commit()  # the failure is kept (it counts towards this client's lockout)
-        return render_template("resident/identity.html", unit=link.unit, token=token, errors=exc.errors,
+        # A mismatch is said once, with the tries left, not repeated under each field.
+        errors = {} if exc.code == "identity_mismatch" else exc.errors
+        return render_template("resident/identity.html", unit=link.unit, token=token, errors=errors,
                                message=exc.message, form=form), 422
     except DomainError as exc:
         if exc.code != "identity_locked":

@@ -1,0 +1,63 @@
+"""Resident pages over HTTP (issue 18): error pages in a resident's words, the identity mismatch said once with
+the tries left, closed rounds on the home page with their result, withdrawals asking once more."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from residents_app.rounds import services as svc
+
+
+def sign_in(client, token, unit):
+    owner = unit.owners[0]
+    return client.post(f"/v/{token}", data={"name": owner.name, "phone_last4": owner.phone[-4:]})
+
+
+def test_a_resident_404_says_what_to_do_without_a_code_or_staff_link(client, db, link_for, units):
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    page = client.get("/r/rounds/999999")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "not_found" not in text and "错误代码" not in text and "/login" not in text
+    assert "请回到本户首页重新进入" in text
+    assert 'href="/r/home"' in text and "返回本户首页" in text
+
+
+def test_an_unknown_receipt_page_without_session_says_scan_again(client, db):
+    page = client.get("/r/does-not-exist")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "请用手机重新扫描业委会发给您的二维码" in text and "/login" not in text and "not_found" not in text
+
+
+def test_staff_404_keeps_the_code_behind_technical_details(client, db):
+    text = client.get("/no-such-page").get_data(as_text=True)
+    assert "<summary>技术细节</summary><p>错误代码：not_found（404）</p>" in text
+
+
+def test_identity_mismatch_is_said_once_with_tries_left(client, db, link_for):
+    token = link_for()["1幢-101"]
+    text = client.post(f"/v/{token}", data={"name": "张三", "phone_last4": "0000"}).get_data(as_text=True)
+    assert text.count("与本户登记信息不符") == 1
+    assert "还可以再试 4 次" in text
+    assert "与登记信息不符</p>" not in text
+
+
+def test_home_shows_closed_rounds_with_their_result(client, db, live_round, link_for, units):
+    rnd = live_round()
+    token = link_for()["1幢-101"]
+    sign_in(client, token, units["1幢-101"])
+    assert "已结束的征求 / 表决" not in client.get("/r/home").get_data(as_text=True)
+    assert svc.close_round(rnd.id, rnd.closes_at + timedelta(seconds=1), "system:test") is True
+    db.session.commit()
+    home = client.get("/r/home").get_data(as_text=True)
+    assert "已结束的征求 / 表决" in home
+    assert "结果：未通过" in home
+    closed = client.get(f"/r/rounds/{rnd.id}").get_data(as_text=True)
+    assert '<strong>结果：未通过</strong>' in closed
+
+
+def test_open_round_card_says_go_vote(client, db, live_round, link_for, units):
+    live_round()
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    assert '<span class="go">去投票</span>' in client.get("/r/home").get_data(as_text=True)

@@ -1,0 +1,52 @@
+"""Staff pages over HTTP (issue 18): where each role lands after login, the favicon, labels instead of codes."""
+
+from __future__ import annotations
+
+
+def test_committee_lands_on_its_estate_dashboard(client, db, factory):
+    estate = factory.estate(buildings={"1幢": [("101", "88.50")]})
+    user = factory.user("committee", estate=estate)
+    db.session.commit()
+    resp = client.post("/login", data={"username": user.username, "password": "correct-horse-1"})
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == f"/estates/{estate.id}/dashboard"
+
+
+def test_street_office_lands_on_its_district_view(client, db, factory):
+    office = factory.street_office()
+    user = factory.user("street", office=office)
+    db.session.commit()
+    resp = client.post("/login", data={"username": user.username, "password": "correct-horse-1"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/district"
+
+
+def test_admin_still_lands_on_the_estate_list(client, db, factory):
+    user = factory.user("admin")
+    db.session.commit()
+    resp = client.post("/login", data={"username": user.username, "password": "correct-horse-1"})
+    assert resp.headers["Location"] == "/dashboard"
+
+
+def test_favicon_is_served(client):
+    resp = client.get("/favicon.ico")
+    assert resp.status_code == 200 and resp.mimetype == "image/x-icon"
+    assert resp.data[:4] == b"\x00\x00\x01\x00"
+
+
+def test_rounds_list_shows_the_rule_label_not_its_key(client, db, factory, login_as):
+    from residents_app.core.thresholds import PRESETS
+    from residents_app.db import utcnow
+    from residents_app.rounds import services as svc
+
+    estate = factory.estate(buildings={"1幢": [("101", "88.50")]})
+    user = factory.user("committee", estate=estate)
+    t = utcnow()
+    from datetime import timedelta
+
+    svc.create_round(estate.id, svc.RoundInput(kind="willingness", title="是否同意改造", opens_at=t,
+                                               closes_at=t + timedelta(days=14)), t, user)
+    db.session.commit()
+    login_as(client, user)
+    html = client.get(f"/estates/{estate.id}/rounds").get_data(as_text=True)
+    assert "lucheng_double_two_thirds" not in html
+    assert f"<td>{PRESETS['lucheng_double_two_thirds'].label}</td>" in html
