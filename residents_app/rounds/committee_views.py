@@ -19,7 +19,7 @@ from residents_app.core import matters
 from residents_app.core.choices import ABSTAIN, DEFAULT_MODES
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
-from residents_app.errors import ValidationFailed
+from residents_app.errors import DomainError, ValidationFailed
 from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
@@ -164,7 +164,11 @@ def bar(value: int, denominator: int) -> str:
 @staff_required
 def round_detail(round_id: int):
     rnd, estate = _round_for(round_id)
-    now = utcnow()
+    return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, utcnow()), paper_form={},
+                           paper_errors={})
+
+
+def _detail_ctx(rnd, estate, now) -> dict:
     tally = tally_svc.compute_tally(rnd.id, now)
     outcome = svc.round_outcome(rnd.id)
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
@@ -174,8 +178,8 @@ def round_detail(round_id: int):
                                        .order_by(ProxyMandate.id)).scalars())
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
-    return render_template(
-        "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
+    return dict(
+        rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
         choice=view.get("choice"), survey=view.get("survey"), matter=rule_matter_line(rnd),
         show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
         else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
@@ -236,21 +240,60 @@ def _upload(field: str, label: str) -> tuple[bytes, str]:
 
 def _unit_id(rnd) -> int:
     raw = request.form.get("unit_id", "")
+    label = request.form.get("unit_label", "").strip()
+    if not raw and label:
+        # The searchable field sends the label ("1幢-101"); the roll says which unit that is.
+        raw = next((str(e.unit_id) for e in tally_svc.roll_entries(rnd.id) if e.label == label), "")
+        if not raw:
+            raise ValidationFailed("请选择名册中的房屋",
+                                   errors={"unit_id": f"“{label}”不在本表决名册中，请从列表中选择"})
     if not raw.isdigit() or ballots_svc._roll_entry(rnd.id, int(raw)) is None:
         raise ValidationFailed("请选择名册中的房屋", errors={"unit_id": "房屋不在本表决名册中"})
     return int(raw)
 
 
+def _paper_input(rnd) -> tuple[int, str, tuple[bytes, str]]:
+    """Every field of the paper form checked at once: each error goes next to its field."""
+    errors, unit_id, upload = {}, None, None
+    try:
+        unit_id = _unit_id(rnd)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    choice = request.form.get("choice", "")
+    if choice not in {o["key"] for o in rnd.options or []}:
+        errors["choice"] = "请选择纸质票上勾选的意见"
+    try:
+        upload = _upload("scan", "纸质票扫描件")
+    except ValidationFailed as exc:
+        errors["scan"] = next(iter(exc.errors.values()), exc.message) if exc.errors else exc.message
+    if errors:
+        raise ValidationFailed("纸质票未录入：请按提示修改后重新提交（扫描件需重新选择）", errors=errors)
+    return unit_id, choice, upload
+
+
 @bp.route("/rounds/<int:round_id>/paper", methods=["POST"])
 @staff_required
 def paper_enter(round_id: int):
-    rnd, _ = _round_for(round_id, edit=True)
+    rnd, estate = _round_for(round_id, edit=True)
     now = utcnow()
-    unit_id = _unit_id(rnd)
-    data, mime = _upload("scan", "纸质票扫描件")
-    scan = ballots_svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
-    ballots_svc.enter_paper_ballot(rnd.id, unit_id, request.form.get("choice", ""), scan, now, current_user,
-                           items=request.form.getlist("items"))
+    try:
+        unit_id, choice, (data, mime) = _paper_input(rnd)
+        scan = ballots_svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
+        ballots_svc.enter_paper_ballot(rnd.id, unit_id, choice, scan, now, current_user,
+                                       items=request.form.getlist("items"))
+    except DomainError as exc:
+        # The same page, the input kept, each error at its field (a file input cannot be refilled).
+        db.session.rollback()
+        errors = dict(exc.errors or {})
+        if not errors:
+            errors["form"] = exc.message
+        form = {"unit_label": request.form.get("unit_label", ""), "choice": request.form.get("choice", ""),
+                "items": request.form.getlist("items")}
+        if not form["unit_label"] and request.form.get("unit_id", "").isdigit():
+            unit = db.session.get(Unit, int(request.form["unit_id"]))
+            form["unit_label"] = unit.label if unit is not None and unit.estate_id == estate.id else ""
+        return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, now), paper_form=form,
+                               paper_errors=errors, paper_message=exc.message), exc.status
     db.session.commit()
     flash("纸质票已录入，需另一位业委会成员核对确认后才计入", "success")
     return redirect(url_for("rounds.round_detail", round_id=rnd.id))
