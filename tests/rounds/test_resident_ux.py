@@ -61,3 +61,40 @@ def test_open_round_card_says_go_vote(client, db, live_round, link_for, units):
     live_round()
     sign_in(client, link_for()["1幢-101"], units["1幢-101"])
     assert '<span class="go">去投票</span>' in client.get("/r/home").get_data(as_text=True)
+
+
+MENU = [{"key": "sewer", "label": "雨污分流", "category": "必选"},
+        {"key": "roof", "label": "屋面防水", "category": "基础"}]
+
+
+def test_vote_page_puts_the_choices_first_and_folds_the_rule(client, db, live_round, link_for, units):
+    rnd = live_round(item_menu=MENU)
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    html = client.get(f"/r/rounds/{rnd.id}").get_data(as_text=True)
+    assert '<p class="muted step" id="step">第 1 步 / 共 3 步 · 1幢-101</p>' in html
+    assert html.index('id="choice-agree"') < html.index('<details class="rule">')
+    assert "<details class=\"rule\" open>" not in html
+
+
+def test_required_item_is_included_not_ticked_and_still_counted(client, db, live_round, link_for, units):
+    from residents_app.rounds.models import Ballot, CurrentBallot
+
+    rnd = live_round(item_menu=MENU)
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    items = client.post(f"/r/rounds/{rnd.id}", data={"step": "choose", "choice": "agree"}).get_data(as_text=True)
+    assert "第 2 步 / 共 3 步" in items
+    assert "同意改造即包含以下必选项目：<strong>雨污分流</strong>" in items
+    assert 'id="item-sewer"' not in items and 'id="item-roof"' in items
+    assert '<input type="hidden" name="items" value="sewer">' in items
+    confirm = client.post(f"/r/rounds/{rnd.id}", data={"step": "items", "choice": "agree", "items": ["sewer"]})
+    assert "第 3 步 / 共 3 步" in confirm.get_data(as_text=True)
+    client.post(f"/r/rounds/{rnd.id}", data={"step": "confirm", "choice": "agree", "items": ["sewer"]})
+    cur = db.session.get(CurrentBallot, (rnd.id, units["1幢-101"].id))
+    assert db.session.get(Ballot, cur.ballot_id).items == ["sewer"]
+
+
+def test_disagree_skips_the_items_and_confirms_at_step_two_of_two(client, db, live_round, link_for, units):
+    rnd = live_round(item_menu=MENU)
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    html = client.post(f"/r/rounds/{rnd.id}", data={"step": "choose", "choice": "disagree"}).get_data(as_text=True)
+    assert "第 2 步 / 共 2 步" in html and "请确认您的选择" in html
