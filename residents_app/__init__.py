@@ -154,6 +154,9 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["yuan"] = formatting.format_yuan
     app.jinja_env.filters["local_dt"] = formatting.format_local_dt
     app.jinja_env.filters["local_date"] = formatting.format_local_date
+    from residents_app.auth.actors import actor_label
+
+    app.jinja_env.filters["actor"] = actor_label
 
     @app.context_processor
     def _inject():

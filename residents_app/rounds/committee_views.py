@@ -7,7 +7,8 @@ rounds answer 404.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -53,19 +54,49 @@ def parse_local_dt(value: str, field: str, label: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-def _round_input_from_form(form) -> svc.RoundInput:
+def _round_input_from_form(form, estate_id: int | None = None) -> svc.RoundInput:
+    """The form as a RoundInput; when a field cannot even be read (a date, a number), every other field is still
+    checked so that all the errors are listed at once, each at its field."""
+    errors: dict[str, str] = {}
+    dates = {}
+    for field, label in (("opens_at", "开始时间"), ("closes_at", "截止时间")):
+        try:
+            dates[field] = parse_local_dt(form.get(field, ""), field, label)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if errors:
+        placeholder = utcnow()
+        dates = {"opens_at": dates.get("opens_at", placeholder),
+                 "closes_at": dates.get("closes_at", dates.get("opens_at", placeholder) + timedelta(days=1))}
+        try:
+            data = _round_input_fields(form, dates)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+        else:
+            try:
+                if estate_id is not None:
+                    svc._validate_round_input(estate_id, data)
+            except ValidationFailed as exc:
+                errors.update({k: v for k, v in exc.errors.items() if k not in ("opens_at", "closes_at")})
+        raise ValidationFailed("表决设置有误，请按各项提示修改", errors=errors)
+    return _round_input_fields(form, dates)
+
+
+def _round_input_fields(form, dates: dict) -> svc.RoundInput:
     menu = []
     for line in (form.get("item_menu") or "").splitlines():
         line = line.strip()
         if not line:
             continue
-        label, _, category = line.partition("|")
+        # "屋面防水（基础）" as staff write it; "屋面防水|基础" still read.
+        m = re.fullmatch(r"(.+?)\s*[（(]\s*([^（()）]*?)\s*[)）]", line)
+        label, _, category = (m.group(1), "", m.group(2)) if m else line.replace("｜", "|").partition("|")
         menu.append({"label": label.strip(), "category": category.strip()})
     try:
         plan_version_id = int(form["plan_version_id"]) if form.get("plan_version_id") else None
         scope = [int(x) for x in form.getlist("scope_building_ids")]
     except ValueError:
-        raise ValidationFailed("表决设置有误", errors={"plan_version_id": "应为数字"}) from None
+        raise ValidationFailed("表决设置有误", errors={"plan_version_id": "请从列表中选择方案版本"}) from None
     raw_item = (form.get("matter_item") or "").strip()
     options = [x.strip() for x in (form.get("options") or "").splitlines() if x.strip()]
     return svc.RoundInput(
@@ -75,13 +106,20 @@ def _round_input_from_form(form) -> svc.RoundInput:
         options=options if form.get("kind") == "management_mode" else None,
         scope_building_ids=scope, item_menu=menu, plan_version_id=plan_version_id,
         results_visibility=form.get("results_visibility", "live"),
-        opens_at=parse_local_dt(form.get("opens_at", ""), "opens_at", "开始时间"),
-        closes_at=parse_local_dt(form.get("closes_at", ""), "closes_at", "截止时间"),
+        opens_at=dates["opens_at"], closes_at=dates["closes_at"],
     )
 
 
+def _plan_versions(estate) -> list:
+    from residents_app.plans.models import PlanVersion
+
+    return list(db.session.execute(db.select(PlanVersion).where(PlanVersion.estate_id == estate.id)
+                                   .order_by(PlanVersion.number.desc())).scalars())
+
+
 def _form_ctx(estate):
-    return {"estate": estate, "kinds": ROUND_KIND_LABELS, "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
+    return {"plan_versions": _plan_versions(estate), "estate": estate, "kinds": ROUND_KIND_LABELS,
+            "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
             "buildings": estate.buildings, "items": matters.ITEM_TEXT, "numerals": matters.ITEM_NUMERALS,
             "default_modes": "\n".join(label for _, label in DEFAULT_MODES)}
 
@@ -92,7 +130,8 @@ def round_list(estate_id: int):
     estate = estate_or_404(estate_id, edit=request.method == "POST")
     if request.method == "POST":
         try:
-            rnd = svc.create_round(estate.id, _round_input_from_form(request.form), utcnow(), current_user)
+            data = _round_input_from_form(request.form, estate.id)
+            rnd = svc.create_round(estate.id, data, utcnow(), current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("rounds/form.html", **_form_ctx(estate), rnd=None, form=request.form,
@@ -117,7 +156,7 @@ def round_edit(round_id: int):
     rnd, estate = _round_for(round_id, edit=True)
     if request.method == "POST":
         try:
-            svc.update_round(rnd.id, _round_input_from_form(request.form), utcnow(), current_user)
+            svc.update_round(rnd.id, _round_input_from_form(request.form, estate.id), utcnow(), current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("rounds/form.html", **_form_ctx(estate), rnd=rnd, form=request.form,
