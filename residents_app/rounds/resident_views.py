@@ -23,8 +23,8 @@ IDENTITY_LIMIT = "10 per minute"
 TOKEN_GUESS_LIMIT = "20 per minute"  # noqa: S105 - a rate, not a secret
 
 # Other features' resident pages, linked from the unit's home.
-RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/publicity", "公示"),
-                  ("/r/objections", "异议与意见")]
+RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/pledge", "出资承诺书"),
+                  ("/r/publicity", "公示"), ("/r/objections", "异议与意见")]
 
 
 @bp.before_request

@@ -98,3 +98,8 @@ def test_disagree_skips_the_items_and_confirms_at_step_two_of_two(client, db, li
     sign_in(client, link_for()["1幢-101"], units["1幢-101"])
     html = client.post(f"/r/rounds/{rnd.id}", data={"step": "choose", "choice": "disagree"}).get_data(as_text=True)
     assert "第 2 步 / 共 2 步" in html and "请确认您的选择" in html
+
+
+def test_home_links_the_pledge(client, db, link_for, units):
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    assert '<li><a href="/r/pledge">出资承诺书</a></li>' in client.get("/r/home").get_data(as_text=True)
