@@ -158,26 +158,26 @@ def vote_done(round_id: int):
 
 @bp.route("/receipt")
 def receipt():
-    code = request.args.get("code", "").strip()
-    info = error = None
-    status = 200
-    if code:
-        try:
-            info = ballots.check_receipt(code)
-        except (ValidationFailed, NotFound) as exc:
-            error, status = exc.message, exc.status
-    return render_template("resident/receipt.html", code=code, info=info, error=error), status
+    return _receipt_page(request.args.get("code", "").strip())
+
+
+def _receipt_page(code: str):
+    """One receipt page for both addresses: the vote as the voter reads it and the log's check of it."""
+    if not code:
+        return render_template("rounds/receipt.html", result=None, info=None, code="")
+    try:
+        result = check_chain_receipt(code, utcnow())
+    except DomainError as exc:
+        return render_template("rounds/receipt.html", result=None, info=None, code=code, error=exc.message), exc.status
+    try:
+        info = ballots.check_receipt(code)
+    except (ValidationFailed, NotFound):
+        info = None
+    return render_template("rounds/receipt.html", result=result, info=info, code=code)
 
 
 @bp.route("/audit/receipt", defaults={"code": None})
 @bp.route("/audit/receipt/<code>")
 def receipt_check(code: str | None):
     """Public: anyone holding a receipt code checks it (no login; shows no names or unit numbers)."""
-    code = code or request.args.get("code")
-    if not code:
-        return render_template("rounds/receipt.html", result=None, code="")
-    try:
-        result = check_chain_receipt(code, utcnow())
-    except DomainError as exc:
-        return render_template("rounds/receipt.html", result=None, code=code, error=exc.message), exc.status
-    return render_template("rounds/receipt.html", result=result, code=code)
+    return _receipt_page((code or request.args.get("code") or "").strip())

@@ -103,3 +103,21 @@ def test_disagree_skips_the_items_and_confirms_at_step_two_of_two(client, db, li
 def test_home_links_the_pledge(client, db, link_for, units):
     sign_in(client, link_for()["1幢-101"], units["1幢-101"])
     assert '<li><a href="/r/pledge">出资承诺书</a></li>' in client.get("/r/home").get_data(as_text=True)
+
+
+def test_one_receipt_page_one_wording_hashes_folded(client, db, live_round, link_for, units):
+    import re
+
+    rnd = live_round()
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    done = client.post(f"/r/rounds/{rnd.id}", data={"step": "confirm", "choice": "agree"})
+    code = re.search(r'id="receipt-code">([0-9a-f]{20})<', client.get(done.headers["Location"]).get_data(as_text=True)
+                     ).group(1)
+    mine = client.get(f"/receipt?code={code}").get_data(as_text=True)
+    public = client.get(f"/audit/receipt/{code}").get_data(as_text=True)
+    assert mine == public
+    assert re.search(r'id="receipt-result">已计入：同意改造，\d{4}-\d{2}-\d{2} \d{2}:\d{2}</p>', mine)
+    assert "尚未结束：截止前改票的，以最后一次为准" in mine
+    tech = mine[mine.index('<details class="tech" id="receipt-tech">'):mine.index("</details>")]
+    assert "<summary>技术细节</summary>" in tech and "日志位置：" in tech
+    assert "日志位置" not in mine.replace(tech, "")
