@@ -254,3 +254,44 @@ def test_street_office_walkthrough_on_a_laptop(demo, live_server, laptop_page, s
         ("/estates/{estate_id}/start", "start"), ("/street/rule", "rule"),
     ])
     _report(walk)
+
+
+def test_staff_pages_do_not_overflow_a_phone(demo, live_server, phone_page, screenshot_dir):
+    """A committee member opening the staff pages on a phone: no page scrolls sideways (tap sizes and the rest
+    are the laptop walkthrough's business)."""
+    from tests.conftest import browser_login
+
+    browser_login(phone_page, live_server, "committee", "demo-committee-2026")
+    wide = []
+    for path in ("/estates/{estate_id}/dashboard", "/estates/{estate_id}/rounds", "/rounds/{round_id}",
+                 "/estates/{estate_id}/rounds/new", "/estates/{estate_id}/links", "/estates/{estate_id}/publicity",
+                 "/publicity/{publicity_id}", "/estates/{estate_id}/plans", "/plans/{plan_id}",
+                 "/estates/{estate_id}/funding", "/estates/{estate_id}/start", "/estates/{estate_id}/units"):
+        phone_page.goto(live_server + path.format(**demo))
+        width = phone_page.evaluate("document.documentElement.scrollWidth")
+        if width > 375:
+            wide.append(f"{path}: {width} px")
+    assert wide == []
+
+
+def test_qr_sheet_has_a_print_button_and_the_board_opens_with_its_notices(demo, live_server, laptop_page,
+                                                                         phone_page, screenshot_dir):
+    from tests.conftest import browser_login
+
+    walk = Walk(laptop_page, live_server, phone=False, shots=screenshot_dir, prefix="sheet")
+    browser_login(laptop_page, live_server, "committee", "demo-committee-2026")
+    laptop_page.goto(live_server + "/estates/{estate_id}/links".format(**demo))
+    laptop_page.select_option("#building_id", label="3幢")
+    laptop_page.check("input[name=reissue]")
+    laptop_page.click("#make-sheet")
+    walk.check("qr-sheet")
+    assert laptop_page.is_visible("#print-sheet")
+    size = laptop_page.evaluate("parseFloat(getComputedStyle(document.querySelector('.qr-card .howto')).fontSize)")
+    assert size >= 15  # 11.5 pt
+    _report(walk)
+
+    board = Walk(phone_page, live_server, phone=True, shots=screenshot_dir, prefix="board")
+    board.goto(f"/p/{demo['estate_code']}", "board")
+    assert not phone_page.is_visible(".board-head figure")
+    first = phone_page.locator("h2").first.bounding_box()
+    assert first["y"] < 300
