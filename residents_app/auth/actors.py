@@ -12,6 +12,19 @@ _USER = re.compile(r"user:(\d+)(?::.*)?")
 _UNIT = re.compile(r"unit:(\d+)/owner:(\d+)")
 
 
+def _office_of(user) -> str:
+    """The office a staff member signs for: the street office's name, the estate's committee."""
+    from residents_app.registry.models import Estate, StreetOffice
+
+    if user.role == "street" and user.street_office_id:
+        office = db.session.get(StreetOffice, user.street_office_id)
+        return office.name if office is not None else ""
+    if user.role == "committee" and user.estate_id:
+        estate = db.session.get(Estate, user.estate_id)
+        return f"{estate.name}业委会" if estate is not None else ""
+    return ""
+
+
 def actor_label(actor: str | None) -> str:
     """The person or office behind an actor string: a staff member's name and role, an owner's unit."""
     from residents_app.auth.models import User
@@ -25,7 +38,9 @@ def actor_label(actor: str | None) -> str:
     m = _USER.fullmatch(actor)
     if m:
         user = db.session.get(User, int(m.group(1)))
-        return f"{user.display_name}（{user.role_label}）" if user is not None else "工作人员"
+        if user is None:
+            return "工作人员"
+        return f"{user.display_name}（{_office_of(user) or user.role_label}）"
     m = _UNIT.fullmatch(actor)
     if m:
         unit = db.session.get(Unit, int(m.group(1)))

@@ -50,3 +50,18 @@ def test_plan_version_is_a_picker_of_the_estates_versions(client, db, login_as, 
     assert '<select id="plan_version_id" name="plan_version_id">' in html
     assert f'<option value="{plan.id}">第 1 版 综合改造方案（草稿）</option>' in html
     assert 'inputmode="numeric"' not in html.split('id="plan_version_id"')[1][:200]
+
+
+def test_a_closed_failed_round_never_says_it_can_still_pass(client, db, login_as, committee, live_round):
+    from datetime import timedelta
+
+    from residents_app.rounds import services as svc
+
+    rnd = live_round()
+    login_as(client, committee)
+    assert "如未投票的全部同意，仍可通过" in client.get(f"/rounds/{rnd.id}").get_data(as_text=True)
+    assert svc.close_round(rnd.id, rnd.closes_at + timedelta(seconds=1), "system:test") is True
+    db.session.commit()
+    html = client.get(f"/rounds/{rnd.id}").get_data(as_text=True)
+    assert "仍可通过" not in html
+    assert "表决已截止，未达到通过条件。" in html
