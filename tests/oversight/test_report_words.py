@@ -22,3 +22,10 @@ def test_report_names_the_signer_and_says_how_to_verify_in_words(client, login_a
     assert "vr_street" not in text
     assert "flask" not in text
     assert "在平台“查询投票回执”页输入即可看到这一票是否按所投计入" in text
+
+
+def test_desk_puts_the_sign_off_before_the_folded_roll(client, login_as, voted_round):
+    login_as(client, voted_round.street)
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert '<a class="button" href="#signoff">填写核验意见</a>' in html
+    assert html.index('id="signoff-form"') < html.index('<details id="roll-fold">') < html.index("<tbody>")
