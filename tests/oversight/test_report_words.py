@@ -28,4 +28,5 @@ def test_desk_puts_the_sign_off_before_the_folded_roll(client, login_as, voted_r
     login_as(client, voted_round.street)
     html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
     assert '<a class="button" href="#signoff">填写核验意见</a>' in html
-    assert html.index('id="signoff-form"') < html.index('<details id="roll-fold">') < html.index("<tbody>")
+    fold = html.index('<details id="roll-fold">')
+    assert html.index('id="signoff-form"') < fold < html.index("<th>房号</th>", fold)
