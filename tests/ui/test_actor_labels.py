@@ -11,7 +11,7 @@ def test_actor_strings_become_names_units_and_system(db, factory):
     unit = estate.buildings[0].units[0]
     owner = unit.owners[0]
     db.session.flush()
-    assert actor_label(f"user:{user.id}:{user.username}") == f"{user.display_name}（{user.role_label}）"
+    assert actor_label(f"user:{user.id}:{user.username}") == f"{user.display_name}（{estate.name}业委会）"
     assert actor_label(f"unit:{unit.id}/owner:{owner.id}") == "1幢-101 业主"
     assert actor_label("system:demo") == "系统（演示数据）"
     assert actor_label("system:scheduler") == "系统（定时任务）"

@@ -50,3 +50,13 @@ def test_rounds_list_shows_the_rule_label_not_its_key(client, db, factory, login
     html = client.get(f"/estates/{estate.id}/rounds").get_data(as_text=True)
     assert "lucheng_double_two_thirds" not in html
     assert f"<td>{PRESETS['lucheng_double_two_thirds'].label}</td>" in html
+
+
+def test_funding_page_puts_the_payment_form_before_the_ledger(client, db, factory, login_as):
+    estate = factory.estate(buildings={"1幢": [("101", "88.50")]})
+    user = factory.user("committee", estate=estate)
+    db.session.commit()
+    login_as(client, user)
+    html = client.get(f"/estates/{estate.id}/funding").get_data(as_text=True)
+    assert html.index('id="add-payment"') < html.index("<th>序号</th>")
+    assert '<details id="owing-fold" open>' in html
