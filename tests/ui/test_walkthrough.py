@@ -202,6 +202,12 @@ def test_resident_walkthrough_on_a_phone(demo, live_server, phone_page, screensh
                        ("/r/publicity", "publicity"), ("/r/objections", "objections"),
                        (f"/p/{demo['estate_code']}", "board")):
         walk.goto(path, shot)
+    # A dead link: the resident's words, what to do next, back to the unit's home (never the staff login).
+    resp = page.goto(f"{live_server}/r/rounds/999999")
+    assert resp.status == 404
+    walk.check("not-found")
+    assert "请回到本户首页重新进入" in page.inner_text("main")
+    assert page.get_attribute("#back-home", "href") == "/r/home"
     _report(walk)
     assert walk.taps <= 7
 
