@@ -121,3 +121,13 @@ def test_one_receipt_page_one_wording_hashes_folded(client, db, live_round, link
     tech = mine[mine.index('<details class="tech" id="receipt-tech">'):mine.index("</details>")]
     assert "<summary>技术细节</summary>" in tech and "日志位置：" in tech
     assert "日志位置" not in mine.replace(tech, "")
+
+
+def test_home_offers_the_choices_and_the_next_page_confirms(client, db, live_round, link_for, units):
+    rnd = live_round()
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    home = client.get("/r/home").get_data(as_text=True)
+    assert (f'<button type="submit" name="choice" value="disagree" class="secondary choice-button" '
+            f'id="quick-{rnd.id}-disagree">不同意改造</button>') in home
+    confirm = client.post(f"/r/rounds/{rnd.id}", data={"step": "choose", "choice": "disagree"}).get_data(as_text=True)
+    assert "请确认您的选择" in confirm and 'id="confirm-rule">本次表决规则：' in confirm
