@@ -131,3 +131,18 @@ def test_home_offers_the_choices_and_the_next_page_confirms(client, db, live_rou
             f'id="quick-{rnd.id}-disagree">不同意改造</button>') in home
     confirm = client.post(f"/r/rounds/{rnd.id}", data={"step": "choose", "choice": "disagree"}).get_data(as_text=True)
     assert "请确认您的选择" in confirm and 'id="confirm-rule">本次表决规则：' in confirm
+
+
+def test_objection_form_shows_each_publicity_with_its_deadline_in_full(client, db, estate, link_for, units):
+    from residents_app.db import utcnow
+    from residents_app.formatting import to_local
+    from residents_app.publicity import services as pub_svc
+
+    sign_in(client, link_for()["1幢-101"], units["1幢-101"])
+    now = utcnow()
+    pub = pub_svc.post_publicity(estate, subject_type="hardship_list", subject_id=estate.id,
+                                 title="困难群众名单公示", notice_text="名单见下", posted_on=to_local(now).date(),
+                                 actor="system:test", now=now)
+    db.session.commit()
+    html = client.get("/r/objections").get_data(as_text=True)
+    assert f'id="publicity-{pub.id}"' in html and f"异议截止：{pub.last_day.isoformat()}" in html
