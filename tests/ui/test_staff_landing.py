@@ -60,3 +60,22 @@ def test_funding_page_puts_the_payment_form_before_the_ledger(client, db, factor
     html = client.get(f"/estates/{estate.id}/funding").get_data(as_text=True)
     assert html.index('id="add-payment"') < html.index("<th>序号</th>")
     assert '<details id="owing-fold" open>' in html
+
+
+def test_plan_page_folds_the_unit_shares_per_building(client, db, login_as):
+    import sqlalchemy as sa
+
+    from residents_app.auth.models import User
+    from residents_app.db import utcnow
+    from residents_app.demo import load_demo
+    from residents_app.plans.models import PlanVersion
+
+    load_demo(utcnow())
+    db.session.commit()
+    plan = db.session.execute(sa.select(PlanVersion).order_by(PlanVersion.id.desc())).scalars().first()
+    user = db.session.execute(sa.select(User).where(User.username == "committee")).scalar_one()
+    client.post("/login", data={"username": user.username, "password": "demo-committee-2026"})
+    html = client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    assert html.count('<details class="building-fold" id="shares-') == 4
+    assert "<strong>1幢</strong>：30 户，应缴合计" in html
+    assert '<table class="table" id="shares-total">' in html
