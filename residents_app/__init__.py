@@ -155,6 +155,9 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["local_dt"] = formatting.format_local_dt
     app.jinja_env.filters["local_date"] = formatting.format_local_date
     app.jinja_env.filters["mask_phone"] = formatting.mask_phone
+    from residents_app.auth.actors import actor_label
+
+    app.jinja_env.filters["actor"] = actor_label
 
     @app.context_processor
     def _inject():

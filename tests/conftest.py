@@ -273,14 +273,15 @@ def laptop_page(browser):
 
 
 def browser_login(page, base_url: str, username: str, password: str = "correct-horse-1") -> None:
-    """Sign a staff user in through the login page and wait for the dashboard."""
+    """Sign a staff user in through the login page and wait for the landing page (the committee's estate
+    dashboard, the street office's district view)."""
     import re
 
     page.goto(base_url + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("#login")
-    page.wait_for_url(re.compile(r".*/dashboard"))
+    page.wait_for_url(re.compile(r".*/(dashboard|district)$"))
 
 
 def pytest_addoption(parser):

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_smorest import Blueprint as ApiBlueprint
 
@@ -40,7 +41,21 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def home_for(user) -> str:
+    """Where staff land: the committee on its estate's dashboard, the street office on its district view
+    (what awaits its sign-off); the others on the estate list."""
+    if user.role == "committee" and user.estate_id:
+        return url_for("oversight.estate_dashboard", estate_id=user.estate_id)
+    if user.role == "street" and user.street_office_id:
+        return url_for("oversight.district")
     return url_for("auth.dashboard")
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    # Browsers ask for it on the first visit of any page; a 404 there is a console error on every page.
+    with open(os.path.join(current_app.static_folder, "favicon.ico"), "rb") as fh:
+        data = fh.read()
+    return Response(data, mimetype="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -17,6 +17,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from residents_app.audit.services import actor_for_user, record
+from residents_app.core.calendar import beijing_date
 from residents_app.core.reconcile import Line, Reconciliation, reconcile
 from residents_app.errors import Conflict, ValidationFailed
 from residents_app.extensions import db
@@ -107,7 +108,7 @@ def book_spending(estate: Estate, *, kind: str, amount_fen: int, booked_on: date
         errors["counterparty"] = ["请填写收款方"]
     if not isinstance(booked_on, date):
         errors["booked_on"] = ["请填写日期"]
-    elif booked_on > now.date():
+    elif booked_on > beijing_date(now):
         errors["booked_on"] = ["日期不能晚于今天"]
     if errors:
         raise ValidationFailed("支出记录有误", errors=errors)

@@ -22,6 +22,7 @@ def extend_demo(estate, now) -> list[str]:
     """A published plan with items of every category (one for a single building), hardship
     treatment, pledges from 40 units and payments from 25 (one corrected by a reversing entry)."""
     from residents_app.auth.models import User
+    from residents_app.core.calendar import beijing_date
     from residents_app.extensions import db
     from residents_app.formatting import format_yuan
     from residents_app.funding import services
@@ -62,11 +63,11 @@ def extend_demo(estate, now) -> list[str]:
         services.sign_pledge(plan, unit, unit.owners[0], now=now)
     for n, unit in enumerate(owing[:PAID_UNITS]):
         services.record_payment(estate, unit_id=unit.id, amount_fen=c.units[unit.id].owed_fen,
-                                method=("bank", "wechat", "cash")[n % 3], paid_on=now.date(),
+                                method=("bank", "wechat", "cash")[n % 3], paid_on=beijing_date(now),
                                 reference=f"DEMO-{n + 1:03d}", user=committee, now=now)
     if owing:
         wrong = services.record_payment(estate, unit_id=owing[-1].id, amount_fen=1_000_000, method="cash",
-                                        paid_on=now.date(), reference="DEMO-ERR", user=committee, now=now)
+                                        paid_on=beijing_date(now), reference="DEMO-ERR", user=committee, now=now)
         services.reverse_payment(wrong, reason="金额录错（多录一个零）", user=committee, now=now)
     summary = services.funding_summary(estate.id)
     return [f"演示改造方案第 {plan.number} 版已发布：{len(DEMO_ITEMS)} 个项目，居民出资 "

@@ -11,6 +11,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from residents_app.auth.scoping import can_edit_estate, estate_or_404, roles_required, staff_required
+from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -57,7 +58,7 @@ def sources_page(estate_id: int):
     state = sources.self_funding_state(plan) if plan else None
     return render_template("funding/sources.html", estate=estate, plan=plan, rows=rows, rounds=rounds,
                            kinds=SOURCE_KIND_LABELS, state=state, can_edit=can_edit_estate(current_user, estate),
-                           today=now.date())
+                           today=beijing_date(now))
 
 
 @bp.route("/estates/<int:estate_id>/sources/<int:source_id>/evidence", methods=["GET", "POST"])
@@ -132,7 +133,7 @@ def account_page(estate_id: int):
         "funding/account.html", estate=estate, account=account_svc.account_of(estate.id),
         entries=account_svc.entries_of(estate.id), balance=account_svc.balance_fen(estate.id),
         rec=account_svc.reconciliation(estate.id), reports=finance.reports_of(estate.id),
-        kinds=ENTRY_KIND_LABELS, can_edit=can_edit_estate(current_user, estate), today=now.date())
+        kinds=ENTRY_KIND_LABELS, can_edit=can_edit_estate(current_user, estate), today=beijing_date(now))
 
 
 def _dues_of_plan(plan_id: int):
@@ -158,7 +159,8 @@ def settlement_dues(plan_id: int):
         flash(f"{due.unit.label} {due.state_label}", "success")
         return redirect(url_for("funding.settlement_dues", plan_id=plan.id))
     return render_template("funding/dues.html", estate=plan.estate, plan=plan, s=s, dues=settlement_svc.dues_of(s),
-                           labels=LABELS, can_edit=can_edit_estate(current_user, plan.estate), today=utcnow().date())
+                           labels=LABELS, can_edit=can_edit_estate(current_user, plan.estate),
+                           today=beijing_date(utcnow()))
 
 
 @bp.route("/plans/<int:plan_id>/settlement/dues.xlsx")

@@ -13,6 +13,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from residents_app.audit.services import actor_for_user, record
+from residents_app.core.calendar import beijing_date
 from residents_app.core.money import (
     Contributions,
     ItemIn,
@@ -374,7 +375,7 @@ def record_payment(estate: Estate, *, unit_id: int, amount_fen: int, method: str
         errors["method"] = ["付款方式必须是 现金、银行转账、微信、支付宝 或 其他"]
     if not isinstance(paid_on, date):
         errors["paid_on"] = ["请填写付款日期"]
-    elif paid_on > now.date():
+    elif paid_on > beijing_date(now):
         errors["paid_on"] = ["付款日期不能晚于今天"]
     if len(reference or "") > 100:
         errors["reference"] = ["凭证号不能超过 100 个字"]
@@ -402,7 +403,7 @@ def reverse_payment(payment: Payment, *, reason: str, user, now: datetime) -> Pa
     if already is not None:
         raise Conflict(f"第 {payment.id} 号记录已被第 {already} 号记录冲正", code="already_reversed")
     rev = Payment(estate_id=payment.estate_id, unit_id=payment.unit_id, amount_fen=-payment.amount_fen,
-                  method=payment.method, reference=payment.reference, paid_on=now.date(),
+                  method=payment.method, reference=payment.reference, paid_on=beijing_date(now),
                   note=reason[:200], entered_by_id=user.id, entered_at=now, reverses_id=payment.id)
     db.session.add(rev)
     db.session.flush()

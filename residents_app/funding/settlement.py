@@ -8,6 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from residents_app.audit.services import actor_for_user, record
+from residents_app.core.calendar import beijing_date
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.funding.account import book_payment
@@ -123,7 +124,7 @@ def close_due(due: SettlementDue, *, method: str, paid_on: date, reference: str 
         errors["method"] = ["方式必须是 现金、银行转账、微信、支付宝 或 其他"]
     if not isinstance(paid_on, date):
         errors["paid_on"] = ["请填写日期"]
-    elif paid_on > now.date():
+    elif paid_on > beijing_date(now):
         errors["paid_on"] = ["日期不能晚于今天"]
     if len(reference or "") > 100:
         errors["reference"] = ["凭证号不能超过 100 个字"]

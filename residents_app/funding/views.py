@@ -13,6 +13,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from residents_app.audit.services import log_export
 from residents_app.auth.resident import resident_required
 from residents_app.auth.scoping import can_edit_estate, estate_or_404, staff_required
+from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -111,7 +112,7 @@ def funding(estate_id: int):
         "funding/funding.html", estate=estate, plan=plan, summary=services.funding_summary(estate.id),
         owing=services.units_owing(estate.id), entries=entries, reversed_ids=reversed_ids,
         units=services.estate_units(estate.id), hardship=services.hardship_by_unit(estate.id), labels=LABELS,
-        fmt=services.format_ratio, can_edit=can_edit_estate(current_user, estate), today=utcnow().date(),
+        fmt=services.format_ratio, can_edit=can_edit_estate(current_user, estate), today=beijing_date(utcnow()),
         finance_due=finance.due_reports(estate.id))
 
 

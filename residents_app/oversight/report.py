@@ -251,8 +251,10 @@ def render_round_report(data: RoundReportData) -> bytes:
         p("公示期内业主如有异议，由小区业委会或自治小组牵头协商调解。", small),
         section("审计"),
         p(f"街道核验：{data.signoff or '尚未核验'}"),
-        p(f"本报告依据平台审计日志生成，生成时日志末条：{data.audit_head}。"
-          "可用 flask audit verify 校验该日志链未被改动。", small),
+        p(f"本报告依据平台审计日志生成，生成时日志末条：{data.audit_head}。", small),
+        p("如何核验：每位投票的业主都有一个 20 位回执码，在平台“查询投票回执”页输入即可看到这一票是否按所投计入；"
+          "审计日志中每条记录都包含前一条记录的哈希值，任何一条被改动，整条日志的校验都会失败，"
+          "街道办事处在核验台查看整条日志的校验结果。", small),
     ]
     sign = Table(
         [[p("业主委员会（自治小组）盖章："), p("街道审核意见：")],

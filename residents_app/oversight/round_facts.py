@@ -233,7 +233,9 @@ def signoff_text(rnd) -> str:
     if not events:
         return ""
     last = events[-1]
-    who = last.actor.split(":")[-1]
+    from residents_app.auth.actors import actor_label
+
+    who = actor_label(last.actor)
     comment = f"：{last.data['comment']}" if last.data.get("comment") else ""
     return f"{DECISIONS[last.data['decision']]}（{format_local_dt(last.at)}，{who}，审计日志第 {last.seq} 条）{comment}"
 

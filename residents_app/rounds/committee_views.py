@@ -7,7 +7,8 @@ rounds answer 404.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -20,7 +21,7 @@ from residents_app.core import matters
 from residents_app.core.choices import ABSTAIN, DEFAULT_MODES
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
-from residents_app.errors import ValidationFailed
+from residents_app.errors import DomainError, ValidationFailed
 from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
@@ -54,19 +55,49 @@ def parse_local_dt(value: str, field: str, label: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-def _round_input_from_form(form) -> svc.RoundInput:
+def _round_input_from_form(form, estate_id: int | None = None) -> svc.RoundInput:
+    """The form as a RoundInput; when a field cannot even be read (a date, a number), every other field is still
+    checked so that all the errors are listed at once, each at its field."""
+    errors: dict[str, str] = {}
+    dates = {}
+    for field, label in (("opens_at", "开始时间"), ("closes_at", "截止时间")):
+        try:
+            dates[field] = parse_local_dt(form.get(field, ""), field, label)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+    if errors:
+        placeholder = utcnow()
+        dates = {"opens_at": dates.get("opens_at", placeholder),
+                 "closes_at": dates.get("closes_at", dates.get("opens_at", placeholder) + timedelta(days=1))}
+        try:
+            data = _round_input_fields(form, dates)
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+        else:
+            try:
+                if estate_id is not None:
+                    svc._validate_round_input(estate_id, data)
+            except ValidationFailed as exc:
+                errors.update({k: v for k, v in exc.errors.items() if k not in ("opens_at", "closes_at")})
+        raise ValidationFailed("表决设置有误，请按各项提示修改", errors=errors)
+    return _round_input_fields(form, dates)
+
+
+def _round_input_fields(form, dates: dict) -> svc.RoundInput:
     menu = []
     for line in (form.get("item_menu") or "").splitlines():
         line = line.strip()
         if not line:
             continue
-        label, _, category = line.partition("|")
+        # "屋面防水（基础）" as staff write it; "屋面防水|基础" still read.
+        m = re.fullmatch(r"(.+?)\s*[（(]\s*([^（()）]*?)\s*[)）]", line)
+        label, _, category = (m.group(1), "", m.group(2)) if m else line.replace("｜", "|").partition("|")
         menu.append({"label": label.strip(), "category": category.strip()})
     try:
         plan_version_id = int(form["plan_version_id"]) if form.get("plan_version_id") else None
         scope = [int(x) for x in form.getlist("scope_building_ids")]
     except ValueError:
-        raise ValidationFailed("表决设置有误", errors={"plan_version_id": "应为数字"}) from None
+        raise ValidationFailed("表决设置有误", errors={"plan_version_id": "请从列表中选择方案版本"}) from None
     raw_item = (form.get("matter_item") or "").strip()
     options = [x.strip() for x in (form.get("options") or "").splitlines() if x.strip()]
     return svc.RoundInput(
@@ -76,13 +107,20 @@ def _round_input_from_form(form) -> svc.RoundInput:
         options=options if form.get("kind") == "management_mode" else None,
         scope_building_ids=scope, item_menu=menu, plan_version_id=plan_version_id,
         results_visibility=form.get("results_visibility", "live"),
-        opens_at=parse_local_dt(form.get("opens_at", ""), "opens_at", "开始时间"),
-        closes_at=parse_local_dt(form.get("closes_at", ""), "closes_at", "截止时间"),
+        opens_at=dates["opens_at"], closes_at=dates["closes_at"],
     )
 
 
+def _plan_versions(estate) -> list:
+    from residents_app.plans.models import PlanVersion
+
+    return list(db.session.execute(db.select(PlanVersion).where(PlanVersion.estate_id == estate.id)
+                                   .order_by(PlanVersion.number.desc())).scalars())
+
+
 def _form_ctx(estate):
-    return {"estate": estate, "kinds": ROUND_KIND_LABELS, "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
+    return {"plan_versions": _plan_versions(estate), "estate": estate, "kinds": ROUND_KIND_LABELS,
+            "presets": PRESETS, "modes": COUNTING_MODE_LABELS,
             "buildings": estate.buildings, "items": matters.ITEM_TEXT, "numerals": matters.ITEM_NUMERALS,
             "default_modes": "\n".join(label for _, label in DEFAULT_MODES)}
 
@@ -93,7 +131,8 @@ def round_list(estate_id: int):
     estate = estate_or_404(estate_id, edit=request.method == "POST")
     if request.method == "POST":
         try:
-            rnd = svc.create_round(estate.id, _round_input_from_form(request.form), utcnow(), current_user)
+            data = _round_input_from_form(request.form, estate.id)
+            rnd = svc.create_round(estate.id, data, utcnow(), current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("rounds/form.html", **_form_ctx(estate), rnd=None, form=request.form,
@@ -102,7 +141,7 @@ def round_list(estate_id: int):
         flash("已创建表决（草稿）", "success")
         return redirect(url_for("rounds.round_detail", round_id=rnd.id))
     return render_template("rounds/list.html", estate=estate, rounds=svc.rounds_of_estate(estate.id),
-                           can_edit=_can_edit(estate))
+                           can_edit=_can_edit(estate), presets=PRESETS)
 
 
 @bp.route("/estates/<int:estate_id>/rounds/new")
@@ -118,7 +157,7 @@ def round_edit(round_id: int):
     rnd, estate = _round_for(round_id, edit=True)
     if request.method == "POST":
         try:
-            svc.update_round(rnd.id, _round_input_from_form(request.form), utcnow(), current_user)
+            svc.update_round(rnd.id, _round_input_from_form(request.form, estate.id), utcnow(), current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("rounds/form.html", **_form_ctx(estate), rnd=rnd, form=request.form,
@@ -165,7 +204,11 @@ def bar(value: int, denominator: int) -> str:
 @staff_required
 def round_detail(round_id: int):
     rnd, estate = _round_for(round_id)
-    now = utcnow()
+    return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, utcnow()), paper_form={},
+                           paper_errors={})
+
+
+def _detail_ctx(rnd, estate, now) -> dict:
     tally = tally_svc.compute_tally(rnd.id, now)
     outcome = svc.round_outcome(rnd.id)
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
@@ -175,8 +218,8 @@ def round_detail(round_id: int):
                                        .order_by(ProxyMandate.id)).scalars())
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
-    return render_template(
-        "rounds/detail.html", rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
+    return dict(
+        rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
         choice=view.get("choice"), survey=view.get("survey"), matter=rule_matter_line(rnd),
         show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
         else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
@@ -237,21 +280,60 @@ def _upload(field: str, label: str) -> tuple[bytes, str]:
 
 def _unit_id(rnd) -> int:
     raw = request.form.get("unit_id", "")
+    label = request.form.get("unit_label", "").strip()
+    if not raw and label:
+        # The searchable field sends the label ("1幢-101"); the roll says which unit that is.
+        raw = next((str(e.unit_id) for e in tally_svc.roll_entries(rnd.id) if e.label == label), "")
+        if not raw:
+            raise ValidationFailed("请选择名册中的房屋",
+                                   errors={"unit_id": f"“{label}”不在本表决名册中，请从列表中选择"})
     if not raw.isdigit() or ballots_svc._roll_entry(rnd.id, int(raw)) is None:
         raise ValidationFailed("请选择名册中的房屋", errors={"unit_id": "房屋不在本表决名册中"})
     return int(raw)
 
 
+def _paper_input(rnd) -> tuple[int, str, tuple[bytes, str]]:
+    """Every field of the paper form checked at once: each error goes next to its field."""
+    errors, unit_id, upload = {}, None, None
+    try:
+        unit_id = _unit_id(rnd)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    choice = request.form.get("choice", "")
+    if choice not in {o["key"] for o in rnd.options or []}:
+        errors["choice"] = "请选择纸质票上勾选的意见"
+    try:
+        upload = _upload("scan", "纸质票扫描件")
+    except ValidationFailed as exc:
+        errors["scan"] = next(iter(exc.errors.values()), exc.message) if exc.errors else exc.message
+    if errors:
+        raise ValidationFailed("纸质票未录入：请按提示修改后重新提交（扫描件需重新选择）", errors=errors)
+    return unit_id, choice, upload
+
+
 @bp.route("/rounds/<int:round_id>/paper", methods=["POST"])
 @staff_required
 def paper_enter(round_id: int):
-    rnd, _ = _round_for(round_id, edit=True)
+    rnd, estate = _round_for(round_id, edit=True)
     now = utcnow()
-    unit_id = _unit_id(rnd)
-    data, mime = _upload("scan", "纸质票扫描件")
-    scan = ballots_svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
-    ballots_svc.enter_paper_ballot(rnd.id, unit_id, request.form.get("choice", ""), scan, now, current_user,
-                           items=request.form.getlist("items"))
+    try:
+        unit_id, choice, (data, mime) = _paper_input(rnd)
+        scan = ballots_svc.store_file(rnd.id, "paper_scan", data, mime, now, current_user)
+        ballots_svc.enter_paper_ballot(rnd.id, unit_id, choice, scan, now, current_user,
+                                       items=request.form.getlist("items"))
+    except DomainError as exc:
+        # The same page, the input kept, each error at its field (a file input cannot be refilled).
+        db.session.rollback()
+        errors = dict(exc.errors or {})
+        if not errors:
+            errors["form"] = exc.message
+        form = {"unit_label": request.form.get("unit_label", ""), "choice": request.form.get("choice", ""),
+                "items": request.form.getlist("items")}
+        if not form["unit_label"] and request.form.get("unit_id", "").isdigit():
+            unit = db.session.get(Unit, int(request.form["unit_id"]))
+            form["unit_label"] = unit.label if unit is not None and unit.estate_id == estate.id else ""
+        return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, now), paper_form=form,
+                               paper_errors=errors, paper_message=exc.message), exc.status
     db.session.commit()
     flash("纸质票已录入，需另一位业委会成员核对确认后才计入", "success")
     return redirect(url_for("rounds.round_detail", round_id=rnd.id))

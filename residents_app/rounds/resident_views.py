@@ -23,8 +23,8 @@ IDENTITY_LIMIT = "10 per minute"
 TOKEN_GUESS_LIMIT = "20 per minute"  # noqa: S105 - a rate, not a secret
 
 # Other features' resident pages, linked from the unit's home.
-RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/publicity", "公示"),
-                  ("/r/objections", "异议与意见")]
+RESIDENT_LINKS = [("/r/plan", "改造方案"), ("/r/statement", "我的出资明细"), ("/r/pledge", "出资承诺书"),
+                  ("/r/publicity", "公示"), ("/r/objections", "异议与意见")]
 
 
 @bp.before_request
@@ -62,7 +62,9 @@ def entry(token: str):
         owner = links_svc.confirm_identity(link, form["name"], form["phone_last4"], utcnow(), identity.current_client())
     except ValidationFailed as exc:
         db.session.commit()  # the failure is kept (it counts towards this client's lockout)
-        return render_template("resident/identity.html", unit=link.unit, token=token, errors=exc.errors,
+        # A mismatch is said once, with the tries left, not repeated under each field.
+        errors = {} if exc.code == "identity_mismatch" else exc.errors
+        return render_template("resident/identity.html", unit=link.unit, token=token, errors=errors,
                                message=exc.message, form=form), 422
     except DomainError as exc:
         if exc.code != "identity_locked":
@@ -81,7 +83,9 @@ def home():
     now = utcnow()
     rounds = svc.open_rounds_for_unit(res.unit.id, now)
     current = {r.id: ballots.current_ballot_for(r.id, res.unit.id) for r in rounds}
-    return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS)
+    closed = [(r, svc.result_label(r, result)) for r, result in svc.closed_rounds_for_unit(res.unit.id)]
+    return render_template("resident/home.html", res=res, rounds=rounds, current=current, links=RESIDENT_LINKS,
+                           closed=closed)
 
 
 def _resident_round(round_id: int):
@@ -100,7 +104,11 @@ def vote(round_id: int):
     current = ballots.current_ballot_for(rnd.id, res.unit.id)
     ctx = {"res": res, "rnd": rnd, "rule": rule_text(rnd), "current": current}
     if not rnd.accepts_ballots_at(now):
-        return render_template("resident/vote_closed.html", **ctx, not_yet=now < rnd.opens_at or rnd.status == "draft")
+        from residents_app.rounds.models import RoundResult
+
+        outcome = svc.result_label(rnd, db.session.get(RoundResult, rnd.id)) if rnd.status == "closed" else None
+        return render_template("resident/vote_closed.html", **ctx, outcome=outcome,
+                               not_yet=now < rnd.opens_at or rnd.status == "draft")
     if request.method == "GET":
         return render_template("resident/vote.html", **ctx, errors={})
     step = request.form.get("step", "choose")
@@ -150,26 +158,26 @@ def vote_done(round_id: int):
 
 @bp.route("/receipt")
 def receipt():
-    code = request.args.get("code", "").strip()
-    info = error = None
-    status = 200
-    if code:
-        try:
-            info = ballots.check_receipt(code)
-        except (ValidationFailed, NotFound) as exc:
-            error, status = exc.message, exc.status
-    return render_template("resident/receipt.html", code=code, info=info, error=error), status
+    return _receipt_page(request.args.get("code", "").strip())
+
+
+def _receipt_page(code: str):
+    """One receipt page for both addresses: the vote as the voter reads it and the log's check of it."""
+    if not code:
+        return render_template("rounds/receipt.html", result=None, info=None, code="")
+    try:
+        result = check_chain_receipt(code, utcnow())
+    except DomainError as exc:
+        return render_template("rounds/receipt.html", result=None, info=None, code=code, error=exc.message), exc.status
+    try:
+        info = ballots.check_receipt(code)
+    except (ValidationFailed, NotFound):
+        info = None
+    return render_template("rounds/receipt.html", result=result, info=info, code=code)
 
 
 @bp.route("/audit/receipt", defaults={"code": None})
 @bp.route("/audit/receipt/<code>")
 def receipt_check(code: str | None):
     """Public: anyone holding a receipt code checks it (no login; shows no names or unit numbers)."""
-    code = code or request.args.get("code")
-    if not code:
-        return render_template("rounds/receipt.html", result=None, code="")
-    try:
-        result = check_chain_receipt(code, utcnow())
-    except DomainError as exc:
-        return render_template("rounds/receipt.html", result=None, code=code, error=exc.message), exc.status
-    return render_template("rounds/receipt.html", result=result, code=code)
+    return _receipt_page((code or request.args.get("code") or "").strip())

@@ -337,6 +337,27 @@ def open_rounds_for_unit(unit_id: int, now: datetime) -> list[Round]:
         .order_by(Round.closes_at)).scalars())
 
 
+def closed_rounds_for_unit(unit_id: int, limit: int = 5) -> list[tuple[Round, RoundResult | None]]:
+    """The unit's most recently closed rounds with their stored result (a resident sees how they ended)."""
+    return [tuple(row) for row in db.session.execute(
+        sa.select(Round, RoundResult).join(RollEntry, RollEntry.round_id == Round.id)
+        .outerjoin(RoundResult, RoundResult.round_id == Round.id)
+        .where(RollEntry.unit_id == unit_id, Round.status == "closed")
+        .order_by(Round.closes_at.desc()).limit(limit))]
+
+
+def result_label(rnd: Round, result: RoundResult | None) -> str:
+    """A closed round's outcome in a resident's words."""
+    if result is None:
+        return "已截止，结果统计中"
+    if rnd.is_survey:
+        return "问卷已结束，结果已汇总"
+    if rnd.is_choice:
+        decided = ((result.tally or {}).get("choice") or {}).get("decided_label")
+        return f"结果：{decided}" if result.passed and decided else "结果：没有选项达到表决规则，未决定"
+    return "结果：通过" if result.passed else "结果：未通过"
+
+
 def rounds_of_estate(estate_id: int) -> list[Round]:
     return list(db.session.execute(
         sa.select(Round).where(Round.estate_id == estate_id).order_by(Round.id.desc())).scalars())

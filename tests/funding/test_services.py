@@ -164,6 +164,21 @@ def test_payment_validation(world):
                                  "paid_on": ["付款日期不能晚于今天"]}
 
 
+def test_payment_dated_today_in_beijing_is_accepted_after_midnight_there(world):
+    """00:30 on 2026-09-02 in Beijing is still 2026-09-01 in UTC: "today" is Beijing's day, both sides of it."""
+    from datetime import UTC, datetime
+
+    world.plan()
+    just_after_midnight = datetime(2026, 9, 1, 16, 30, tzinfo=UTC)
+    pay = funding_svc.record_payment(world.estate, unit_id=world.u101.id, amount_fen=100, method="cash",
+                                     paid_on=date(2026, 9, 2), user=world.committee, now=just_after_midnight)
+    assert pay.paid_on == date(2026, 9, 2)
+    with pytest.raises(ValidationFailed) as info:
+        funding_svc.record_payment(world.estate, unit_id=world.u101.id, amount_fen=100, method="cash",
+                                   paid_on=date(2026, 9, 3), user=world.committee, now=just_after_midnight)
+    assert info.value.errors == {"paid_on": ["付款日期不能晚于今天"]}
+
+
 def test_settlement_with_refunds_and_top_ups(world, db):
     plan = world.plan()
     for unit, amount in [(world.u101, 540_000), (world.u102, 360_000), (world.u201, 200_000)]:

@@ -41,7 +41,9 @@ def test_phone_sees_a_clear_chinese_503_page(make_database_url, make_app, phone_
         resp = phone_page.goto(f"http://127.0.0.1:{srv.server_port}/p/WM01")
         assert resp.status == 503
         assert phone_page.inner_text("h1") == "服务暂时不可用，请稍后再试"
-        assert "service_unavailable（503）" in phone_page.inner_text("main")
+        # Issue 18: a resident's error page says what to do next and never shows a code.
+        assert "系统暂时无法处理，请过几分钟再试" in phone_page.inner_text("main")
+        assert "service_unavailable" not in phone_page.inner_text("main")
         body = phone_page.content()
         assert "Traceback" not in body and "OperationalError" not in body
         phone_page.screenshot(path=os.path.join(screenshot_dir, "ops_503_phone.png"), full_page=True)

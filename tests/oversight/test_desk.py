@@ -133,7 +133,9 @@ def test_sign_off_verified_is_logged(client, login_as, voted_round):
     from residents_app.oversight.round_facts import signoff_text
 
     assert signoff_text(db.session.get(Round, voted_round.id)) == (
-        f"核验通过（{format_local_dt(ev.at)}，vr_street，审计日志第 {ev.seq} 条）：材料齐全")
+        # Issue 18 item 5: the signer by name and office, not by username.
+        f"核验通过（{format_local_dt(ev.at)}，{voted_round.street.display_name}（{voted_round.street.street_office.name}），"
+        f"审计日志第 {ev.seq} 条）：材料齐全")
 
 
 def test_return_needs_a_comment(client, login_as, voted_round):

@@ -34,6 +34,9 @@ def test_committee_register_pages(live_server, live_app, laptop_page, screenshot
 
     page = laptop_page
     browser_login(page, live_server, "chen")
+    # Issue 18 item 8: the committee lands on its estate's dashboard; the estate list is under 工作台.
+    page.wait_for_url(re.compile(rf".*/estates/{estate_id}/dashboard$"))
+    page.click("nav >> text=工作台")
     page.click("text=示范小区")
     page.wait_for_url(re.compile(rf".*/estates/{estate_id}$"))
     total = page.inner_text("#summary-total")
