@@ -35,7 +35,7 @@ from residents_app.audit.chain import GENESIS, canonical_json, chain_entry, new_
 from residents_app.audit.services import seal_chain
 from residents_app.errors import Conflict
 from residents_app.extensions import db
-from residents_app.rounds.counters import MOVE_SQL, PG_MOVE_CTE
+from residents_app.rounds.counters import MOVE_SQL, PG_MOVE_CTE, slot_of
 from residents_app.rounds.models import Ballot, Round
 
 READ_SQL = """
@@ -259,7 +259,8 @@ def _params(d: _Dialect, rnd, unit_id: int, owner_id: int, choice: str, items: l
     params = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "items": d.bind_json(items),
               "rating": rating, "comment": (comment or "").strip()[:500], "owner_id": owner_id, "channel": "online",
               "cast_at": d.bind_dt(now),
-              "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data)}
+              "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data),
+              "slot": slot_of(unit_id)}
     return params, data
 
 

@@ -23,19 +23,20 @@ from residents_app.registry.models import Building
 from residents_app.rounds.models import CurrentBallot, RollEntry, Round, RoundCount
 
 ROLL = ""  # the choice under which the frozen roll's own totals are stored
+SLOTS = 16  # counter rows per building and choice (RoundCount.slot = unit id mod SLOTS)
 
 # The unit leaves its previous choice (-1) and joins its new one (+1): one row per choice, none when both are the
 # same. `{source}` yields the unit's current_ballot row (choice, previous_choice) as `c`.
 _MOVE = (
-    "INSERT INTO round_count (round_id, building_id, choice, units, area_m2) "
+    "INSERT INTO round_count (round_id, building_id, choice, slot, units, area_m2) "
     "SELECT e.round_id, e.building_id, "
-    "CASE WHEN d.n = 1 THEN c.choice ELSE c.previous_choice END AS moved, SUM(d.n), SUM(d.n) * e.area_m2 "
+    "CASE WHEN d.n = 1 THEN c.choice ELSE c.previous_choice END AS moved, :slot, SUM(d.n), SUM(d.n) * e.area_m2 "
     "FROM {source} "
     "JOIN roll_entry e ON e.round_id = :round_id AND e.unit_id = :unit_id "
     "CROSS JOIN (SELECT 1 AS n UNION ALL SELECT -1) d "
     "WHERE (CASE WHEN d.n = 1 THEN c.choice ELSE c.previous_choice END) IS NOT NULL{where} "
     "GROUP BY e.round_id, e.building_id, e.area_m2, moved HAVING SUM(d.n) <> 0 ORDER BY moved "
-    "ON CONFLICT (round_id, building_id, choice) DO UPDATE SET units = round_count.units + excluded.units, "
+    "ON CONFLICT (round_id, building_id, choice, slot) DO UPDATE SET units = round_count.units + excluded.units, "
     "area_m2 = round_count.area_m2 + excluded.area_m2"
 )
 MOVE_SQL = _MOVE.format(source="current_ballot c",
@@ -48,15 +49,20 @@ _MOVE_TEXT = sa.text(MOVE_SQL)
 
 def move_unit(round_id: int, unit_id: int) -> None:
     """After an upsert of the unit's current_ballot in this transaction (ORM paths: paper, proxy, conflicts)."""
-    db.session.connection().execute(_MOVE_TEXT, {"round_id": round_id, "unit_id": unit_id})
+    db.session.connection().execute(_MOVE_TEXT, {"round_id": round_id, "unit_id": unit_id,
+                                                 "slot": slot_of(unit_id)})
+
+
+def slot_of(unit_id: int) -> int:
+    return unit_id % SLOTS
 
 
 def write_roll_totals(round_id: int) -> None:
     """The frozen roll's totals per building (choice ''), in the transaction that froze it."""
     db.session.flush()
     db.session.execute(sa.insert(RoundCount).from_select(
-        ["round_id", "building_id", "choice", "units", "area_m2"],
-        sa.select(RollEntry.round_id, RollEntry.building_id, sa.literal(ROLL), sa.func.count(),
+        ["round_id", "building_id", "choice", "slot", "units", "area_m2"],
+        sa.select(RollEntry.round_id, RollEntry.building_id, sa.literal(ROLL), sa.literal(0), sa.func.count(),
                   sa.func.sum(sa.type_coerce(RollEntry.area_m2, sa.BigInteger)))
         .where(RollEntry.round_id == round_id).group_by(RollEntry.round_id, RollEntry.building_id)))
 
@@ -66,11 +72,7 @@ Counts = dict[tuple[int, str], tuple[int, int]]
 
 
 def stored_counts(round_id: int) -> Counts:
-    rows = db.session.execute(
-        sa.select(RoundCount.building_id, RoundCount.choice, RoundCount.units,
-                  sa.type_coerce(RoundCount.area_m2, sa.BigInteger))
-        .where(RoundCount.round_id == round_id)).all()
-    return {(b, c): (int(u), int(a or 0)) for b, c, u, a in rows if u or a}
+    return _all_stored([round_id])[round_id]
 
 
 def live_counts(round_ids: list[int]) -> dict[int, Counts]:
@@ -94,9 +96,10 @@ def live_counts(round_ids: list[int]) -> dict[int, Counts]:
 def _all_stored(round_ids: list[int]) -> dict[int, Counts]:
     out: dict[int, Counts] = {r: {} for r in round_ids}
     for r, b, c, u, a in db.session.execute(
-            sa.select(RoundCount.round_id, RoundCount.building_id, RoundCount.choice, RoundCount.units,
-                      sa.type_coerce(RoundCount.area_m2, sa.BigInteger))
-            .where(RoundCount.round_id.in_(round_ids))):
+            sa.select(RoundCount.round_id, RoundCount.building_id, RoundCount.choice, sa.func.sum(RoundCount.units),
+                      sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)))
+            .where(RoundCount.round_id.in_(round_ids))
+            .group_by(RoundCount.round_id, RoundCount.building_id, RoundCount.choice)):
         if u or a:
             out[r][(b, c)] = (int(u), int(a or 0))
     return out
@@ -166,8 +169,8 @@ def rebuild_counters(round_ids: list[int]) -> int:
             for r, counts in live.items() for (b, c), (n, a) in counts.items()]
     if rows:
         db.session.connection().execute(sa.text(
-            "INSERT INTO round_count (round_id, building_id, choice, units, area_m2) "
-            "VALUES (:round_id, :building_id, :choice, :units, :area)"), rows)
+            "INSERT INTO round_count (round_id, building_id, choice, slot, units, area_m2) "
+            "VALUES (:round_id, :building_id, :choice, 0, :units, :area)"), rows)
     return len(round_ids)
 
 

@@ -293,6 +293,9 @@ class RoundCount(db.Model):
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id"), primary_key=True)
     building_id: Mapped[int] = mapped_column(sa.ForeignKey("building.id"), primary_key=True)
     choice: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    # unit id mod counters.SLOTS: concurrent casts of one building and choice update different rows (one row
+    # would make their commits wait for each other); readers sum over the slots.
+    slot: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=0, autoincrement=False)
     units: Mapped[int] = mapped_column(sa.Integer, default=0)
     area_m2: Mapped[Decimal] = mapped_column(Hundredths, default=Decimal("0"))
 
