@@ -57,7 +57,7 @@ def _desk_rows(rnd) -> list[dict]:
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
-    from residents_app.audit.verify import verify_chain
+    from residents_app.audit.verify import verify_since_checkpoint
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
@@ -68,7 +68,7 @@ def verify_desk(round_id: int):
     return render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data),
-        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_chain(estate.id),
+        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_since_checkpoint(estate.id),
         recount=recount_round(rnd),
         signoffs=services_svc.signoffs(rnd.id, estate.id), decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
