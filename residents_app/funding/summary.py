@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from residents_app.db import UTCDateTime, utcnow
+from residents_app.errors import DomainError
 from residents_app.extensions import db
 
 _DIRTY = "funding_summary_dirty"
@@ -72,14 +73,20 @@ def refresh(estate_ids: list[int], *, session: Session | None = None, now: datet
     estate_ids = sorted(plans_in_force(estate_ids, session=session))
     rows = []
     for estate_id in estate_ids:
-        s = funding_summary(estate_id)
+        try:
+            s = funding_summary(estate_id)
+        except DomainError:
+            # The plan's money does not compute any more (e.g. the register changed under it): no stored row, so
+            # the district view asks again live; the change that caused it is not refused for this.
+            continue
         rows.append({"estate_id": estate_id, "plan_version_id": s["plan_version_id"], "owed_fen": s["owed_fen"],
                      "counted_fen": s["counted_fen"], "paid_fen": s["paid_fen"], "owing_units": s["owing_units"],
                      "refreshed_at": now or utcnow()})
-    if not rows:
+    if not estate_ids:
         return
     session.execute(sa.delete(EstateFunding).where(EstateFunding.estate_id.in_(estate_ids)))
-    session.execute(sa.insert(EstateFunding), rows)
+    if rows:
+        session.execute(sa.insert(EstateFunding), rows)
     session.flush()
 
 

@@ -15,6 +15,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
+from residents_app.errors import DomainError
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt
 from residents_app.funding import summary as funding_summary
@@ -123,7 +124,10 @@ def _funding(estate_id: int, plan_id: int | None, row) -> tuple[Fraction | None,
         return None, 0
     if row is None or row.plan_version_id != plan_id:
         # No stored row yet (older data, or a change not committed yet): computed live, this once.
-        s = live_funding(estate_id)
+        try:
+            s = live_funding(estate_id)
+        except DomainError:
+            return None, 0
         if s.get("plan_version_id") is None:
             return None, 0
         owed, counted, owing = s["owed_fen"], s["counted_fen"], s["owing_units"]

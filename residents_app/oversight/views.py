@@ -193,7 +193,8 @@ def district():
         closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50))
 
 
-@bp.route("/district/export.<any(csv, xlsx):fmt>")
+@bp.route("/district/export.csv", defaults={"fmt": "csv"})
+@bp.route("/district/export.xlsx", defaults={"fmt": "xlsx"})
 @roles_required("street", "admin")
 def district_export(fmt: str):
     from residents_app.exports import csv_response, xlsx_response
