@@ -7,6 +7,7 @@ from datetime import datetime
 from fractions import Fraction
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
@@ -208,27 +209,31 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
 
     if not estate_ids:
         return []
+    # Only the columns shown (a district has hundreds of closed rounds; their JSON columns are not needed here).
     rounds = list(db.session.execute(
-        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "closed")
+        sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
+                                                  Round.closed_at, Round.kind))
+        .where(Round.estate_id.in_(estate_ids), Round.status == "closed")
         .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
     if not rounds:
         return []
     names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
-    last: dict[str, object] = {}
-    for ev in db.session.execute(
-            sa.select(AuditEvent).where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
-                                        AuditEvent.subject_type == "round")
-            .order_by(AuditEvent.chain, AuditEvent.seq)).scalars():
-        last[(ev.chain, ev.subject_id)] = ev
+    last: dict[tuple[int, str], tuple] = {}
+    for chain, subject_id, data, at in db.session.execute(
+            sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
+            .where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
+                   AuditEvent.subject_type == "round")
+            .order_by(AuditEvent.chain, AuditEvent.seq)):
+        last[(chain, subject_id)] = (data or {}, at)
     rows = []
     for r in rounds:
-        ev = last.get((r.estate_id, str(r.id)))
-        decided = ev is not None and ev.data["decision"] != "returned"
+        data, at = last.get((r.estate_id, str(r.id)), (None, None))
+        decided = data is not None and data.get("decision") != "returned"
         if waiting_only and decided:
             continue
         rows.append({"round": r, "estate_name": names[r.estate_id],
-                     "decision": DECISIONS[ev.data["decision"]] if ev else "待核验",
-                     "decided": decided, "at": ev.at if ev else None})
+                     "decision": DECISIONS.get(data.get("decision"), "待核验") if data is not None else "待核验",
+                     "decided": decided, "at": at})
         if limit is not None and len(rows) >= limit:
             break
     return rows
