@@ -361,6 +361,10 @@ def verify(app, round_id: int, residents: list[Resident], out: Outcome, closes_a
             problems.append(f"ballot entries on the chain ({sum(entries.values())}) do not match the ballot rows")
         if pending_count(estate_id) or not verify_chain(estate_id).ok:
             problems.append("audit chain: entries left pending or the chain does not verify")
+        # The stored counters (issue 19), moved by every cast under load, against a recount from the ballots.
+        from residents_app.rounds.counters import check_counters
+
+        problems.extend(f"counters: {p.message}" for p in check_counters(round_ids=[round_id]))
         db.session.remove()
     return {"ballot_rows": len(rows), "accepted": len(out.accepted), "lost": len(lost),
             "duplicated": len(duplicated), "unacknowledged": len(unacknowledged), "recount": recount,

@@ -48,3 +48,19 @@ class AuditPending(db.Model):
     subject_type: Mapped[str] = mapped_column(sa.String(40), default="")
     subject_id: Mapped[str] = mapped_column(sa.String(40), default="")
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class AuditCheckpoint(db.Model):
+    """The last point up to which a chain was verified in full (issue 19 item 4): one row per chain.
+
+    Written when a full walk found the chain intact (a street office's sign-off, `flask audit verify`); the
+    verification desk then checks this entry (still there, same hash, hash recomputes) and walks only what
+    came after it, instead of the whole chain on every view. `flask audit verify` always walks from genesis.
+    """
+
+    __tablename__ = "audit_checkpoint"
+    chain: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str] = mapped_column(sa.String(120))

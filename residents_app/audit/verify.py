@@ -45,6 +45,10 @@ class ChainReport:
     head_seq: int = 0
     head_hash: str = GENESIS
     broken: Break | None = None  # head_seq / head_hash then describe the last good entry
+    # Walked from this checkpoint (entries up to from_seq were verified earlier, at checkpoint_at by checkpoint_by)
+    from_seq: int = 0
+    checkpoint_at: object = None
+    checkpoint_by: str = ""
 
     @property
     def ok(self) -> bool:
@@ -66,12 +70,16 @@ def verify_chain(chain: int) -> ChainReport:
     were swapped), prev_hash equals the previous entry's hash, and the stored hash equals the
     SHA-256 recomputed over the entry's canonical JSON.
     """
-    report = ChainReport(chain=chain)
-    prev_seq, prev_hash, prev_id = 0, GENESIS, 0
+    return _walk(ChainReport(chain=chain), 0, GENESIS, 0)
+
+
+def _walk(report: ChainReport, prev_seq: int, prev_hash: str, prev_id: int) -> ChainReport:
+    """Check the entries after `prev_seq` (whose hash and row id are given), stopping at the first bad one."""
+    chain = report.chain
     # Plain rows, not ORM objects: a long chain must not fill the session's identity map.
     stmt = (
         sa.select(*[AuditEvent.__table__.c[name] for name in COLUMNS])
-        .where(AuditEvent.chain == chain)
+        .where(AuditEvent.chain == chain, AuditEvent.seq > prev_seq)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=BATCH)
     )
@@ -90,6 +98,41 @@ def verify_chain(chain: int) -> ChainReport:
         result.close()  # stopping early must still close PostgreSQL's server-side cursor
     report.head_seq, report.head_hash = prev_seq, prev_hash
     return report
+
+
+def verify_since_checkpoint(chain: int) -> ChainReport:
+    """The desk's check: the checkpointed entry (still there, same hash, its hash recomputes), then only the
+    entries after it. Without a checkpoint, or when the checkpointed entry no longer checks out, the whole chain
+    is walked (so a break is located as verify_chain locates it)."""
+    from residents_app.audit.models import AuditCheckpoint
+
+    cp = db.session.get(AuditCheckpoint, chain)
+    if cp is None:
+        return verify_chain(chain)
+    row = db.session.execute(
+        sa.select(*[AuditEvent.__table__.c[name] for name in COLUMNS])
+        .where(AuditEvent.chain == chain, AuditEvent.seq == cp.seq)).first()
+    if row is None or row.hash != cp.hash or compute_hash(row) != row.hash:
+        return verify_chain(chain)
+    report = ChainReport(chain=chain, entry_count=cp.seq, from_seq=cp.seq, checkpoint_at=cp.verified_at,
+                         checkpoint_by=cp.verified_by)
+    return _walk(report, cp.seq, cp.hash, row.id)
+
+
+def record_checkpoint(report: ChainReport, *, actor: str, now) -> None:
+    """After a full walk found the chain intact: its head becomes the chain's checkpoint (in the caller's
+    transaction). A broken or empty chain, or a walk that started at a checkpoint, records nothing."""
+    from residents_app.audit.models import AuditCheckpoint
+
+    if not report.ok or report.head_seq == 0 or report.from_seq:
+        return
+    cp = db.session.get(AuditCheckpoint, report.chain)
+    if cp is None:
+        db.session.add(AuditCheckpoint(chain=report.chain, seq=report.head_seq, hash=report.head_hash,
+                                       verified_at=now, verified_by=actor))
+    elif report.head_seq >= cp.seq:
+        cp.seq, cp.hash, cp.verified_at, cp.verified_by = report.head_seq, report.head_hash, now, actor
+    db.session.flush()
 
 
 def _check(ev, prev_seq: int, prev_hash: str, prev_id: int) -> tuple[str, str] | None:

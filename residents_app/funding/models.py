@@ -205,3 +205,7 @@ MONEY_LOCKS: list = []
 
 def money_locked(plan) -> bool:
     return any(check(plan) for check in MONEY_LOCKS)
+
+
+# The per-estate summary rows and the hooks that keep them (read by the district view).
+from residents_app.funding import summary  # noqa: E402,F401

@@ -7,6 +7,7 @@ from datetime import datetime
 from fractions import Fraction
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
@@ -194,27 +195,45 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
         .order_by(Round.closes_at, Round.id)).scalars())
 
 
-def r_estate_name(estate_id: int) -> str:
+def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = False,
+                                 limit: int | None = None) -> list[dict]:
+    """Closed rounds and their latest sign-off (none yet = waiting for the street office), newest first.
+
+    Three queries whatever the number of rounds: the rounds, the estates' names, the sign-offs in their logs.
+    `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows.
+    """
+    from residents_app.audit.models import AuditEvent
+    from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
     from residents_app.registry.models import Estate
-
-    return db.session.get(Estate, estate_id).name
-
-
-def rounds_awaiting_verification(estate_ids: list[int]) -> list[dict]:
-    """Closed rounds and their latest sign-off (none yet = waiting for the street office)."""
-    from residents_app.oversight.services import DECISIONS, signoffs
     from residents_app.rounds.models import Round
 
     if not estate_ids:
         return []
+    # Only the columns shown (a district has hundreds of closed rounds; their JSON columns are not needed here).
+    rounds = list(db.session.execute(
+        sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
+                                                  Round.closed_at, Round.kind))
+        .where(Round.estate_id.in_(estate_ids), Round.status == "closed")
+        .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
+    if not rounds:
+        return []
+    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    last: dict[tuple[int, str], tuple] = {}
+    for chain, subject_id, data, at in db.session.execute(
+            sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
+            .where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
+                   AuditEvent.subject_type == "round")
+            .order_by(AuditEvent.chain, AuditEvent.seq)):
+        last[(chain, subject_id)] = (data or {}, at)
     rows = []
-    for r in db.session.execute(
-            sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "closed")
-            .order_by(Round.closed_at.desc(), Round.id.desc())).scalars():
-        events = signoffs(r.id, r.estate_id)
-        last = events[-1] if events else None
-        rows.append({"round": r, "estate_name": r_estate_name(r.estate_id),
-                     "decision": DECISIONS[last.data["decision"]] if last else "待核验",
-                     "decided": last is not None and last.data["decision"] != "returned",
-                     "at": last.at if last else None})
+    for r in rounds:
+        data, at = last.get((r.estate_id, str(r.id)), (None, None))
+        decided = data is not None and data.get("decision") != "returned"
+        if waiting_only and decided:
+            continue
+        rows.append({"round": r, "estate_name": names[r.estate_id],
+                     "decision": DECISIONS.get(data.get("decision"), "待核验") if data is not None else "待核验",
+                     "decided": decided, "at": at})
+        if limit is not None and len(rows) >= limit:
+            break
     return rows

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
 from residents_app.audit.services import actor_for_user, record
-from residents_app.audit.verify import verify_chain
+from residents_app.audit.verify import record_checkpoint, verify_chain
 from residents_app.errors import Conflict, ValidationFailed
 from residents_app.extensions import db
 from residents_app.rounds.models import RoundResult
@@ -35,7 +35,7 @@ def sign_off(rnd, *, decision: str, comment: str, user, now: datetime) -> AuditE
         raise ValidationFailed("核验意见有误：" + "；".join(errors.values()), errors=errors)
     if rnd.status != "closed":
         raise Conflict("表决尚未结束，不能核验", code="round_not_closed")
-    chain = verify_chain(rnd.estate_id)
+    chain = verify_chain(rnd.estate_id)  # the sign-off always walks the whole chain
     verdict = DECISIONS[decision]
     if decision != "returned" and not chain.ok:
         raise Conflict(f"本小区审计日志校验未通过（{chain.broken.describe()}），不能{verdict}",
@@ -54,6 +54,8 @@ def sign_off(rnd, *, decision: str, comment: str, user, now: datetime) -> AuditE
                            code="round_failed")
         if decision == "confirmed_failed" and not failed:
             raise Conflict("该表决没有未通过的结果，请选择“核验通过”或“退回”", code="round_not_failed")
+    # The whole chain checked out: its head is the checkpoint the desk walks from next time (issue 19 item 4).
+    record_checkpoint(chain, actor=actor_for_user(user), now=now)
     return record(SIGNOFF_KIND, chain=rnd.estate_id, actor=actor_for_user(user), now=now, subject_type="round",
                   subject_id=rnd.id,
                   data={"decision": decision, "comment": comment, "round_id": rnd.id,

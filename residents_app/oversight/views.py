@@ -57,7 +57,7 @@ def _desk_rows(rnd) -> list[dict]:
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
-    from residents_app.audit.verify import verify_chain
+    from residents_app.audit.verify import verify_since_checkpoint
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
@@ -68,7 +68,7 @@ def verify_desk(round_id: int):
     return render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data),
-        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_chain(estate.id),
+        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_since_checkpoint(estate.id),
         recount=recount_round(rnd),
         signoffs=services_svc.signoffs(rnd.id, estate.id), decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
@@ -162,20 +162,51 @@ def estate_dashboard(estate_id: int):
         closed=dashboards.rounds_awaiting_verification([estate.id]))
 
 
+def _district_table():
+    """The visible estates' rows, filtered and sorted as the query string asks (the page and its exports)."""
+    from residents_app.oversight import district as district_svc
+
+    estates = db.session.execute(visible_estates_query()).scalars().all()
+    rows = district_svc.district_rows(estates, utcnow())
+    args = request.args
+    shown = district_svc.filter_rows(rows, q=args.get("q", ""), stage=args.get("stage", ""),
+                                     overdue_only=args.get("overdue") == "1", sort=args.get("sort", "code"),
+                                     descending=args.get("dir") == "desc")
+    return estates, rows, shown
+
+
 @bp.route("/district")
 @roles_required("street", "admin")
 def district():
+    from residents_app.oversight import district as district_svc
+
     now = utcnow()
-    estates = db.session.execute(visible_estates_query()).scalars().all()
+    estates, rows, shown = _district_table()
+    page_rows, page, pages = district_svc.page_of(shown, request.args.get("page", 1, type=int) or 1)
     ids = [e.id for e in estates]
-    open_rounds = dashboards.rounds_in_progress(ids)
-    cards = [dashboards.round_card(r, now) for r in open_rounds]
-    by_estate = {e.id: {"estate": e, "cards": [c for c in cards if c.round.estate_id == e.id],
-                        "funding": dashboards.funding(e.id)} for e in estates}
     items = dashboards.deadlines(ids, now, with_estate_name=True)
+    args = {k: v for k, v in request.args.items() if k in ("q", "stage", "overdue", "sort", "dir")}
     return render_template(
-        "oversight/district.html", rows=list(by_estate.values()), deadlines=items,
-        months=dashboards.calendar_months(now, items), closed=dashboards.rounds_awaiting_verification(ids))
+        "oversight/district.html", rows=page_rows, shown_count=len(shown), estate_count=len(rows), page=page,
+        pages=pages, args=args, stages=sorted({r.stage for r in rows}), sorts=district_svc.SORTS,
+        deadlines=items, months=dashboards.calendar_months(now, items),
+        closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50))
+
+
+@bp.route("/district/export.csv", defaults={"fmt": "csv"})
+@bp.route("/district/export.xlsx", defaults={"fmt": "xlsx"})
+@roles_required("street", "admin")
+def district_export(fmt: str):
+    from residents_app.exports import csv_response, xlsx_response
+    from residents_app.oversight import district as district_svc
+
+    _, _, shown = _district_table()
+    table = district_svc.table_rows(shown)
+    name = f"街道总览-{utcnow():%Y%m%d}"
+    if fmt == "csv":
+        return csv_response(table, f"{name}.csv")
+    return xlsx_response(table, f"{name}.xlsx", sheet_title="街道总览",
+                         column_widths=[12, 20, 24, 10, 22, 10, 10, 10, 10, 8, 8, 18])
 
 
 # ---- JSON API ---------------------------------------------------------------------------------

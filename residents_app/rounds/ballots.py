@@ -15,7 +15,7 @@ from residents_app.core.thresholds import AGREE
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Ownership
-from residents_app.rounds import castpath
+from residents_app.rounds import castpath, counters
 from residents_app.rounds.common import (
     actor_name,
     get_round,
@@ -82,6 +82,7 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
     params = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
               "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
     conn.execute(_UPSERT, params)
+    counters.move_unit(ballot.round_id, ballot.unit_id)
     conn.execute(_SUPERSEDE, params)
     record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot", subject_id=ballot.id,
            data={"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,

@@ -35,6 +35,7 @@ from residents_app.audit.chain import GENESIS, canonical_json, chain_entry, new_
 from residents_app.audit.services import seal_chain
 from residents_app.errors import Conflict
 from residents_app.extensions import db
+from residents_app.rounds.counters import MOVE_SQL, PG_MOVE_CTE, slot_of
 from residents_app.rounds.models import Ballot, Round
 
 READ_SQL = """
@@ -53,7 +54,8 @@ _BALLOT_COLUMNS = ("round_id, unit_id, choice, items, rating, comment, channel, 
 _BALLOT_VALUES = (":round_id, :unit_id, :choice, :items, :rating, :comment, 'online', 'counted', :owner_id, "
                   "NULL, NULL, NULL, NULL, NULL, '', '', :cast_at, :receipt")
 _UPSERT_TAIL = ("ON CONFLICT (round_id, unit_id) DO UPDATE SET ballot_id = excluded.ballot_id, "
-                "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at")
+                "choice = excluded.choice, channel = excluded.channel, cast_at = excluded.cast_at, "
+                "previous_choice = current_ballot.choice")
 _PENDING_COLUMNS = "chain, kind, at, actor, subject_type, subject_id, data"
 SUPERSEDE_SQL = ("UPDATE ballot SET status = 'superseded' WHERE round_id = :round_id AND unit_id = :unit_id "
                  "AND status = 'counted' AND id <> :ballot_id")
@@ -66,6 +68,7 @@ _BALLOT_INSERT = f"INSERT INTO ballot ({_BALLOT_COLUMNS}) VALUES ({_BALLOT_VALUE
 SQLITE_WRITES = (
     ("ballot", _BALLOT_INSERT),
     ("current", CURRENT_UPSERT),
+    ("count", MOVE_SQL),  # the stored counters (rounds/counters.py), from the row the upsert left
     ("supersede", SUPERSEDE_SQL),
 )
 SQLITE_PENDING = (f"INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
@@ -84,7 +87,8 @@ SQLITE_APPEND = ("INSERT INTO audit_event (chain, seq, kind, at, actor, subject_
 _PG_AFTER_BALLOT = (
     "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
     f"SELECT :round_id, :unit_id, b.id, :choice, :channel, :cast_at FROM b {_UPSERT_TAIL} "
-    "RETURNING NOT (xmax = 0) AS replaced), "
+    "RETURNING NOT (xmax = 0) AS replaced, choice, previous_choice), "
+    f"{PG_MOVE_CTE}, "
     f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
     "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
     "SELECT b.id, c.replaced FROM b, c"
@@ -255,7 +259,8 @@ def _params(d: _Dialect, rnd, unit_id: int, owner_id: int, choice: str, items: l
     params = {"round_id": rnd.id, "unit_id": unit_id, "choice": choice, "items": d.bind_json(items),
               "rating": rating, "comment": (comment or "").strip()[:500], "owner_id": owner_id, "channel": "online",
               "cast_at": d.bind_dt(now),
-              "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data)}
+              "receipt": receipt, "chain": rnd.estate_id, "actor": actor, "data": d.bind_json(data),
+              "slot": slot_of(unit_id)}
     return params, data
 
 

@@ -275,6 +275,29 @@ class CurrentBallot(db.Model):
     choice: Mapped[str] = mapped_column(sa.String(20))
     channel: Mapped[str] = mapped_column(sa.String(10))
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The choice this row held before its last upsert (None after the first): set by the upsert itself
+    # (`previous_choice = current_ballot.choice`), so the counters move one unit from it to `choice` in the same
+    # statement or transaction, even when two casts of one unit race (the upsert sees the winner's row).
+    previous_choice: Mapped[str | None] = mapped_column(sa.String(20))
+
+
+class RoundCount(db.Model):
+    """Stored counters of a round: per building and choice, the units and their area (hundredths).
+
+    `choice = ''` is the frozen roll itself (written when the roll is frozen); every other row is the number of
+    units whose counted ballot has that choice, moved in the cast's own transaction (rounds/counters.py).
+    `flask rounds recount` rebuilds them from current_ballot and the roll and reports any difference.
+    """
+
+    __tablename__ = "round_count"
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id"), primary_key=True)
+    building_id: Mapped[int] = mapped_column(sa.ForeignKey("building.id"), primary_key=True)
+    choice: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    # unit id mod counters.SLOTS: concurrent casts of one building and choice update different rows (one row
+    # would make their commits wait for each other); readers sum over the slots.
+    slot: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=0, autoincrement=False)
+    units: Mapped[int] = mapped_column(sa.Integer, default=0)
+    area_m2: Mapped[Decimal] = mapped_column(Hundredths, default=Decimal("0"))
 
 
 class RoundResult(db.Model):
@@ -289,4 +312,5 @@ class RoundResult(db.Model):
 
 
 # The recount of closed rounds from the log registers itself with `flask audit verify` (audit imports no feature).
-from residents_app.rounds import recount  # noqa: E402,F401
+# So does the check of the stored counters against a recount from the ballots.
+from residents_app.rounds import counters, recount  # noqa: E402,F401

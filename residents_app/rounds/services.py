@@ -25,7 +25,7 @@ from residents_app.core import thresholds as th
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Owner, Ownership, Unit
-from residents_app.rounds import castpath, outcomes
+from residents_app.rounds import castpath, counters, outcomes
 from residents_app.rounds.common import (
     actor_name,
     get_round,
@@ -242,6 +242,7 @@ def freeze_roll(rnd: Round) -> int:
     ]
     if rows:
         db.session.execute(sa.insert(RollEntry), rows)
+        counters.write_roll_totals(rnd.id)
     return len(rows)
 
 

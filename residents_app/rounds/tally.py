@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from residents_app.core import thresholds as th
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Ownership, Unit
+from residents_app.rounds import counters
 from residents_app.rounds.common import (
     get_round,
     natural_key,
@@ -38,7 +39,7 @@ def _register_entries(rnd: Round) -> list[th.RollEntry]:
 def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     """The live tally of a round, from the frozen roll and the counted ballots.
 
-    Household mode aggregates in SQL (SUM over integer hundredths, GROUP BY building and choice);
+    Household mode reads the stored counters (rounds/counters.py: units and hundredths per building and choice);
     person mode needs the owner groups, so it reads one light row per unit (no ORM objects).
     """
     rnd = get_round(round_id)
@@ -48,14 +49,17 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     names = dict(db.session.execute(
         sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
     if rnd.counting_mode == "household":
-        area_col = sa.func.sum(sa.type_coerce(RollEntry.area_m2, sa.BigInteger))
-        rows = db.session.execute(
-            sa.select(RollEntry.building_id, CurrentBallot.choice, sa.func.count(), area_col)
-            .select_from(RollEntry)
-            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
-                                              CurrentBallot.unit_id == RollEntry.unit_id))
-            .where(RollEntry.round_id == round_id)
-            .group_by(RollEntry.building_id, CurrentBallot.choice)).all()
+        # The stored counters (rounds/counters.py): a few rows per building, whatever the size of the roll.
+        stored = counters.stored_counts(round_id)
+        # Rows as the aggregate over the roll gave them: (building, choice or None for no ballot, units, area).
+        not_voted = {b: v for (b, c), v in stored.items() if c == counters.ROLL}
+        rows = []
+        for (b, c), (n, a) in stored.items():
+            if c != counters.ROLL:
+                rows.append((b, c, n, a))
+                left = not_voted.get(b, (0, 0))
+                not_voted[b] = (left[0] - n, left[1] - a)
+        rows.extend((b, None, n, a) for b, (n, a) in not_voted.items() if n or a)
         per_building: dict[int, dict] = {}
         tc = ta = vc = va = ac = aa = 0
         for building_id, choice, count, area in rows:

@@ -1,0 +1,69 @@
+"""No N+1 on the street office's pages (issue 19 item 2): the number of SQL statements of the estate dashboard,
+the round page (tally) and the verification desk does not grow with the number of units, ballots or closed rounds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from residents_app.db import utcnow
+from residents_app.rounds import ballots as ballots_svc
+from residents_app.rounds import services as svc
+from tests.querycount import count_statements
+
+
+def _estate(factory, db, office, code, n_units, closed_rounds):
+    t = utcnow()
+    e = factory.estate(office=office, code=code, buildings={
+        "1幢": [(str(101 + k), "80.00") for k in range(n_units // 2)],
+        "2幢": [(str(201 + k), "70.00") for k in range(n_units - n_units // 2)]})
+    db.session.flush()
+    units = [u for b in e.buildings for u in b.units]
+
+    def vote(rnd, when):
+        for k, u in enumerate(units):
+            if k % 3 != 2:
+                ballots_svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, "agree" if k % 2 else "disagree",
+                                        when)
+
+    for i in range(closed_rounds):
+        old = svc.create_round(e.id, svc.RoundInput(kind="willingness", title=f"往期征求{i}",
+                                                     opens_at=t - timedelta(days=5),
+                                                     closes_at=t - timedelta(days=1)), t - timedelta(days=5))
+        svc.open_round(old.id, t - timedelta(days=5))
+        vote(old, t - timedelta(days=3))
+        assert svc.close_round(old.id, t - timedelta(days=1)) is True
+    rnd = svc.create_round(e.id, svc.RoundInput(kind="willingness", title="是否同意改造",
+                                                 opens_at=t - timedelta(hours=2), closes_at=t + timedelta(days=7)),
+                           t - timedelta(hours=2))
+    svc.open_round(rnd.id, t - timedelta(hours=2))
+    vote(rnd, t - timedelta(hours=1))
+    db.session.commit()
+    return e, rnd
+
+
+def _count(client, db, url):
+    db.session.expire_all()
+    client.get(url)  # warm: the first request of a process loads what later ones reuse
+    db.session.expire_all()
+    with count_statements(db.engine) as counted:
+        resp = client.get(url)
+    assert resp.status_code == 200, url
+    return counted
+
+
+@pytest.mark.parametrize("page,bound", [("dashboard", 30), ("round", 25), ("desk", 30)])
+def test_page_statements_do_not_grow_with_units_ballots_or_closed_rounds(client, login_as, factory, db, page,
+                                                                          bound):
+    office = factory.street_office()
+    street = factory.user("street", office=office)
+    small, small_round = _estate(factory, db, office, "S1", 4, 1)
+    large, large_round = _estate(factory, db, office, "L1", 30, 3)
+    login_as(client, street)
+    urls = {"dashboard": "/estates/{e}/dashboard", "round": "/rounds/{r}", "desk": "/rounds/{r}/verify"}
+    a = _count(client, db, urls[page].format(e=small.id, r=small_round.id))
+    b = _count(client, db, urls[page].format(e=large.id, r=large_round.id))
+    assert a.total <= bound, a.report()
+    assert b.total == a.total, (a.report(), b.report())
