@@ -20,7 +20,8 @@ LAYERS = ("core", "audit", "registry", "auth", "notify", "plans", "rounds", "pub
           "oversight", "ops", "scheduler")
 RANK = {name: i for i, name in enumerate(LAYERS)}
 # Shared plumbing below every feature (it imports no feature): the app's database, errors, formatting, files.
-INFRA = {"db", "extensions", "errors", "formatting", "exports", "uploads", "qr", "config", "files", "ints", "api_csrf"}
+INFRA = {"db", "extensions", "errors", "formatting", "exports", "uploads", "qr", "config", "files", "ints", "api_csrf",
+         "pdf_font"}
 # The application itself, above everything: it assembles the features.
 ASSEMBLY = {"__init__", "models", "demo"}
 EDGE = {"views", "api", "cli", "resident_views", "committee_views", "blueprints", "demo"}

@@ -7,17 +7,12 @@
 from __future__ import annotations
 
 import io
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from residents_app.core import matters
 from residents_app.formatting import format_local_dt
-
-FONT_NAME = "WQYZenHei"
-FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"  # Debian/Ubuntu package fonts-wqy-zenhei
-_font_lock = threading.Lock()
-_font_ready = False
+from residents_app.pdf_font import FONT_NAME, ensure_cjk_font
 
 RULES = {
     "lucheng": {
@@ -86,27 +81,7 @@ class RoundReportData:
 
 
 def _ensure_font() -> None:
-    """Register the CJK font once per process (the collection is 16 MB; registering takes ~0.1 s)."""
-    global _font_ready
-    if _font_ready:
-        return
-    with _font_lock:
-        if _font_ready:
-            return
-        import os
-
-        from reportlab.pdfbase import pdfmetrics, ttfonts
-
-        from residents_app.errors import ServiceUnavailable
-
-        path = os.environ.get("RAPP_CJK_FONT", FONT_PATH)
-        if not os.path.exists(path):
-            # Without an embedded CJK font every character would print as an empty box: refuse instead.
-            raise ServiceUnavailable(
-                "服务器未安装中文字体，暂时无法生成 PDF 报告（请管理员安装 fonts-wqy-zenhei 或设置 RAPP_CJK_FONT）",
-                code="pdf_font_missing")
-        pdfmetrics.registerFont(ttfonts.TTFont(FONT_NAME, path, subfontIndex=0))
-        _font_ready = True
+    ensure_cjk_font()
 
 
 def rule_lines(data: RoundReportData) -> tuple[str, str]:

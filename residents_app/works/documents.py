@@ -6,32 +6,17 @@ report finds it (RAPP_CJK_FONT, else fonts-wqy-zenhei): without it every charact
 from __future__ import annotations
 
 import io
-import os
-import threading
 from datetime import datetime
 from decimal import Decimal
 
-from residents_app.errors import Conflict, ServiceUnavailable
+from residents_app.errors import Conflict
 from residents_app.formatting import format_area, format_local_date, format_local_dt, format_yuan
+from residents_app.pdf_font import FONT_NAME, ensure_cjk_font
 from residents_app.plans.models import PlanVersion
-
-FONT_NAME = "WQYZenHei"
-FONT_PATH = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"  # Debian/Ubuntu package fonts-wqy-zenhei
-_font_lock = threading.Lock()
 
 
 def _ensure_font() -> None:
-    from reportlab.pdfbase import pdfmetrics, ttfonts
-
-    with _font_lock:
-        if FONT_NAME in pdfmetrics.getRegisteredFontNames():
-            return
-        path = os.environ.get("RAPP_CJK_FONT", FONT_PATH)
-        if not os.path.exists(path):
-            raise ServiceUnavailable(
-                "服务器未安装中文字体，暂时无法生成 PDF（请管理员安装 fonts-wqy-zenhei 或设置 RAPP_CJK_FONT）",
-                code="pdf_font_missing")
-        pdfmetrics.registerFont(ttfonts.TTFont(FONT_NAME, path, subfontIndex=0))
+    ensure_cjk_font()
 
 
 def _esc(text) -> str:

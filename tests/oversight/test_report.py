@@ -88,10 +88,11 @@ def test_civil_code_rule_names_the_item(voted_round, tmp_path):
 
 
 def test_missing_cjk_font_is_a_clear_503_not_boxes(monkeypatch, tmp_path):
+    from residents_app import pdf_font
     from residents_app.errors import ServiceUnavailable
     from residents_app.oversight import report
 
-    monkeypatch.setattr(report, "_font_ready", False)
+    monkeypatch.setattr(pdf_font, "_ready", False)
     monkeypatch.setenv("RAPP_CJK_FONT", str(tmp_path / "missing.ttc"))
     with pytest.raises(ServiceUnavailable) as exc:
         report._ensure_font()
