@@ -141,40 +141,6 @@ def end_due_publicity(now: datetime, actions: list) -> None:
     _each_window(actions, "publicity_ended", items, lambda pid: end_publicity_if_due(pid, now, ACTOR))
 
 
-def close_pledge_windows(now: datetime, actions: list) -> None:
-    fn = _optional("residents_app.funding.services", "close_due_pledge_windows")
-    if fn is None:
-        return
-    try:
-        n = int(fn(now) or 0)
-        db.session.commit()
-    except Exception as exc:  # noqa: BLE001
-        db.session.rollback()
-        log.exception("scheduler: closing pledge windows failed")
-        actions.append({"kind": "pledge_windows_closed", "error": f"{type(exc).__name__}: {exc}"[:300]})
-        return
-    if n:
-        actions.append({"kind": "pledge_windows_closed", "count": n})
-
-
-def remind_finance_publicity(now: datetime, actions: list) -> None:
-    """A month's finance publicity is due once the month is over: the committee is reminded once per month."""
-    fn = _optional("residents_app.funding.finance", "remind_due_finance_publicity")
-    if fn is None:
-        return
-    try:
-        n = int(fn(now) or 0)
-        db.session.commit()
-    except Exception as exc:  # noqa: BLE001
-        db.session.rollback()
-        log.exception("scheduler: finance publicity reminders failed")
-        actions.append({"kind": "finance_publicity_due", "error": f"{type(exc).__name__}: {exc}"[:300]})
-        return
-    if n:
-        actions.append({"kind": "finance_publicity_due", "count": n})
-
-
-
 def _optional_step(now: datetime, actions: list, module: str, name: str, kind: str, what: str) -> None:
     """One optional feature's idempotent step in its own transaction; a failure is recorded, the tick goes on."""
     fn = _optional(module, name)
@@ -190,6 +156,17 @@ def _optional_step(now: datetime, actions: list, module: str, name: str, kind: s
         return
     if n:
         actions.append({"kind": kind, "count": n})
+
+
+def close_pledge_windows(now: datetime, actions: list) -> None:
+    _optional_step(now, actions, "residents_app.funding.services", "close_due_pledge_windows",
+                   "pledge_windows_closed", "closing pledge windows")
+
+
+def remind_finance_publicity(now: datetime, actions: list) -> None:
+    """A month's finance publicity is due once the month is over: the committee is reminded once per month."""
+    _optional_step(now, actions, "residents_app.funding.finance", "remind_due_finance_publicity",
+                   "finance_publicity_due", "finance publicity reminders")
 
 
 def remind_overdue_progress(now: datetime, actions: list) -> None:
