@@ -339,13 +339,19 @@ def paper_enter(round_id: int):
     return redirect(url_for("rounds.round_detail", round_id=rnd.id))
 
 
+def _ballot_of(rnd, ballot_id: int) -> Ballot:
+    """A ballot of this round (another round's ballot is 404, as if it did not exist)."""
+    ballot = db.session.get(Ballot, ballot_id)
+    if ballot is None or ballot.round_id != rnd.id:
+        abort(404)
+    return ballot
+
+
 @bp.route("/rounds/<int:round_id>/paper/<int:ballot_id>/confirm", methods=["POST"])
 @staff_required
 def paper_confirm(round_id: int, ballot_id: int):
     rnd, _ = _round_for(round_id, edit=True)
-    ballot = db.session.get(Ballot, ballot_id)
-    if ballot is None or ballot.round_id != rnd.id:
-        abort(404)
+    ballot = _ballot_of(rnd, ballot_id)
     b = ballots_svc.confirm_paper_ballot(ballot.id, utcnow(), current_user)
     db.session.commit()
     flash("该户已有线上投票，纸质票与之冲突，请处理" if b.status == "conflict" else "纸质票已确认并计入",
@@ -357,9 +363,7 @@ def paper_confirm(round_id: int, ballot_id: int):
 @staff_required
 def conflict_resolve(round_id: int, ballot_id: int):
     rnd, _ = _round_for(round_id, edit=True)
-    ballot = db.session.get(Ballot, ballot_id)
-    if ballot is None or ballot.round_id != rnd.id:
-        abort(404)
+    ballot = _ballot_of(rnd, ballot_id)
     ballots_svc.resolve_conflict(ballot.id, request.form.get("keep", ""), request.form.get("reason", ""), utcnow(),
                          current_user)
     db.session.commit()
@@ -403,9 +407,7 @@ def mandate_cast(round_id: int, mandate_id: int):
 @staff_required
 def proxy_confirm(round_id: int, ballot_id: int):
     rnd, _ = _round_for(round_id, edit=True)
-    ballot = db.session.get(Ballot, ballot_id)
-    if ballot is None or ballot.round_id != rnd.id:
-        abort(404)
+    ballot = _ballot_of(rnd, ballot_id)
     b = ballots_svc.confirm_proxy_ballot(ballot.id, utcnow(), current_user)
     db.session.commit()
     flash("该户业主本人已投票，委托代理票与之冲突，请处理" if b.status == "conflict" else "委托代理票已确认并计入",
