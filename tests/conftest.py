@@ -215,7 +215,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture
 def live_app(app):
-    """The session app with real commits (no rollback); every table is emptied afterwards."""
+    """The session app with real commits (no rollback); every table is emptied afterwards. Rate limits start
+    fresh, as for `client`: one test's sign-ins must not count against the next one's."""
+    limiter.reset()
     yield app
     with app.app_context():
         _db.session.remove()
