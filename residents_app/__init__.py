@@ -89,6 +89,10 @@ def create_app(config: dict | None = None) -> Flask:
             for attr in ("users_cli",):
                 if hasattr(views, attr):
                     app.cli.add_command(getattr(views, attr))
+        resident_api = _optional_module(f"residents_app.{name}.resident_api")
+        if resident_api is not None:  # the resident API under /api/r/... (resident session)
+            ext.csrf.exempt(resident_api.api_bp)
+            ext.api.register_blueprint(resident_api.api_bp)
         cli = _optional_module(f"residents_app.{name}.cli")
         if cli is not None and hasattr(cli, "cli"):
             app.cli.add_command(cli.cli)
