@@ -11,6 +11,9 @@ from residents_app.audit.services import actor_for_user, record
 from residents_app.core.calendar import WorkCalendar, beijing_date, publicity_last_day
 from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
+from residents_app.notify.outbox import queue
+from residents_app.notify.templates import render
+from residents_app.registry.models import Estate, Unit
 from residents_app.works.construction import services
 from residents_app.works.construction.models import COMPLAINT_KINDS, Complaint
 from residents_app.works.models import StartApplication
@@ -66,11 +69,30 @@ def get_complaint(estate_id: int, complaint_id: int) -> Complaint:
 
 
 def answer_complaint(c: Complaint, *, reply: str, user, now: datetime) -> Complaint:
+    """Answer it, and queue the message that tells the complainant's unit (issue 17 item 5: complaint answered)."""
     c.answer(reply=reply, user_id=user.id, now=now)
     record("construction.complaint_answered", chain=c.estate_id, actor=actor_for_user(user), now=now,
            subject_type="complaint", subject_id=c.id,
            data={"number": c.number, "late": beijing_date(now) > c.due_on})
+    queue_answer_notice(c, now)
     return c
+
+
+SUBJECT_MAX = 20
+
+
+def answer_notice_key(complaint_id: int) -> str:
+    return f"complaint:{complaint_id}:answered"
+
+
+def queue_answer_notice(c: Complaint, now: datetime):
+    """The outbox message to the unit that filed `c` (once per complaint; held until 08:00 in quiet hours)."""
+    body = " ".join(c.body.split())
+    subject = f"{c.number} {body[:SUBJECT_MAX]}" + ("…" if len(body) > SUBJECT_MAX else "")
+    msg = render("complaint_answered", estate=db.session.get(Estate, c.estate_id).name,
+                 unit=db.session.get(Unit, c.unit_id).label, subject=subject, answer=c.reply)
+    return queue(estate_id=c.estate_id, unit_id=c.unit_id, text=msg.text, title=msg.title, now=now,
+                 dedupe_key=answer_notice_key(c.id))
 
 
 def complaints_of(estate_id: int, *, unit_id: int | None = None) -> list[Complaint]:
