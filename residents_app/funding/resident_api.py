@@ -26,6 +26,12 @@ api_bp = ApiBlueprint("funding_resident_api", __name__, url_prefix="/api/r",
                       description="住户（小程序）：本户出资明细、决算多退少补、出资承诺书")
 
 
+@api_bp.before_request
+def _resident_first():
+    """No resident session: 401 before the body is even read (the mini-program then asks for the identity check)."""
+    resident_or_401()
+
+
 def yuan_text(fen: int | None) -> str:
     """Fen as a plain string of yuan to the fen: 123456 -> "1234.56", -5 -> "-0.05" (no thousands separator)."""
     fen = int(fen or 0)

@@ -29,6 +29,12 @@ from residents_app.works.acceptance.models import Evaluation
 api_bp = ApiBlueprint("evaluation_resident_api", __name__, url_prefix="/api/r",
                       description="住户（小程序）：改造项目的问效评价结果与居民满意度调查")
 
+
+@api_bp.before_request
+def _resident_first():
+    """No resident session: 401 before the body is even read (the mini-program then asks for the identity check)."""
+    resident_or_401()
+
 SURVEY_KIND = "satisfaction"
 
 

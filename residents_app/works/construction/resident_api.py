@@ -26,7 +26,6 @@ from residents_app.works.construction import changes, complaints, progress, serv
 from residents_app.works.construction.models import Complaint
 
 
-
 class _FormAndFilesParser(FlaskParser):
     """Location "files" reads the whole multipart form, its fields and its files, so one schema documents and
     checks the complaint's kind, body and photos (OpenAPI 3 has one request body per operation)."""
@@ -41,6 +40,12 @@ class _Blueprint(ApiBlueprint):
 
 api_bp = _Blueprint("construction_resident_api", __name__, url_prefix="/api/r",
                       description="住户（小程序）：投诉咨询、施工进度、参建单位与现场联络人、工程变更、项目进程")
+
+
+@api_bp.before_request
+def _resident_first():
+    """No resident session: 401 before the body is even read (the mini-program then asks for the identity check)."""
+    resident_or_401()
 
 HOME_COMPLAINTS = 5
 
