@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.plan_world import resident_login, world  # noqa: F401
-from tests.works.construction.conftest import jpeg_with_exif, png_bytes  # noqa: F401
 
 API_MODULES = ("residents_app.auth.resident_api", "residents_app.funding.resident_api",
                "residents_app.works.construction.resident_api", "residents_app.works.acceptance.resident_api")

@@ -28,7 +28,10 @@ from residents_app.works.construction.models import Complaint
 
 class _FormAndFilesParser(FlaskParser):
     """Location "files" reads the whole multipart form, its fields and its files, so one schema documents and
-    checks the complaint's kind, body and photos (OpenAPI 3 has one request body per operation)."""
+    checks the complaint's kind, body and photos (OpenAPI 3 has one request body per operation); the schema's own
+    `unknown = RAISE` applies (webargs would otherwise exclude unknown files)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "files": None}
 
     def load_files(self, req, schema):
         return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
