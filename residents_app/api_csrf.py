@@ -11,7 +11,8 @@ cookie is checked here, before its view:
    request with none of the three headers is not a browser's (a script) and passes.
 2. Unless its body is JSON (which a cross-site page cannot send without CORS, and we allow none), it must
    carry the CSRF token in the X-CSRFToken header (with WTF_CSRF_ENABLED, like every form). Scripts read
-   the token from the X-CSRFToken header of the login API's (and /api/auth/me's) response.
+   the token from the X-CSRFToken header of the login API's (and /api/auth/me's) response; a resident (the
+   mini-program's photo upload, wx.uploadFile) from that of /api/r/me.
 
 A request without the session cookie carries no authority to abuse and is not checked.
 """
@@ -27,7 +28,7 @@ from wtforms import ValidationError
 from residents_app.errors import DomainError
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-TOKEN_ENDPOINTS = frozenset({"auth_api.api_login", "auth_api.api_me"})
+TOKEN_ENDPOINTS = frozenset({"auth_api.api_login", "auth_api.api_me", "resident_api.me"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -187,3 +187,25 @@ def test_answering_queues_one_message_to_the_complainant(app, world, project, db
     assert msg.next_attempt_at == world.now.replace(day=2, hour=0, minute=0)
     assert complaints.queue_answer_notice(c, at) is None  # once per complaint
     assert db.session.execute(sa.select(sa.func.count(OutboxMessage.id))).scalar_one() == 1
+
+
+def test_with_csrf_on_the_photo_upload_takes_the_token_of_api_r_me(csrf_app, client, resident_login, world, project,
+                                                                    db, clock):
+    """A multipart upload is not JSON: with WTF_CSRF_ENABLED it needs the X-CSRFToken that /api/r/me hands out."""
+    resident_login(client, world.u101)
+    form = {"kind": "question", "body": "何时停水？"}
+    resp = client.post("/api/r/complaints", data=form, content_type="multipart/form-data")
+    assert (resp.status_code, resp.get_json()["code"]) == (400, "csrf_failed")
+    token = client.get("/api/r/me").headers["X-CSRFToken"]
+    resp = client.post("/api/r/complaints", data=form, content_type="multipart/form-data",
+                       headers={"X-CSRFToken": token, "Referer": "http://localhost/"})
+    assert (resp.status_code, resp.get_json()["number"]) == (201, "TS2026-0001")
+    # the mini-program's pages (Referer https://servicewechat.com/...) once it is a trusted origin
+    old = csrf_app.config["TRUSTED_ORIGINS"]
+    csrf_app.config["TRUSTED_ORIGINS"] = ("https://servicewechat.com",)
+    try:
+        resp = client.post("/api/r/complaints", data=form, content_type="multipart/form-data",
+                           headers={"X-CSRFToken": token, "Referer": "https://servicewechat.com/wx0123/3/page"})
+        assert (resp.status_code, resp.get_json()["number"]) == (201, "TS2026-0002")
+    finally:
+        csrf_app.config["TRUSTED_ORIGINS"] = old
