@@ -96,7 +96,8 @@ class RoundBriefSchema(Schema):
 class RoundDetailSchema(RoundBriefSchema):
     description = fields.String(metadata={"example": "拟对本小区屋面、外墙进行改造，请各户表明意愿。"})
     options = fields.List(fields.Nested(RoundOptionOutSchema))
-    item_menu = fields.List(fields.Nested(RoundMenuItemOutSchema), metadata={"description": "选择同意时可勾选的改造项目"})
+    item_menu = fields.List(fields.Nested(RoundMenuItemOutSchema),
+                            metadata={"description": "选择同意时可勾选的改造项目"})
     rule = fields.Nested(RuleSchema)
     results_visibility = fields.String(metadata={"description": "live 实时公开 / hidden 截止后公开",
                                                  "example": "live"})
