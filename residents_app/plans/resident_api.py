@@ -26,6 +26,11 @@ api_bp = ApiBlueprint("plans_resident_api", __name__, url_prefix="/api/r",
 _PUBLISHED = ("published", "superseded")
 
 
+@api_bp.before_request
+def _signed_in():
+    resident_or_401()  # before the body is read: without a session, 401 whatever was sent
+
+
 def yuan(fen: int | None) -> str | None:
     """Fen as a string of yuan with two decimals, no thousands separator: 123456 -> "1234.56"."""
     if fen is None:

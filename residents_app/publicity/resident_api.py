@@ -29,6 +29,11 @@ api_bp = ApiBlueprint("publicity_resident_api", __name__, url_prefix="/api/r",
                       description="住户（小程序）：本小区公示栏、公示文件、异议")
 
 
+@api_bp.before_request
+def _signed_in():
+    resident_or_401()  # before the body is read: without a session, 401 whatever was sent
+
+
 # ---- schemas ---------------------------------------------------------------------------------------
 
 class DocumentSchema(Schema):

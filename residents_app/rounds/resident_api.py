@@ -35,6 +35,11 @@ api_bp = ApiBlueprint("rounds_resident_api", __name__, url_prefix="/api/r",
 _ISO = "2026-09-10T02:00:00+00:00"
 
 
+@api_bp.before_request
+def _signed_in():
+    resident_or_401()  # before the body is read: without a session, 401 whatever was sent
+
+
 # ---- schemas ---------------------------------------------------------------------------------------
 
 class RoundOptionOutSchema(Schema):
