@@ -19,7 +19,7 @@ from residents_app.audit import sealer
 from residents_app.auth.resident import Resident
 from residents_app.auth.resident_api import register_home_section, resident_or_401
 from residents_app.db import utcnow
-from residents_app.errors import NotFound
+from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.formatting import to_local
 from residents_app.rounds import ballots, outcomes
@@ -248,7 +248,10 @@ def my_cast(data, round_id: int):
 def my_receipt(code: str):
     """Check a receipt code of my estate: recorded in the audit log, and once the round is closed counted as cast."""
     resident = resident_or_401()
-    normal = normalise_code(code)
+    try:
+        normal = normalise_code(code)
+    except ValidationFailed as exc:  # nothing can be found under a malformed code: 404, saying why
+        raise NotFound(exc.message, code="receipt_not_found", errors=exc.errors) from None
     estate_id = db.session.execute(
         sa.select(Round.estate_id).join(Ballot, Ballot.round_id == Round.id).where(Ballot.receipt_code == normal)
     ).scalar_one_or_none()

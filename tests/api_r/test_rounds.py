@@ -206,5 +206,6 @@ def test_receipts_of_another_estate_or_malformed(client, db, clock, estates, mak
     unknown = client.get("/api/r/receipts/0123456789abcdef0123")
     assert (unknown.status_code, unknown.get_json()["code"]) == (404, "receipt_not_found")
     bad = client.get("/api/r/receipts/xyz")
-    assert (bad.status_code, bad.get_json()["code"], bad.get_json()["errors"]) == (
-        422, "invalid_receipt", {"code": "回执码格式不正确"})
+    assert bad.status_code == 404
+    assert bad.get_json() == {"code": "receipt_not_found", "status": 404, "errors": {"code": "回执码格式不正确"},
+                              "message": "回执码应为 20 位，由数字 0-9 和字母 a-f 组成，请核对后重新输入"}
