@@ -199,8 +199,9 @@ def _results(rnd: Round, now: datetime) -> dict | None:
 @api_bp.route("/rounds")
 @api_bp.response(200, RoundBriefSchema(many=True))
 def my_rounds():
-    """The rounds of my estate: open ones first (soonest closing first) with my ballot, then closed ones with their
-    outcome (latest first)."""
+    """The rounds of my estate: open ones (soonest closing first) with my ballot, then closed ones with their outcome.
+
+    Closed rounds come latest first; drafts are never shown."""
     resident = resident_or_401()
     now = utcnow()
     rows = db.session.execute(
@@ -214,8 +215,9 @@ def my_rounds():
 @api_bp.route("/rounds/<int:round_id>")
 @api_bp.response(200, RoundDetailSchema)
 def my_round(round_id: int):
-    """One round: the question, its options or item menu, the rule in Chinese, my ballot, and the results when the
-    round's visibility allows."""
+    """One round: the question, options or item menu, the rule in Chinese, my ballot, results if visible.
+
+    Results: the final ones once closed; before that the live figures, unless the round hides them until the close."""
     resident = resident_or_401()
     now = utcnow()
     rnd = _visible_round(round_id, resident)
