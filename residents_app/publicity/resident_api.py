@@ -44,7 +44,7 @@ class DocumentSchema(Schema):
                                   "example": "https://example.org/p/E1/documents/3bX9…"})
 
 
-class ChangeSchema(Schema):
+class PublicityChangeSchema(Schema):
     kind = fields.String(metadata={"description": "extend 延长 / restart 重新公示", "example": "extend"})
     kind_label = fields.String(metadata={"example": "延长公示"})
     reason = fields.String(metadata={"example": "有住户提出异议，延长公示以便协商"})
@@ -73,7 +73,7 @@ class NoticeDetailSchema(NoticeSchema):
     outcome_lines = fields.List(fields.String(), metadata={"example": ["同意：4 户，300.00 平方米"]})
     unit_list_title = fields.String(metadata={"example": "同意的房屋"})
     unit_labels = fields.List(fields.String(), metadata={"example": ["1幢-101", "1幢-102"]})
-    changes = fields.List(fields.Nested(ChangeSchema))
+    changes = fields.List(fields.Nested(PublicityChangeSchema))
 
 
 class ObjectionInSchema(Schema):

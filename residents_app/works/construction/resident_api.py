@@ -125,7 +125,7 @@ class SiteContactSchema(PartySchema):
     contact_phone = fields.String(metadata={"example": "13900001111"})
 
 
-class ChangeSchema(Schema):
+class WorksChangeSchema(Schema):
     number = fields.Integer(metadata={"example": 2})
     title = fields.String(metadata={"example": "雨水管改线"})
     state = fields.String(metadata={"description": "refused 不予变更、approved 已批准、replanned 重新表决",
@@ -153,7 +153,7 @@ class ProjectSchema(Schema):
     site_contact = fields.Nested(SiteContactSchema, allow_none=True)
     parties = fields.List(fields.Nested(PartySchema))
     complaint_answer_working_days = fields.Integer(metadata={"example": 5})
-    changes = fields.List(fields.Nested(ChangeSchema), metadata={"description": "已处理的工程变更"})
+    changes = fields.List(fields.Nested(WorksChangeSchema), metadata={"description": "已处理的工程变更"})
     pending_changes = fields.Integer(metadata={"description": "正在审批的变更申请数", "example": 0})
     timeline = fields.List(fields.Nested(StageSchema))
 
