@@ -13,7 +13,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
 from residents_app.auth.models import User
-from residents_app.auth.scoping import can_see_estate, estate_or_404, staff_required
+from residents_app.auth.scoping import can_see_estate, estate_or_404, roles_required, staff_required
 from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
@@ -23,6 +23,8 @@ from residents_app.works.acceptance import documents, services
 from residents_app.works.acceptance.models import ROLE_LABELS, ROLES
 
 bp = Blueprint("acceptance", __name__)
+# A construction party's own account (role "party") sees, signs and downloads its project's acceptance only.
+signatory_required = roles_required("admin", "street", "committee", "party")
 api_bp = ApiBlueprint("acceptance_api", __name__, url_prefix="/api/works", description="竣工验收、归档移交、问效评价")
 
 
@@ -35,7 +37,9 @@ def parse_day(value: str, field: str, label: str) -> date:
 
 def _acceptance_or_404(acceptance_id: int):
     acc = services.get_acceptance(acceptance_id)
-    return acc, estate_or_404(acc.estate_id)
+    estate = estate_or_404(acc.estate_id)
+    services.require_party_of_project(acc, current_user)
+    return acc, estate
 
 
 def _user_by_name(username: str, estate, field: str) -> int | None:
@@ -68,7 +72,7 @@ def acceptance_list(estate_id: int):
 
 
 @bp.route("/acceptance/<int:acceptance_id>")
-@staff_required
+@signatory_required
 def acceptance_detail(acceptance_id: int):
     acc, estate = _acceptance_or_404(acceptance_id)
     return render_template("works/acceptance/detail.html", acc=acc, estate=estate,
@@ -77,7 +81,7 @@ def acceptance_detail(acceptance_id: int):
 
 
 @bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
-@staff_required
+@signatory_required
 def acceptance_sign(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     p = services.sign_online(acc, participant_id, user=current_user, opinion=request.form.get("opinion", ""),
@@ -142,7 +146,7 @@ def acceptance_issue_close(acceptance_id: int, issue_id: int):
 
 
 @bp.route("/acceptance/<int:acceptance_id>/record.pdf")
-@staff_required
+@signatory_required
 def acceptance_pdf(acceptance_id: int):
     acc, estate = _acceptance_or_404(acceptance_id)
     pdf = documents.acceptance_pdf(acc, estate, now=utcnow())
@@ -175,14 +179,14 @@ def acceptance_json(acc) -> dict:
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>")
-@staff_required
+@signatory_required
 def api_acceptance(acceptance_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     return acceptance_json(acc)
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
-@staff_required
+@signatory_required
 def api_acceptance_sign(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     body = request.get_json(silent=True) or {}
