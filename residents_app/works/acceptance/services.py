@@ -183,10 +183,21 @@ def confirm_paper_signature(acc: Acceptance, participant_id: int, *, user, now: 
     return p
 
 
-def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, user, now: datetime) -> AcceptanceIssue:
+def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, user, now: datetime,
+              owner_party_id: int | None = None) -> AcceptanceIssue:
+    """A rectification item; its owner is named, or is one of the project's parties (reminded when overdue)."""
     acc.require_open()
     errors: dict = {}
     description = _text(description, "description", "问题描述", 2000, errors)
+    party = None
+    if owner_party_id is not None:
+        party = db.session.get(Party, owner_party_id)
+        project = construction.project_of(acc.estate_id)
+        if party is None or project is None or party.start_application_id != project.id:
+            errors["owner_party_id"] = "该单位不是本项目的参建单位"
+            party = None
+        elif not (owner or "").strip():
+            owner = party.name
     owner = _text(owner, "owner", "整改责任单位", 200, errors)
     if not isinstance(due_on, date):
         errors["due_on"] = "请填写整改期限"
@@ -197,7 +208,8 @@ def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, us
     if errors:
         raise ValidationFailed("整改项有误：" + "；".join(errors.values()), errors=errors)
     issue = AcceptanceIssue(number=len(acc.issues) + 1, description=description, owner=owner, due_on=due_on,
-                            status="open", created_at=now, created_by_id=user.id)
+                            owner_party_id=party.id if party else None, status="open", created_at=now,
+                            created_by_id=user.id)
     acc.issues.append(issue)
     db.session.flush()
     record("acceptance.issue_added", chain=acc.estate_id, actor=actor_for_user(user), now=now,

@@ -21,6 +21,7 @@ from residents_app.extensions import db
 from residents_app.uploads import check_upload
 from residents_app.works.acceptance import documents, services
 from residents_app.works.acceptance.models import ROLE_LABELS, ROLES
+from residents_app.works.construction import services as construction
 
 bp = Blueprint("acceptance", __name__)
 # A construction party's own account (role "party") sees, signs and downloads its project's acceptance only.
@@ -75,9 +76,10 @@ def acceptance_list(estate_id: int):
 @signatory_required
 def acceptance_detail(acceptance_id: int):
     acc, estate = _acceptance_or_404(acceptance_id)
+    project = construction.project_of(estate.id)
     return render_template("works/acceptance/detail.html", acc=acc, estate=estate,
                            reasons=acc.reasons_not_passed(), publicity=services.publicity_of(acc),
-                           today=beijing_date(utcnow()))
+                           today=beijing_date(utcnow()), parties=construction.parties_of(project) if project else [])
 
 
 @bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
@@ -127,9 +129,10 @@ def acceptance_confirm(acceptance_id: int, participant_id: int):
 def acceptance_issue_add(acceptance_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     f = request.form
+    party = (f.get("owner_party_id") or "").strip()
     issue = services.add_issue(acc, description=f.get("description", ""), owner=f.get("owner", ""),
                                due_on=parse_day(f.get("due_on", ""), "due_on", "整改期限"), user=current_user,
-                               now=utcnow())
+                               now=utcnow(), owner_party_id=int(party) if party.isdigit() else None)
     db.session.commit()
     flash(f"已登记整改项 #{issue.number}", "success")
     return redirect(url_for("acceptance.acceptance_detail", acceptance_id=acc.id))
