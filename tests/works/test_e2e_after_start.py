@@ -208,10 +208,11 @@ def _acceptance(browser, server, ids, tmp_path, shots) -> None:
     assert page.locator("#participants tr[data-participant]").count() == 8
     # a problem found: a rectification item with its owner and due date
     page.fill("#add-issue input[name=description]", "3 幢屋面局部渗水")
-    page.fill("#add-issue input[name=owner]", "市政建设公司")
+    page.select_option("#add-issue select[name=owner_party_id]", label="施工单位 · 市政建设公司")  # its owner
     page.fill("#add-issue input[name=due_on]", (utcnow() + timedelta(days=10)).date().isoformat())
     page.click("#add-issue button")
     page.wait_for_selector("tr[data-issue='1']")
+    assert "市政建设公司" in page.inner_text("tr[data-issue='1']")
     # five parties sign on paper: the committee enters each scan ...
     for role in ("community", "owners", "designer", "supervisor", "utility"):
         row = page.locator(f"tr[data-role={role}]")
@@ -236,6 +237,9 @@ def _acceptance(browser, server, ids, tmp_path, shots) -> None:
         page.goto(acc_url)
         if opinion:
             page.locator(f"tr[data-role={role}] input[name=opinion]").fill(opinion)
+        if role == "contractor":  # a party account: only its own row's signature, none of the committee's forms
+            assert page.locator("button.sign-online").count() == 1
+            assert page.locator("button.close-issue, button.enter-scan, #add-issue").count() == 0
         page.locator(f"tr[data-role={role}] button.sign-online").click()
         page.wait_for_selector(".flash-success")
         ctx.close()
