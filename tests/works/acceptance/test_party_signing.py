@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date
+from unittest import mock
 
 import pytest
 
@@ -106,6 +107,9 @@ def test_party_pages_over_http(project, world, factory, db, client):  # noqa: F8
     assert html.count('class="sign-online"') == 1 and "（参建单位账号）" in html
     assert 'id="add-issue"' not in html and "enter-scan" not in html  # the committee's forms are not shown
     assert client.get(f"/acceptance/{acc.id}/record.pdf").status_code == 200
+    construction_page = client.get(f"/estates/{world.estate.id}/construction").get_data(as_text=True)
+    assert f'href="/acceptance/{acc.id}">竣工共同验收（2026-09-01）</a>' in construction_page
+    assert "待您签字" in construction_page
     # another participant's row: refused (409), nothing signed
     resp = client.post(f"/api/works/acceptance/{acc.id}/participants/{rows['builder'].id}/sign", json={})
     assert resp.status_code == 409 and resp.get_json()["code"] == "not_the_signatory"
@@ -117,9 +121,12 @@ def test_party_pages_over_http(project, world, factory, db, client):  # noqa: F8
     assert client.post(f"/acceptance/{acc.id}/issues", data={"description": "x"}).status_code == 404
     assert client.get(f"/estates/{world.estate.id}/acceptance").status_code == 404
     # its own row: signed
-    resp = client.post(f"/api/works/acceptance/{acc.id}/participants/{rows['contractor'].id}/sign",
-                       json={"opinion": "同意"})
+    with mock.patch("residents_app.works.acceptance.views.utcnow", return_value=world.now):
+        resp = client.post(f"/api/works/acceptance/{acc.id}/participants/{rows['contractor'].id}/sign",
+                           json={"opinion": "同意"})
     assert resp.status_code == 200
     signed = {p["role"]: p["signed"] for p in resp.get_json()["participants"]}
+    construction_page = client.get(f"/estates/{world.estate.id}/construction").get_data(as_text=True)
+    assert "待您签字" not in construction_page and "已签字 2026-09-01 10:00" in construction_page
     assert signed == {"builder": False, "street": False, "community": False, "owners": False, "designer": False,
                       "contractor": True, "supervisor": False, "utility": False}
