@@ -181,6 +181,13 @@ def flag_overdue_complaints(now: datetime, actions: list) -> None:
                    "complaints_overdue", "overdue complaints")
 
 
+def remind_overdue_rectifications(now: datetime, actions: list) -> None:
+    """A rectification item (the construction's or the acceptance's) still open after its due day: its owner is
+    reminded once."""
+    _optional_step(now, actions, "residents_app.works.acceptance.overdue", "remind_overdue_items",
+                   "rectifications_overdue", "overdue rectification reminders")
+
+
 ROUND_REMINDER_BEFORE = timedelta(hours=24)
 ROUND_SECOND_REMINDER_BEFORE = timedelta(hours=48)
 # An opening notice later than this after the round opened (a long outage) is dropped: the closing reminders
@@ -290,8 +297,8 @@ def delete_stale_roster_uploads(now: datetime, actions: list) -> None:
 
 
 STEPS = (seal_audit, open_due_rounds, close_due_rounds, end_due_publicity, close_pledge_windows,
-         remind_finance_publicity, remind_overdue_progress, flag_overdue_complaints, queue_reminders,
-         delete_stale_roster_uploads)
+         remind_finance_publicity, remind_overdue_progress, flag_overdue_complaints, remind_overdue_rectifications,
+         queue_reminders, delete_stale_roster_uploads)
 
 
 def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:

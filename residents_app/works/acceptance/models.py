@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from residents_app.db import UTCDateTime
 from residents_app.errors import Conflict
 from residents_app.extensions import db
+from residents_app.works.construction.models import Party
 
 ROLES = ("builder", "street", "community", "owners", "designer", "contractor", "supervisor", "utility")
 ROLE_LABELS = {"builder": "建设单位", "street": "街道办事处", "community": "社区", "owners": "业主委员会/业主代表",
@@ -91,6 +92,8 @@ class AcceptanceParticipant(db.Model):
     organisation: Mapped[str] = mapped_column(sa.String(200))
     name: Mapped[str] = mapped_column(sa.String(100))
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_user.id"))
+    # The construction party this participant is (its `party` account, limited to this project, signs online).
+    party_id: Mapped[int | None] = mapped_column(sa.ForeignKey("construction_party.id"))
     signature_method: Mapped[str | None] = mapped_column(sa.String(20))
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opinion: Mapped[str] = mapped_column(sa.Text, default="")
@@ -103,6 +106,7 @@ class AcceptanceParticipant(db.Model):
     confirmed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_user.id"))
     acceptance = relationship("Acceptance", back_populates="participants")
     user = relationship("User", foreign_keys=[user_id])
+    party = relationship(Party)
     scan_entered_by = relationship("User", foreign_keys=[scan_entered_by_id])
     confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
 
@@ -166,6 +170,7 @@ class AcceptanceIssue(db.Model):
     number: Mapped[int] = mapped_column(sa.Integer)
     description: Mapped[str] = mapped_column(sa.Text)
     owner: Mapped[str] = mapped_column(sa.String(200))  # the party that rectifies
+    owner_party_id: Mapped[int | None] = mapped_column(sa.ForeignKey("construction_party.id"))  # when a party
     due_on: Mapped[date] = mapped_column(sa.Date)
     status: Mapped[str] = mapped_column(sa.String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -173,7 +178,9 @@ class AcceptanceIssue(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_user.id"))
     closing_note: Mapped[str] = mapped_column(sa.Text, default="")
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner told it is overdue (once)
     acceptance = relationship("Acceptance", back_populates="issues")
+    owner_party = relationship(Party)
 
     @property
     def status_label(self) -> str:

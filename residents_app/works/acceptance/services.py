@@ -19,6 +19,8 @@ from residents_app.publicity import services as publicity_svc
 from residents_app.publicity.models import SUBJECT_SNAPSHOTS, Publicity
 from residents_app.registry.models import Estate
 from residents_app.works.acceptance.models import ROLE_LABELS, ROLES, Acceptance, AcceptanceIssue, AcceptanceParticipant
+from residents_app.works.construction import services as construction
+from residents_app.works.construction.models import Party
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ParticipantInput:
     organisation: str
     name: str
     user_id: int | None = None
+    party_id: int | None = None  # one of the project's construction parties
 
 
 def _text(value, field: str, label: str, limit: int, errors: dict, required: bool = True) -> str:
@@ -58,6 +61,7 @@ def open_acceptance(estate: Estate, *, title: str, held_on: date, place: str, pa
     if not isinstance(held_on, date):
         errors["held_on"] = "请填写验收日期"
     rows = []
+    project = construction.project_of(estate.id)
     for n, p in enumerate(participants, start=1):
         if not (p.organisation or "").strip() and not (p.name or "").strip():
             continue  # a blank line of the form
@@ -66,7 +70,9 @@ def open_acceptance(estate: Estate, *, title: str, held_on: date, place: str, pa
             continue
         org = _text(p.organisation, f"p{n}.organisation", f"{ROLE_LABELS[p.role]}的单位名称", 200, errors)
         name = _text(p.name, f"p{n}.name", f"{ROLE_LABELS[p.role]}的签字人", 100, errors)
-        rows.append(AcceptanceParticipant(role=p.role, organisation=org, name=name, user_id=p.user_id))
+        party_id, user_id = _party_link(p, project, f"p{n}.party", errors)
+        rows.append(AcceptanceParticipant(role=p.role, organisation=org, name=name, user_id=user_id,
+                                          party_id=party_id))
     if not rows:
         errors["participants"] = "请至少登记一个参加验收的单位"
     if errors:
@@ -80,6 +86,38 @@ def open_acceptance(estate: Estate, *, title: str, held_on: date, place: str, pa
                                     "participants": [{"role": r.role, "organisation": r.organisation,
                                                       "name": r.name} for r in rows]})
     return acc
+
+
+def _party_link(p: ParticipantInput, project, field: str, errors: dict) -> tuple[int | None, int | None]:
+    """(party_id, user_id) of a participant: a party (given, or found from its `party` account) must be one of
+    this estate's current project; its account is the one that signs online."""
+    party = None
+    if p.party_id is not None:
+        party = db.session.get(Party, p.party_id)
+        if party is None or project is None or party.start_application_id != project.id:
+            errors[field] = "该单位不是本项目的参建单位"
+            return None, None
+    elif p.user_id is not None:
+        party = db.session.execute(sa.select(Party).where(Party.user_id == p.user_id)).scalar_one_or_none()
+        if party is not None and (project is None or party.start_application_id != project.id):
+            errors[field] = "该参建单位账号不属于本小区当前的改造项目"
+            return None, None
+    if party is None:
+        return None, p.user_id
+    if p.user_id is not None and party.user_id != p.user_id:
+        errors[field] = "签字账号与参建单位的账号不一致"
+        return None, None
+    return party.id, party.user_id
+
+
+def require_party_of_project(acc: Acceptance, user) -> None:
+    """A `party` account sees and signs only the acceptance of its own project (404 otherwise)."""
+    if getattr(user, "role", None) != "party":
+        return
+    party = construction.party_of_user(user)
+    project = construction.project_of(acc.estate_id)
+    if party is None or project is None or party.start_application_id != project.id:
+        raise NotFound("找不到该验收")
 
 
 def participant_of(acc: Acceptance, participant_id: int) -> AcceptanceParticipant:
@@ -102,6 +140,7 @@ def _maybe_pass(acc: Acceptance, *, actor: str, now: datetime) -> None:
 
 
 def sign_online(acc: Acceptance, participant_id: int, *, user, opinion: str, now: datetime) -> AcceptanceParticipant:
+    require_party_of_project(acc, user)
     acc.require_open()
     p = participant_of(acc, participant_id)
     p.sign_online(user_id=user.id, now=now, opinion=(opinion or "").strip()[:2000])
@@ -144,10 +183,21 @@ def confirm_paper_signature(acc: Acceptance, participant_id: int, *, user, now: 
     return p
 
 
-def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, user, now: datetime) -> AcceptanceIssue:
+def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, user, now: datetime,
+              owner_party_id: int | None = None) -> AcceptanceIssue:
+    """A rectification item; its owner is named, or is one of the project's parties (reminded when overdue)."""
     acc.require_open()
     errors: dict = {}
     description = _text(description, "description", "问题描述", 2000, errors)
+    party = None
+    if owner_party_id is not None:
+        party = db.session.get(Party, owner_party_id)
+        project = construction.project_of(acc.estate_id)
+        if party is None or project is None or party.start_application_id != project.id:
+            errors["owner_party_id"] = "该单位不是本项目的参建单位"
+            party = None
+        elif not (owner or "").strip():
+            owner = party.name
     owner = _text(owner, "owner", "整改责任单位", 200, errors)
     if not isinstance(due_on, date):
         errors["due_on"] = "请填写整改期限"
@@ -158,7 +208,8 @@ def add_issue(acc: Acceptance, *, description: str, owner: str, due_on: date, us
     if errors:
         raise ValidationFailed("整改项有误：" + "；".join(errors.values()), errors=errors)
     issue = AcceptanceIssue(number=len(acc.issues) + 1, description=description, owner=owner, due_on=due_on,
-                            status="open", created_at=now, created_by_id=user.id)
+                            owner_party_id=party.id if party else None, status="open", created_at=now,
+                            created_by_id=user.id)
     acc.issues.append(issue)
     db.session.flush()
     record("acceptance.issue_added", chain=acc.estate_id, actor=actor_for_user(user), now=now,

@@ -20,7 +20,11 @@ def acceptance_stage(estate_id: int, now: datetime) -> Stage | None:
         return None
     if acc.status == "passed":
         return Stage("acceptance", "竣工验收", "done", beijing_date(acc.passed_at), acc.title)
-    return Stage("acceptance", "竣工验收", "current", acc.held_on, f"{acc.title}：待全体签字并整改完毕")
+    stage = Stage("acceptance", "竣工验收", "current", acc.held_on, f"{acc.title}：待全体签字并整改完毕")
+    late = [i for i in acc.issues if i.is_overdue(beijing_date(now))]
+    if late:
+        stage.overdue.append(f"{len(late)} 项验收整改逾期（" + "、".join(f"#{i.number}" for i in late) + "）")
+    return stage
 
 
 def handover_stage(estate_id: int, now: datetime) -> Stage | None:

@@ -13,7 +13,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
 from residents_app.auth.models import User
-from residents_app.auth.scoping import can_see_estate, estate_or_404, staff_required
+from residents_app.auth.scoping import can_see_estate, estate_or_404, roles_required, staff_required
 from residents_app.core.calendar import beijing_date
 from residents_app.db import utcnow
 from residents_app.errors import NotFound, ValidationFailed
@@ -21,8 +21,11 @@ from residents_app.extensions import db
 from residents_app.uploads import check_upload
 from residents_app.works.acceptance import documents, services
 from residents_app.works.acceptance.models import ROLE_LABELS, ROLES
+from residents_app.works.construction import services as construction
 
 bp = Blueprint("acceptance", __name__)
+# A construction party's own account (role "party") sees, signs and downloads its project's acceptance only.
+signatory_required = roles_required("admin", "street", "committee", "party")
 api_bp = ApiBlueprint("acceptance_api", __name__, url_prefix="/api/works", description="竣工验收、归档移交、问效评价")
 
 
@@ -35,7 +38,9 @@ def parse_day(value: str, field: str, label: str) -> date:
 
 def _acceptance_or_404(acceptance_id: int):
     acc = services.get_acceptance(acceptance_id)
-    return acc, estate_or_404(acc.estate_id)
+    estate = estate_or_404(acc.estate_id)
+    services.require_party_of_project(acc, current_user)
+    return acc, estate
 
 
 def _user_by_name(username: str, estate, field: str) -> int | None:
@@ -68,16 +73,17 @@ def acceptance_list(estate_id: int):
 
 
 @bp.route("/acceptance/<int:acceptance_id>")
-@staff_required
+@signatory_required
 def acceptance_detail(acceptance_id: int):
     acc, estate = _acceptance_or_404(acceptance_id)
+    project = construction.project_of(estate.id)
     return render_template("works/acceptance/detail.html", acc=acc, estate=estate,
                            reasons=acc.reasons_not_passed(), publicity=services.publicity_of(acc),
-                           today=beijing_date(utcnow()))
+                           today=beijing_date(utcnow()), parties=construction.parties_of(project) if project else [])
 
 
 @bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
-@staff_required
+@signatory_required
 def acceptance_sign(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     p = services.sign_online(acc, participant_id, user=current_user, opinion=request.form.get("opinion", ""),
@@ -123,9 +129,10 @@ def acceptance_confirm(acceptance_id: int, participant_id: int):
 def acceptance_issue_add(acceptance_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     f = request.form
+    party = (f.get("owner_party_id") or "").strip()
     issue = services.add_issue(acc, description=f.get("description", ""), owner=f.get("owner", ""),
                                due_on=parse_day(f.get("due_on", ""), "due_on", "整改期限"), user=current_user,
-                               now=utcnow())
+                               now=utcnow(), owner_party_id=int(party) if party.isdigit() else None)
     db.session.commit()
     flash(f"已登记整改项 #{issue.number}", "success")
     return redirect(url_for("acceptance.acceptance_detail", acceptance_id=acc.id))
@@ -142,7 +149,7 @@ def acceptance_issue_close(acceptance_id: int, issue_id: int):
 
 
 @bp.route("/acceptance/<int:acceptance_id>/record.pdf")
-@staff_required
+@signatory_required
 def acceptance_pdf(acceptance_id: int):
     acc, estate = _acceptance_or_404(acceptance_id)
     pdf = documents.acceptance_pdf(acc, estate, now=utcnow())
@@ -175,14 +182,14 @@ def acceptance_json(acc) -> dict:
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>")
-@staff_required
+@signatory_required
 def api_acceptance(acceptance_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     return acceptance_json(acc)
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
-@staff_required
+@signatory_required
 def api_acceptance_sign(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
     body = request.get_json(silent=True) or {}

@@ -92,6 +92,7 @@ class RectificationItem(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("app_user.id"))
     closing_note: Mapped[str] = mapped_column(sa.Text, default="")
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner told it is overdue (once)
     owner_party = relationship(Party)
 
     @property

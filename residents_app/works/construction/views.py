@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -60,10 +61,11 @@ def index(estate_id: int):
     all_complaints = complaints.complaints_of(estate.id)
     inspections = supervisors.inspections_of(project)
     owners = db.session.query(Owner).filter(Owner.estate_id == estate.id).order_by(Owner.name).all()
+    party = services.party_of_user(current_user)
     return render_template(
         "works/construction/index.html", estate=estate, project=project, now=now,
         setup=services.setup_of(project), parties=services.parties_of(project),
-        contact=services.site_contact(project), party=services.party_of_user(current_user),
+        contact=services.site_contact(project), party=party, to_sign=_acceptances_of_party(party),
         changes=changes.changes_of(project), reports=reports,
         report_photos=services.photos_of("progress", [r.id for r in reports]),
         next_due=progress.next_report_due(project), report_overdue=progress.report_overdue(project, now),
@@ -85,6 +87,16 @@ def setup(estate_id: int):
     db.session.commit()
     flash("设置已保存", "success")
     return _back(estate_id, "setup")
+
+
+def _acceptances_of_party(party) -> list:
+    """The acceptances in which this party (a `party` account's) takes part: its row, to sign online."""
+    if party is None:
+        return []
+    from residents_app.works.acceptance.models import AcceptanceParticipant  # same layer; imports this package
+
+    return list(db.session.execute(sa.select(AcceptanceParticipant).where(AcceptanceParticipant.party_id == party.id)
+                                   .order_by(AcceptanceParticipant.id.desc())).scalars())
 
 
 @bp.route("/estates/<int:estate_id>/construction/parties", methods=["POST"])

@@ -32,6 +32,10 @@ def test_due_day_across_national_day_with_make_up_day():
     assert complaints.answer_due_on(date(2026, 9, 29), 5, cal) == date(2026, 10, 12)
     assert complaints.answer_due_on(date(2026, 9, 30), 1, cal) == date(2026, 10, 8)
     assert complaints.answer_due_on(date(2026, 10, 9), 1, cal) == date(2026, 10, 10)  # the make-up Saturday
+    assert complaints.answer_due_on(date(2026, 10, 3), 1, cal) == date(2026, 10, 8)  # filed during the holiday
+    # the other make-up day of 国庆 2026, Sunday 9/20: Fri 9/18 + 2 = Sun 9/20 (1), Mon 9/21 (2)
+    assert complaints.answer_due_on(date(2026, 9, 18), 2, cal) == date(2026, 9, 21)
+    assert complaints.answer_due_on(date(2026, 9, 19), 1, cal) == date(2026, 9, 20)
 
 
 def test_filed_complaint_gets_number_and_due_day_by_the_beijing_date(project, world):
