@@ -10,7 +10,8 @@ ballots for 60% of the units and its stored counters; one hash chain per estate,
 Prints:
 - the tick closing every round (rounds/closing.py: each round its own transaction) next to its one-query floor,
   the single SQL that computes the same results (per round the counters by building and choice, and the agreeing
-  units' labels) from the counters and the roll: `ratio R (goal <= 2)`, and the statements the tick ran;
+  units' labels) from the counters and the roll: `ratio R (goal <= 2)`, and the statements the tick ran; and,
+  for scale, the time of one minimal transaction per round (a row lock and a commit) on the same machine;
 - the results of the tick checked against a recount of every round (counters and the stored results);
 - `verify_all` (streamed, yield_per) next to its floor, reading every entry and hashing it in Python (the least
   any verification does), and the chains verified by 2 worker processes (`flask audit verify --jobs 2`).
@@ -204,6 +205,19 @@ def tick_part(app, ids: dict, now) -> None:
             db.session.rollback()
         floor = sorted(floor_times)[2]
         floor_rounds = len({r[0] for r in rows})
+        # What "each round in its own transaction" costs by itself on this machine: one minimal transaction per
+        # round (its row locked, committed), nothing computed or written.
+        raw = db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            t0 = time.perf_counter()
+            for rid in ids["rounds"]:
+                cur.execute("SELECT id FROM round WHERE id = %s FOR UPDATE", (rid,))
+                cur.fetchall()
+                raw.commit()
+            per_txn = time.perf_counter() - t0
+        finally:
+            raw.close()
         statements: list[str] = []
 
         def count(conn, cursor, statement, *args):
@@ -227,6 +241,8 @@ def tick_part(app, ids: dict, now) -> None:
               f"one query {floor:.3f} s ({floor_rounds} rounds); ratio {took / floor:.2f} (goal <= 2); "
               f"statements {len(statements)} ({len(statements) / max(closed, 1):.1f} per round, {pipelined} of them in "
               f"{trips} pipelined round trips); errors {len(errors)}")
+        print(f"  (floor of {len(ids['rounds'])} minimal transactions, a row lock and a commit each: {per_txn:.3f} s; "
+              f"tick / that {took / per_txn:.2f})")
         again = tick(now)
         print(f"tick again: {sum(1 for a in again.actions if a['kind'] == 'round_closed')} rounds closed (no-op)")
         results = db.session.execute(sa.select(sa.func.count()).select_from(RoundResult)).scalar_one()
