@@ -92,8 +92,11 @@ class CloseBatch:
         """Building names of the next BATCH rounds (from this one on), one query."""
         if round_id in self._loaded:
             return
-        start = self._pending.index(round_id) if round_id in self._pending else 0
-        ids = self._pending[start:start + BATCH] or [round_id]
+        if round_id in self._pending:
+            start = self._pending.index(round_id)
+            ids = self._pending[start:start + BATCH]
+        else:
+            ids = [round_id]
         estates = sa.select(Round.estate_id).where(Round.id.in_(ids)).scalar_subquery()
         self.names.update(db.session.execute(
             sa.select(Building.id, Building.name).where(Building.estate_id.in_(estates))).all())
