@@ -116,7 +116,11 @@ def run(kind: str, args) -> bool:
         out3, _ = third.communicate(timeout=600)
         after_third = counts(app, round_ids)
         with app.app_context():
+            from residents_app.rounds.recount import recount_problems
+
             checked, problems = audit_chain_problems()
+            # Counters against the ballots, each stored result against its chain: any difference fails the drill.
+            recounts = [f"{p.describe()} ({p.code})" for p in recount_problems()]
             db.session.remove()
     finally:
         lv.with_app_dispose(app)
@@ -131,7 +135,7 @@ def run(kind: str, args) -> bool:
     once = all(after_third["closed_events"].get(r) == 1 for r in round_ids)
     ok = (killed and 0 < after_kill["closed"] < n and after_second["closed"] == n
           and after_second["results"] == n and len(closed2) == n - after_kill["closed"]
-          and not closed3 and after_third == after_second and once and not problems)
+          and not closed3 and after_third == after_second and once and not problems and not recounts)
     print(f"\n== scheduler kill drill on {kind}: {n} rounds due to close ({args.units} units each; seeded in "
           f"{seed_seconds:.1f} s)")
     print(f"first run killed with SIGKILL: {killed}; rounds closed when killed: {after_kill['closed']} of {n}")
@@ -140,6 +144,7 @@ def run(kind: str, args) -> bool:
     print(f"third run closed {len(closed3)} (status {run3['status']}); each round closed exactly once "
           f"(one result, one round.closed audit event): {once}")
     print(f"audit chain: {checked} entries verified, problems {problems[:3]}")
+    print(f"counters and stored results against a recount: {len(recounts)} differences {recounts[:3]}")
     print("RESULT:", "OK" if ok else "FAILED")
     return ok
 

@@ -20,6 +20,7 @@ from residents_app.audit.chain import (
 from residents_app.audit.models import AuditEvent, AuditPending
 from residents_app.extensions import db
 
+CHAIN_LOCK_KEY = 7301  # pg_advisory_xact_lock(CHAIN_LOCK_KEY, chain): the lock every append to a chain holds
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(7301, :chain)")
 _TRY_LOCK_SQL = sa.text("SELECT pg_try_advisory_xact_lock(7301, :chain)")
 # Built once: constructing the statement costs more than running it on a hot path.

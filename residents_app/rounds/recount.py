@@ -165,3 +165,11 @@ def recount_closed_rounds(estate_ids: list[int] | None) -> list[Problem]:
         for rnd in rounds:
             problems.extend(_round_problems(rnd, counts[rnd.id]))
     return problems
+
+
+def recount_problems(estate_ids: list[int] | None = None) -> list[Problem]:
+    """The stored counters of every opened round against a recount from the ballots, then every closed round's
+    stored result against a recount from its chain: what the load and fault drills check at their end."""
+    from residents_app.rounds.counters import check_counters
+
+    return check_counters(estate_ids) + recount_closed_rounds(estate_ids)

@@ -270,7 +270,9 @@ def open_round(round_id: int, now: datetime, actor=None) -> bool:
 
 
 def close_round(round_id: int, now: datetime, actor=None) -> bool:
-    """Close an open round whose window has ended, store its result. False if already closed or not due."""
+    """Close an open round whose window has ended, store its result. False if already closed or not due.
+
+    The scheduler closes many at once through rounds.closing.CloseBatch (same result, fewer statements)."""
     rnd = lock_round(round_id)
     if rnd is None:
         raise NotFound("找不到该表决")
@@ -278,8 +280,12 @@ def close_round(round_id: int, now: datetime, actor=None) -> bool:
         return False
     rnd.mark_closed(now)
     # Paper ballots still waiting for confirmation or conflict resolution do not count.
-    t = compute_tally(rnd.id, now)
-    labels = _agreeing_labels_live(rnd.id)
+    store_result(rnd, compute_tally(rnd.id, now), _agreeing_labels_live(rnd.id), now, actor)
+    return True
+
+
+def store_result(rnd: Round, t: th.Tally, labels: list[str], now: datetime, actor=None) -> None:
+    """The closed round's RoundResult and its `round.closed` entry on the chain (the round is locked, closed)."""
     passed, stored = outcomes.result_of(rnd, t)
     if rnd.is_survey or rnd.is_choice:
         labels = []  # nobody "agreed": a list of agreeing units would mean nothing
@@ -294,7 +300,6 @@ def close_round(round_id: int, now: datetime, actor=None) -> bool:
         data = {"decided": stored["choice"]["decided"], "tally_sha256": data["tally_sha256"]}
     record("round.closed", chain=rnd.estate_id, actor=actor_name(actor), now=now, subject_type="round",
            subject_id=rnd.id, data=data)
-    return True
 
 
 def round_outcome(round_id: int) -> dict | None:

@@ -49,41 +49,7 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     names = dict(db.session.execute(
         sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
     if rnd.counting_mode == "household":
-        # The stored counters (rounds/counters.py): a few rows per building, whatever the size of the roll.
-        stored = counters.stored_counts(round_id)
-        # Rows as the aggregate over the roll gave them: (building, choice or None for no ballot, units, area).
-        not_voted = {b: v for (b, c), v in stored.items() if c == counters.ROLL}
-        rows = []
-        for (b, c), (n, a) in stored.items():
-            if c != counters.ROLL:
-                rows.append((b, c, n, a))
-                left = not_voted.get(b, (0, 0))
-                not_voted[b] = (left[0] - n, left[1] - a)
-        rows.extend((b, None, n, a) for b, (n, a) in not_voted.items() if n or a)
-        per_building: dict[int, dict] = {}
-        tc = ta = vc = va = ac = aa = 0
-        for building_id, choice, count, area in rows:
-            area = int(area or 0)
-            row = per_building.setdefault(building_id, {"building_id": building_id, "total_count": 0,
-                                                        "total_area": 0, "voted_count": 0, "voted_area": 0,
-                                                        "agree_count": 0, "agree_area": 0})
-            row["total_count"] += count
-            row["total_area"] += area
-            tc += count
-            ta += area
-            if choice is not None:
-                row["voted_count"] += count
-                row["voted_area"] += area
-                vc += count
-                va += area
-                if choice == th.AGREE:
-                    row["agree_count"] += count
-                    row["agree_area"] += area
-                    ac += count
-                    aa += area
-        figures = th.Figures(tc, ta, vc, va, ac, aa, ac + (tc - vc), aa + (ta - va))
-        buildings = [th.finish_building_row(per_building[k]) for k in sorted(per_building)]
-        t = th.evaluate(rnd.rule_preset, rnd.counting_mode, figures, buildings)
+        t = household_tally(rnd, counters.stored_counts(round_id))
     else:
         rows = db.session.execute(
             sa.select(RollEntry.unit_id, RollEntry.building_id, RollEntry.area_m2, RollEntry.owner_ids,
@@ -95,6 +61,48 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
         entries = [th.RollEntry(u, b, a, tuple(o or ())) for u, b, a, o, _ in rows]
         ballots = {u: c for u, _, _, _, c in rows if c is not None}
         t = th.tally(entries, ballots, rnd.rule_preset, rnd.counting_mode)
+    return name_buildings(t, names)
+
+
+def household_tally(rnd: Round, stored: counters.Counts) -> th.Tally:
+    """The tally of a household-counted round from its stored counters (rounds/counters.py): a few rows per
+    building, whatever the size of the roll. Building names are added by the caller."""
+    # Rows as the aggregate over the roll gave them: (building, choice or None for no ballot, units, area).
+    not_voted = {b: v for (b, c), v in stored.items() if c == counters.ROLL}
+    rows = []
+    for (b, c), (n, a) in stored.items():
+        if c != counters.ROLL:
+            rows.append((b, c, n, a))
+            left = not_voted.get(b, (0, 0))
+            not_voted[b] = (left[0] - n, left[1] - a)
+    rows.extend((b, None, n, a) for b, (n, a) in not_voted.items() if n or a)
+    per_building: dict[int, dict] = {}
+    tc = ta = vc = va = ac = aa = 0
+    for building_id, choice, count, area in rows:
+        area = int(area or 0)
+        row = per_building.setdefault(building_id, {"building_id": building_id, "total_count": 0,
+                                                    "total_area": 0, "voted_count": 0, "voted_area": 0,
+                                                    "agree_count": 0, "agree_area": 0})
+        row["total_count"] += count
+        row["total_area"] += area
+        tc += count
+        ta += area
+        if choice is not None:
+            row["voted_count"] += count
+            row["voted_area"] += area
+            vc += count
+            va += area
+            if choice == th.AGREE:
+                row["agree_count"] += count
+                row["agree_area"] += area
+                ac += count
+                aa += area
+    figures = th.Figures(tc, ta, vc, va, ac, aa, ac + (tc - vc), aa + (ta - va))
+    buildings = [th.finish_building_row(per_building[k]) for k in sorted(per_building)]
+    return th.evaluate(rnd.rule_preset, rnd.counting_mode, figures, buildings)
+
+
+def name_buildings(t: th.Tally, names: dict[int, str]) -> th.Tally:
     for row in t.buildings:
         row["building_name"] = names.get(row["building_id"], str(row["building_id"]))
     t.buildings.sort(key=lambda r: natural_key(r["building_name"]))

@@ -1,0 +1,198 @@
+"""The tick closes many due rounds in batches (issue 19 item 5): each round once, in its own transaction, its
+result read from the stored counters, exactly what closing them one by one (services.close_round) stores.
+
+World (T = 2026-09-01 10:00 Beijing, every round closes at T): three estates, each 1幢 101/102/103 (100.00 m²)
+and 2幢 201 (60.00) / 202 (40.00), each owner owning one unit, except that 1幢-101 and 1幢-102 of the third estate
+have the same owner (one person in a person-counted round). Per estate: a willingness round (household), a general
+question counted by persons, a management mode choice, a satisfaction survey and a willingness round of 2幢 only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from residents_app.audit.models import AuditEvent
+from residents_app.registry.models import Ownership
+from residents_app.rounds import ballots, closing
+from residents_app.rounds import services as svc
+from residents_app.rounds import tally as tally_svc
+from residents_app.rounds.models import Round, RoundResult
+from residents_app.scheduler import jobs
+from tests.querycount import count_statements
+
+BUILDINGS = {"1幢": [("101", "100.00"), ("102", "100.00"), ("103", "100.00")],
+             "2幢": [("201", "60.00"), ("202", "40.00")]}
+# (unit label, choice) per round kind; a survey's rating comes with it.
+VOTES = {
+    "willingness": [("1幢-101", "agree"), ("1幢-102", "agree"), ("1幢-103", "disagree"), ("2幢-201", "agree")],
+    "general": [("1幢-101", "agree"), ("1幢-102", "abstain"), ("2幢-201", "agree"), ("2幢-202", "agree")],
+    "management_mode": [("1幢-101", "self_managed"), ("1幢-102", "self_managed"), ("2幢-201", "self_managed"),
+                        ("2幢-202", "property_company")],
+    "satisfaction": [("1幢-101", "agree"), ("2幢-202", "disagree")],
+    "scoped": [("2幢-201", "agree"), ("2幢-202", "agree")],
+}
+
+
+def _world(db, factory, now):
+    """Three estates with five open rounds each, all closing at `now`; returns the round ids in closing order."""
+    t0 = now - timedelta(days=3)
+    ids = []
+    for e in range(3):
+        estate = factory.estate(buildings=BUILDINGS)
+        units = {u.label: u for b in estate.buildings for u in b.units}
+        if e == 2:  # one owner for 101 and 102
+            same = units["1幢-101"].ownerships[0].owner_id
+            db.session.execute(sa.update(Ownership).where(Ownership.unit_id == units["1幢-102"].id)
+                               .values(owner_id=same))
+            db.session.expire_all()
+        for kind, extra in (("willingness", {}), ("general", {"matter_item": 7, "counting_mode": "person"}),
+                            ("management_mode", {}), ("satisfaction", {}),
+                            ("scoped", {"scope_building_ids": [units["2幢-201"].building_id]})):
+            rnd = svc.create_round(estate.id, svc.RoundInput(
+                kind="willingness" if kind == "scoped" else kind, title=f"{kind} {e}", opens_at=t0, closes_at=now,
+                **extra), t0)
+            assert svc.open_round(rnd.id, t0, "system:test") is True
+            for k, (label, choice) in enumerate(VOTES[kind]):
+                if e == 1 and k == 0:
+                    continue  # estate 2: the first voter stays away
+                unit = units[label]
+                ballots.cast_ballot(rnd.id, unit.id, unit.ownerships[0].owner_id, choice, t0 + timedelta(hours=k),
+                                    rating=3 + k % 3 if kind == "satisfaction" else None)
+            ids.append(rnd.id)
+    db.session.commit()
+    return ids
+
+
+def _stored(db, ids):
+    """Each round's stored result and its `round.closed` chain entry (seq, data, hash)."""
+    out = {}
+    for rid in ids:
+        res = db.session.get(RoundResult, rid)
+        ev = db.session.execute(sa.select(AuditEvent).where(
+            AuditEvent.kind == "round.closed", AuditEvent.subject_id == str(rid))).scalars().all()
+        out[rid] = (res.passed, res.tally, res.agreeing_unit_labels, res.closed_at,
+                    [(e.seq, e.data, e.hash) for e in ev])
+    return out
+
+
+def _one_by_one(db, ids, now):
+    """What services.close_round stores for each round (in a savepoint, rolled back)."""
+    nested = db.session.begin_nested()
+    for rid in ids:
+        assert svc.close_round(rid, now, jobs.ACTOR) is True
+    db.session.flush()
+    expected = _stored(db, ids)
+    nested.rollback()
+    db.session.expire_all()
+    return expected
+
+
+def test_batch_close_stores_exactly_what_closing_one_by_one_stores(db, factory, now):
+    ids = _world(db, factory, now)
+    expected = _one_by_one(db, ids, now)
+    # The figures: the household willingness round of the first estate (3 of 5 agree, 260.00 of 400.00 m²).
+    passed, stored, labels, _, entries = expected[ids[0]]
+    assert (passed, labels) == (False, ["1幢-101", "1幢-102", "2幢-201"])
+    assert stored["figures"] == {"total_count": 5, "total_area": "400.00", "voted_count": 4, "voted_area": "360.00",
+                                 "agree_count": 3, "agree_area": "260.00"}
+    assert len(entries) == 1
+    # The person-counted round of the third estate: 101 and 102 are one person (agree + abstain: not agreeing).
+    assert expected[ids[11]][1]["figures"]["total_count"] == 4
+    assert expected[ids[11]][1]["figures"]["agree_count"] == 2
+
+    run = jobs.tick(now)
+    assert run.status == "ok"
+    assert [(a["kind"], a["id"]) for a in run.actions if a["kind"] == "round_closed"] == [
+        ("round_closed", rid) for rid in ids]
+    db.session.expire_all()
+    assert _stored(db, ids) == expected
+    assert all(r.status == "closed" and r.closed_at == now for r in
+               db.session.execute(sa.select(Round).where(Round.id.in_(ids))).scalars())
+
+
+def test_closing_twice_is_a_no_op(db, factory, now):
+    ids = _world(db, factory, now)
+    jobs.tick(now)
+    db.session.expire_all()
+    first = _stored(db, ids)
+    again = jobs.tick(now + timedelta(minutes=1))
+    assert [a for a in again.actions if a["kind"].startswith("round_closed")] == []
+    batch = closing.CloseBatch(ids)
+    assert [batch.close(rid, now + timedelta(minutes=2), jobs.ACTOR) for rid in ids] == [False] * len(ids)
+    assert [svc.close_round(rid, now, jobs.ACTOR) for rid in ids] == [False] * len(ids)
+    db.session.commit()
+    db.session.expire_all()
+    assert _stored(db, ids) == first  # one result and one chain entry each, unchanged
+
+
+def test_a_round_whose_close_fails_is_retried_next_tick_and_the_others_close(db, factory, now, monkeypatch):
+    ids = _world(db, factory, now)
+    expected = _one_by_one(db, ids, now)
+    victim = ids[5]  # the second estate's household willingness round
+    real = tally_svc.household_tally
+
+    def broken(rnd, stored):
+        if rnd.id == victim:
+            raise RuntimeError("disk full")
+        return real(rnd, stored)
+
+    monkeypatch.setattr(tally_svc, "household_tally", broken)
+    run = jobs.tick(now)
+    assert run.status == "error"
+    assert {"kind": "round_closed", "id": victim, "due": now.isoformat(), "error": "RuntimeError: disk full"} \
+        in run.actions
+    assert [a["id"] for a in run.actions if a["kind"] == "round_closed" and "error" not in a] == \
+        [rid for rid in ids if rid != victim]
+    db.session.expire_all()
+    assert db.session.get(Round, victim).status == "open"
+    assert db.session.get(RoundResult, victim) is None
+    assert db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.kind == "round.closed", AuditEvent.subject_id == str(victim))).scalar_one() == 0
+    others = [rid for rid in ids if rid != victim]
+    assert {rid: v[:4] for rid, v in _stored(db, others).items()} == {rid: expected[rid][:4] for rid in others}
+
+    monkeypatch.setattr(tally_svc, "household_tally", real)
+    later = now + timedelta(minutes=1)
+    retry = jobs.tick(later)
+    assert [(a["kind"], a["id"]) for a in retry.actions] == [("round_closed", victim)]
+    db.session.expire_all()
+    passed, stored, labels, closed_at, entries = _stored(db, [victim])[victim]
+    # Closed by the retry (at its time), with the figures and outcome closing it at T gives.
+    assert (passed, stored, labels, closed_at) == (*expected[victim][:3], later)
+    assert [data for _, data, _ in entries] == [data for _, data, _ in expected[victim][4]]
+
+
+def test_statements_per_round_do_not_grow_with_the_rounds(db, factory, now):
+    """Household rounds read counters and agreeing units in one statement: a fixed number per round."""
+    t0 = now - timedelta(days=3)
+    per_tick = []
+    for n_rounds, when in ((2, now), (6, now + timedelta(hours=1))):
+        for _ in range(n_rounds):
+            estate = factory.estate(buildings=BUILDINGS)
+            units = {u.label: u for b in estate.buildings for u in b.units}
+            rnd = svc.create_round(estate.id, svc.RoundInput(kind="willingness", title="改不改", opens_at=t0,
+                                                             closes_at=when), t0)
+            svc.open_round(rnd.id, t0, "system:test")
+            for label, choice in VOTES["willingness"]:
+                ballots.cast_ballot(rnd.id, units[label].id, units[label].ownerships[0].owner_id, choice, t0)
+        db.session.commit()
+        before = dict(closing.STATS)
+        with count_statements(db.engine) as counted:
+            run = jobs.tick(when)
+        assert [a["kind"] for a in run.actions] == ["round_closed"] * n_rounds
+        # PostgreSQL: the rounds' statements go through psycopg's pipeline (not seen by SQLAlchemy's events).
+        raw = closing.STATS["statements"] - before["statements"]
+        trips = closing.STATS["round_trips"] - before["round_trips"]
+        if db.engine.dialect.name == "postgresql":
+            assert (raw, trips) == (7 * n_rounds, 2 * n_rounds)  # 4 reads, then 3 writes, per round
+            assert not [s for s in counted.statements if "round_count" in s]
+        else:
+            assert (raw, trips) == (0, 0)
+            # the counters and agreeing units: one statement per round, never per unit
+            assert len([s for s in counted.statements if "round_count" in s]) == n_rounds
+        per_tick.append(counted.total + raw)
+    # Each further round costs the same few statements (lock, counters + agreeing units, round, result, chain).
+    per_round = (per_tick[1] - per_tick[0]) / 4
+    assert per_round == int(per_round) and per_round <= 8, per_tick
