@@ -128,15 +128,26 @@ def _summary(rnd, tally: dict) -> str:
 
 
 def funding(estate_id: int) -> dict | None:
+    """The plan in force's funding, from the stored summary row (funding/summary.py); computed live only when the
+    row is missing or was written for another version (as the district view does)."""
     from residents_app.funding import services as services_svc
+    from residents_app.funding import summary as summary_svc
 
-    summary = services_svc.funding_summary(estate_id)
-    if summary.get("plan_version_id") is None:
+    plan_id = summary_svc.plans_in_force([estate_id]).get(estate_id)
+    if plan_id is None:
         return None
-    ratio = summary.get("ratio")
-    return {"owed_fen": summary["owed_fen"], "counted_fen": summary["counted_fen"],
-            "ratio_text": services_svc.format_ratio(ratio), "complete": summary["complete"],
-            "fill_pct": _pct(ratio) if ratio is not None else "0.00%", "owing_units": summary["owing_units"]}
+    row = summary_svc.stored([estate_id]).get(estate_id)
+    if row is not None and row.plan_version_id == plan_id:
+        owed, counted, owing = row.owed_fen, row.counted_fen, row.owing_units
+    else:
+        summary = services_svc.funding_summary(estate_id)
+        if summary.get("plan_version_id") is None:
+            return None
+        owed, counted, owing = summary["owed_fen"], summary["counted_fen"], summary["owing_units"]
+    ratio = Fraction(counted, owed) if owed else None
+    return {"owed_fen": owed, "counted_fen": counted, "ratio_text": services_svc.format_ratio(ratio),
+            "complete": counted == owed, "fill_pct": _pct(ratio) if ratio is not None else "0.00%",
+            "owing_units": owing}
 
 
 def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False) -> list[charts.Deadline]:

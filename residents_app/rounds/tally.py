@@ -115,6 +115,38 @@ def non_voters_by_building(round_id: int) -> dict[str, list[str]]:
     return out
 
 
+_ROLL_ROWS = []
+
+
+def _roll_rows_query():
+    """Built once (building it costs more than running it)."""
+    if not _ROLL_ROWS:
+        _ROLL_ROWS.append(
+            sa.select(RollEntry.unit_id, RollEntry.building_name, RollEntry.unit_number, RollEntry.label,
+                      RollEntry.owner_ids, RollEntry.owner_names, CurrentBallot.unit_id.is_not(None).label("voted"))
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                              CurrentBallot.unit_id == RollEntry.unit_id))
+            .where(RollEntry.round_id == sa.bindparam("p_round_id")))
+    return _ROLL_ROWS[0]
+
+
+def roll_rows(round_id: int) -> list:
+    """The frozen roll as light rows (unit_id, building_name, unit_number, label, owner_ids, owner_names, voted),
+    in the order of roll_entries; `voted`: the unit has a counted ballot."""
+    rows = db.session.execute(_roll_rows_query(), {"p_round_id": round_id}).all()
+    rows.sort(key=lambda r: (natural_key(r.building_name), natural_key(r.unit_number)))
+    return rows
+
+
+def non_voters_of(rows: list) -> dict[str, list[str]]:
+    """non_voters_by_building from roll_rows (already in building and unit order)."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if not r.voted:
+            out.setdefault(r.building_name, []).append(r.unit_number)
+    return out
+
+
 def roll_entries(round_id: int) -> list[RollEntry]:
     entries = list(db.session.execute(sa.select(RollEntry).where(RollEntry.round_id == round_id)).scalars())
     entries.sort(key=lambda e: (natural_key(e.building_name), natural_key(e.unit_number)))

@@ -1,0 +1,112 @@
+"""The verification desk's rows in light rows (issue 19): one query for the frozen roll, one for every ballot of the
+round (with the unit's counted ballot id from current_ballot), one for the mandates, whatever the roll's size.
+
+No ORM objects per unit or per ballot: a roll row and a ballot are plain slotted records with what the desk page
+and its flags read (the same attributes and labels as RollEntry and Ballot). The XLSX export keeps the full ballots
+(views._desk_rows): it writes columns the page does not show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from residents_app.extensions import db
+from residents_app.rounds.models import (
+    BALLOT_STATUS_LABELS,
+    CHANNEL_LABELS,
+    PROXY_CONFLICT_LABEL,
+    Ballot,
+    CurrentBallot,
+    ProxyMandate,
+    RollEntry,
+)
+
+_QUERIES: dict[str, sa.Select] = {}
+
+
+def _query(name: str) -> sa.Select:
+    """Built once (building a statement costs more than running it), with the round as a bound parameter."""
+    if not _QUERIES:
+        round_id = sa.bindparam("p_round_id")
+        # The order of round_facts.roll_entries (building name, then entry id).
+        _QUERIES["roll"] = (
+            sa.select(RollEntry.unit_id, RollEntry.label, RollEntry.area_m2, RollEntry.owner_names)
+            .where(RollEntry.round_id == round_id).order_by(RollEntry.building_name, RollEntry.id))
+        # The order of round_facts._ballots (cast time, then id); `current`: the ballot id current_ballot holds for
+        # the ballot's unit (the counted ballot is the one of the unit's history with that id).
+        _QUERIES["ballots"] = (
+            sa.select(Ballot.id, Ballot.unit_id, Ballot.choice, Ballot.channel, Ballot.status, Ballot.cast_at,
+                      Ballot.scan_file_id, Ballot.mandate_id, Ballot.proxy_name, Ballot.confirmed_by_id,
+                      Ballot.entered_by_id, CurrentBallot.ballot_id)
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == Ballot.round_id,
+                                              CurrentBallot.unit_id == Ballot.unit_id))
+            .where(Ballot.round_id == round_id).order_by(Ballot.cast_at, Ballot.id))
+        _QUERIES["mandates"] = sa.select(ProxyMandate).where(ProxyMandate.round_id == round_id)
+    return _QUERIES[name]
+
+
+class DeskBallot:
+    """A ballot as the desk reads it (the attributes of rounds.models.Ballot it uses, and its two labels)."""
+
+    __slots__ = ("id", "unit_id", "choice", "channel", "status", "cast_at", "scan_file_id", "mandate_id",
+                 "proxy_name", "confirmed_by_id", "entered_by_id")
+
+    def __init__(self, row):
+        (self.id, self.unit_id, self.choice, self.channel, self.status, self.cast_at, self.scan_file_id,
+         self.mandate_id, self.proxy_name, self.confirmed_by_id, self.entered_by_id) = row[:11]
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABELS.get(self.channel, self.channel)
+
+    @property
+    def status_label(self) -> str:
+        if self.status == "conflict" and self.channel == "proxy":
+            return PROXY_CONFLICT_LABEL
+        return BALLOT_STATUS_LABELS.get(self.status, self.status)
+
+
+@dataclass
+class Desk:
+    entries: list  # rows (unit_id, label, area_m2, owner_names), in roll_entries order
+    ballots: list[DeskBallot]  # in cast order
+    rows: list[dict]  # views._desk_rows's shape
+
+    @property
+    def label_of(self) -> dict[int, str]:
+        return {e.unit_id: e.label for e in self.entries}
+
+
+_COUNTED = ("counted", "superseded")
+_PENDING = ("pending", "conflict")
+
+
+def load(round_id: int) -> Desk:
+    params = {"p_round_id": round_id}
+    entries = db.session.execute(_query("roll"), params).all()
+    ballots: list[DeskBallot] = []
+    by_unit: dict[int, list[DeskBallot]] = {}
+    current: dict[int, int] = {}
+    for row in db.session.execute(_query("ballots"), params):
+        b = DeskBallot(row)
+        ballots.append(b)
+        by_unit.setdefault(b.unit_id, []).append(b)
+        if row[11] is not None:
+            current[b.unit_id] = row[11]
+    mandates = {m.id: m for m in db.session.execute(_query("mandates"), params).scalars()}
+    rows = []
+    for e in entries:
+        history = by_unit.get(e.unit_id, [])
+        if not history:
+            rows.append({"entry": e, "counted": None, "history": history, "pending": [], "mandate": None,
+                         "changes": 0})
+            continue
+        want = current.get(e.unit_id)
+        counted = next((b for b in history if b.id == want), None)
+        rows.append({"entry": e, "counted": counted, "history": history,
+                     "pending": [b for b in history if b.status in _PENDING],
+                     "mandate": mandates.get(counted.mandate_id) if counted and counted.mandate_id else None,
+                     "changes": max(sum(1 for b in history if b.status in _COUNTED) - 1, 0)})
+    return Desk(entries=entries, ballots=ballots, rows=rows)
