@@ -98,6 +98,12 @@ def stored(estate_ids: list[int]) -> dict[int, EstateFunding]:
         sa.select(EstateFunding).where(EstateFunding.estate_id.in_(estate_ids))).scalars()}
 
 
+def touched() -> set[int]:
+    """Estates whose stored row is out of date in this session: changes flushed and not committed yet (their row is
+    refreshed by the commit)."""
+    return set(db.session.info.get(_DIRTY, ()))
+
+
 def plans_in_force(estate_ids: list[int], *, session: Session | None = None) -> dict[int, int]:
     """{estate id: the id of its published plan version} for those of these estates that have one."""
     from residents_app.plans.models import PlanVersion

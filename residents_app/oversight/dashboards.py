@@ -129,7 +129,7 @@ def _summary(rnd, tally: dict) -> str:
 
 def funding(estate_id: int) -> dict | None:
     """The plan in force's funding, from the stored summary row (funding/summary.py); computed live only when the
-    row is missing or was written for another version (as the district view does)."""
+    row is missing, was written for another version, or changes to it are not committed yet."""
     from residents_app.funding import services as services_svc
     from residents_app.funding import summary as summary_svc
 
@@ -137,7 +137,7 @@ def funding(estate_id: int) -> dict | None:
     if plan_id is None:
         return None
     row = summary_svc.stored([estate_id]).get(estate_id)
-    if row is not None and row.plan_version_id == plan_id:
+    if row is not None and row.plan_version_id == plan_id and estate_id not in summary_svc.touched():
         owed, counted, owing = row.owed_fen, row.counted_fen, row.owing_units
     else:
         summary = services_svc.funding_summary(estate_id)
