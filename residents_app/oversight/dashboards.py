@@ -9,6 +9,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
+from residents_app.db import ids_in
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
@@ -158,15 +159,19 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
 
     if not estate_ids:
         return []
-    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    names = dict(db.session.execute(
+        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     today = to_local(now).date()
     out = []
 
     def prefix(estate_id):
         return f"{names[estate_id]}：" if with_estate_name else ""
 
+    # Only the columns the dates are made of (a district has hundreds of rounds; no ORM objects, no JSON).
     rounds = db.session.execute(
-        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status.in_(("draft", "open")))).scalars()
+        sa.select(Round.estate_id, Round.title, Round.status, Round.opens_at, Round.closes_at)
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status.in_(("draft", "open")))
+        .order_by(Round.id))
     for r in rounds:
         if r.status == "draft" and to_local(r.opens_at).date() >= today:
             out.append(charts.Deadline(to_local(r.opens_at).date(), f"{prefix(r.estate_id)}「{r.title}」开始投票"
@@ -175,7 +180,9 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
     pubs = db.session.execute(
-        sa.select(Publicity).where(Publicity.estate_id.in_(estate_ids), Publicity.status != "completed")).scalars()
+        sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
+        .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
+        .order_by(Publicity.id))
     for p in pubs:
         if p.last_day >= today:
             out.append(charts.Deadline(p.last_day,
@@ -202,7 +209,7 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
     if not estate_ids:
         return []
     return list(db.session.execute(
-        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "open")
+        sa.select(Round).where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "open")
         .order_by(Round.closes_at, Round.id)).scalars())
 
 
@@ -224,15 +231,16 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
     rounds = list(db.session.execute(
         sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
                                                   Round.closed_at, Round.kind))
-        .where(Round.estate_id.in_(estate_ids), Round.status == "closed")
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "closed")
         .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
     if not rounds:
         return []
-    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    names = dict(db.session.execute(
+        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
     for chain, subject_id, data, at in db.session.execute(
             sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
-            .where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
+            .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round")
             .order_by(AuditEvent.chain, AuditEvent.seq)):
         last[(chain, subject_id)] = (data or {}, at)
