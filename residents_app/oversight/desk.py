@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from markupsafe import Markup, escape
 
 from residents_app.extensions import db
+from residents_app.formatting import format_area, format_local_dt
 from residents_app.rounds.models import (
     BALLOT_STATUS_LABELS,
     CHANNEL_LABELS,
@@ -110,3 +112,56 @@ def load(round_id: int) -> Desk:
                      "mandate": mandates.get(counted.mandate_id) if counted and counted.mandate_id else None,
                      "changes": max(sum(1 for b in history if b.status in _COUNTED) - 1, 0)})
     return Desk(entries=entries, ballots=ballots, rows=rows)
+
+
+def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:
+    """The desk's roll table body (one <tr> per unit; every value escaped), written here rather than in the
+    template: a district-sized roll has a thousand rows, and this is several times cheaper than a Jinja loop.
+    The same cells as templates/oversight/verify.html had in its loop."""
+    from flask import url_for
+
+    labels = rnd.option_labels
+    # /audit/files/<id>: the route's URL for id 0, without the 0.
+    file_url = url_for("oversight.round_file", file_id=0)[:-1]
+    times: dict = {}
+
+    def when(value) -> str:
+        text = times.get(value)
+        if text is None:
+            text = times[value] = format_local_dt(value)
+        return text
+
+    out = []
+    for r in rows:
+        e, counted = r["entry"], r["counted"]
+        if counted is not None:
+            choice = "已投票" if hidden else _esc(labels.get(counted.choice, counted.choice))
+            channel = _esc(counted.channel_label)
+            if counted.scan_file_id:
+                channel += f' · <a href="{file_url}{counted.scan_file_id}">扫描件</a>'
+            m = r["mandate"]
+            if m is not None:
+                channel += (f" · 受托人 {_esc(m.proxy_name)} · "
+                            f'<a href="{file_url}{m.evidence_file_id}">委托书</a>')
+            cast = when(counted.cast_at)
+        else:
+            choice, channel, cast = '<span class="muted">未投票</span>', "", ""
+        parts = []
+        for b in r["pending"]:
+            part = _esc(b.channel_label)
+            if b.proxy_name:
+                part += f"（受托人 {_esc(b.proxy_name)}）"
+            part += f" {_esc(b.status_label)}"
+            if b.scan_file_id:
+                part += f'（<a href="{file_url}{b.scan_file_id}">扫描件</a>）'
+            parts.append(part)
+        pending = "；".join(parts)
+        out.append(f'<tr><td>{_esc(e.label)}</td><td class="num">{format_area(e.area_m2)}</td>'
+                   f'<td>{"、".join(_esc(n) for n in e.owner_names or ())}</td><td>{choice}</td><td>{channel}</td>'
+                   f'<td>{cast}</td><td class="num">{r["changes"] or ""}</td><td>{pending}</td></tr>')
+    return Markup("\n".join(out))  # noqa: S704 (every value above is escaped or a number)
+
+
+def _esc(value) -> str:
+    """Escaped as plain text (a str, so that adding markup to it does not escape the markup again)."""
+    return str(escape(value))

@@ -73,6 +73,7 @@ def verify_desk(round_id: int):
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data),
         flags=round_facts.round_flags(rnd, loaded.label_of, loaded.ballots), rows=loaded.rows,
+        roll_rows=desk.roll_table_rows(loaded.rows, rnd, rnd.results_hidden),
         chain=verify_since_checkpoint(estate.id), recount=recount_round(rnd),
         signoffs=signoffs, decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
