@@ -160,7 +160,8 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
     if not estate_ids:
         return []
     names = dict(db.session.execute(
-        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
+        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all()
+    ) if with_estate_name else {}
     today = to_local(now).date()
     out = []
 
@@ -214,11 +215,12 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
 
 
 def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = False,
-                                 limit: int | None = None) -> list[dict]:
+                                 limit: int | None = None, names: dict[int, str] | None = None) -> list[dict]:
     """Closed rounds and their latest sign-off (none yet = waiting for the street office), newest first.
 
     Three queries whatever the number of rounds: the rounds, the estates' names, the sign-offs in their logs.
-    `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows.
+    `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows; `names`: the estates'
+    names when the caller has them (one query less).
     """
     from residents_app.audit.models import AuditEvent
     from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
@@ -235,8 +237,9 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
         .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
     if not rounds:
         return []
-    names = dict(db.session.execute(
-        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
+    if names is None:
+        names = dict(db.session.execute(
+            sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
     for chain, subject_id, data, at in db.session.execute(
             sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)

@@ -8,7 +8,10 @@ and its flags read (the same attributes and labels as RollEntry and Ballot). The
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from markupsafe import Markup, escape
@@ -34,7 +37,9 @@ def _query(name: str) -> sa.Select:
         round_id = sa.bindparam("p_round_id")
         # The order of round_facts.roll_entries (building name, then entry id).
         _QUERIES["roll"] = (
-            sa.select(RollEntry.unit_id, RollEntry.label, RollEntry.area_m2, RollEntry.owner_names)
+            # The owners' names as the stored JSON text: parsed below in one call for the whole roll.
+            sa.select(RollEntry.unit_id, RollEntry.label, RollEntry.area_m2,
+                      sa.cast(RollEntry.owner_names, sa.Text))
             .where(RollEntry.round_id == round_id).order_by(RollEntry.building_name, RollEntry.id))
         # The order of round_facts._ballots (cast time, then id); `current`: the ballot id current_ballot holds for
         # the ballot's unit (the counted ballot is the one of the unit's history with that id).
@@ -47,6 +52,13 @@ def _query(name: str) -> sa.Select:
             .where(Ballot.round_id == round_id).order_by(Ballot.cast_at, Ballot.id))
         _QUERIES["mandates"] = sa.select(ProxyMandate).where(ProxyMandate.round_id == round_id)
     return _QUERIES[name]
+
+
+class RollRow(NamedTuple):
+    unit_id: int
+    label: str
+    area_m2: Decimal
+    owner_names: list
 
 
 class DeskBallot:
@@ -87,7 +99,9 @@ _PENDING = ("pending", "conflict")
 
 def load(round_id: int) -> Desk:
     params = {"p_round_id": round_id}
-    entries = db.session.execute(_query("roll"), params).all()
+    rows = db.session.execute(_query("roll"), params).all()
+    names = json.loads("[" + ",".join(r[3] or "null" for r in rows) + "]") if rows else []
+    entries = [RollRow(r[0], r[1], r[2], n or []) for r, n in zip(rows, names, strict=True)]
     ballots: list[DeskBallot] = []
     by_unit: dict[int, list[DeskBallot]] = {}
     current: dict[int, int] = {}

@@ -164,7 +164,7 @@ def estate_dashboard(estate_id: int):
     return render_template(
         "oversight/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
         deadlines=items, months=dashboards.calendar_months(now, items),
-        closed=dashboards.rounds_awaiting_verification([estate.id]))
+        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}))
 
 
 def _district_table():
@@ -195,7 +195,8 @@ def district():
         "oversight/district.html", rows=page_rows, shown_count=len(shown), estate_count=len(rows), page=page,
         pages=pages, args=args, stages=sorted({r.stage for r in rows}), sorts=district_svc.SORTS,
         deadlines=items, months=dashboards.calendar_months(now, items),
-        closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50))
+        closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50,
+                                                       names={e.id: e.name for e in estates}))
 
 
 @bp.route("/district/export.csv", defaults={"fmt": "csv"})
