@@ -60,15 +60,26 @@ def _scaled(value) -> int:
 
 def turnout_points(round_id: int) -> list[tuple[datetime, int]]:
     """Cumulative households with a ballot (first counted cast of each unit), in time order."""
+    return turnout_points_of([round_id])[round_id]
+
+
+def turnout_points_of(round_ids: list[int]) -> dict[int, list[tuple[datetime, int]]]:
+    """turnout_points of several rounds, in one query."""
     from residents_app.rounds.models import Ballot
 
-    firsts = db.session.execute(
-        sa.select(sa.func.min(Ballot.cast_at)).where(Ballot.round_id == round_id,
-                                                     Ballot.status.in_(COUNTED_STATUSES))
-        .group_by(Ballot.unit_id)).scalars().all()
+    firsts: dict[int, list] = {r: [] for r in round_ids}
+    if round_ids:
+        for round_id, first in db.session.execute(
+                sa.select(Ballot.round_id, sa.func.min(Ballot.cast_at))
+                .where(Ballot.round_id.in_(round_ids), Ballot.status.in_(COUNTED_STATUSES))
+                .group_by(Ballot.round_id, Ballot.unit_id)):
+            firsts[round_id].append(first)
     # MIN over a TypeDecorator column comes back raw on SQLite: normalise through the column type.
-    times = sorted(_as_utc(t) for t in firsts)
-    return [(t, i) for i, t in enumerate(times, start=1)]
+    out = {}
+    for round_id, values in firsts.items():
+        times = sorted(_as_utc(t) for t in values)
+        out[round_id] = [(t, i) for i, t in enumerate(times, start=1)]
+    return out
 
 
 def _as_utc(value) -> datetime:
@@ -92,14 +103,25 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
-def round_card(rnd, now: datetime) -> RoundCard:
-    tally = round_tally(rnd, now)
+def round_cards(rounds: list, now: datetime) -> list[RoundCard]:
+    """The cards of these rounds in a fixed number of queries: their tallies from the stored counters, read
+    together (rounds.tally.compute_tallies), and their turnout curves in one query."""
+    from residents_app.rounds.tally import compute_tallies
+
+    live = compute_tallies([r for r in rounds if r.status != "closed"], now)
+    points = turnout_points_of([r.id for r in rounds])
+    return [round_card(r, now, live=live.get(r.id), points=points[r.id]) for r in rounds]
+
+
+def round_card(rnd, now: datetime, *, live=None, points: list | None = None) -> RoundCard:
+    tally = round_tally(rnd, now, live)
     figures = tally["figures"]
     end = min(now, rnd.closes_at) if rnd.status != "closed" else (rnd.closed_at or rnd.closes_at)
     start = rnd.opened_at or rnd.opens_at
     if end <= start:
         end = rnd.closes_at
-    svg = charts.turnout_svg(turnout_points(rnd.id), start=start, end=end, total=figures["total_count"])
+    svg = charts.turnout_svg(turnout_points(rnd.id) if points is None else points, start=start, end=end,
+                             total=figures["total_count"])
     if rnd.results_hidden:
         return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
                          total_count=figures["total_count"], can_still_pass=False, passed=False, results_hidden=True)

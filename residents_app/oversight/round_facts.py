@@ -47,15 +47,16 @@ def roll_entries(round_id: int):
     ).scalars().all()
 
 
-def round_tally(rnd, now: datetime) -> dict:
-    """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape)."""
+def round_tally(rnd, now: datetime, live=None) -> dict:
+    """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape).
+    `live`: the round's compute_tally when the caller has it (tally_svc.compute_tallies)."""
     from residents_app.rounds.models import RoundResult
 
     if rnd.status == "closed":
         result = db.session.get(RoundResult, rnd.id)
         if result is not None:
             return result.tally
-    return outcomes.live_tally(rnd, tally_svc.compute_tally(rnd.id, now))
+    return outcomes.live_tally(rnd, live if live is not None else tally_svc.compute_tally(rnd.id, now))
 
 
 def _hundredths(value) -> int:

@@ -159,7 +159,7 @@ def round_file(file_id: int):
 def estate_dashboard(estate_id: int):
     estate = estate_or_404(estate_id)
     now = utcnow()
-    cards = [dashboards.round_card(r, now) for r in dashboards.rounds_in_progress([estate.id])]
+    cards = dashboards.round_cards(dashboards.rounds_in_progress([estate.id]), now)
     items = dashboards.deadlines([estate.id], now)
     return render_template(
         "oversight/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
