@@ -197,3 +197,15 @@ def _sqlite_close(dbapi_connection, connection_record):
 def _sqlite_invalidate(dbapi_connection, connection_record, exception):
     if connection_record is not None:
         _release_write_lock(connection_record.info)
+
+
+def ids_in(session, column, ids) -> sa.ColumnElement:
+    """`column IN ids` for a list of ids that can be long (a district's estates, their rounds): one array parameter
+    (`= ANY(:ids)`) on PostgreSQL, so the statement text is the same whatever the number of ids (no hundreds of
+    parameters to render and parse on every view); the usual expanding IN elsewhere."""
+    ids = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.Integer)))
+    return column.in_(ids)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from residents_app.db import UTCDateTime, utcnow
+from residents_app.db import UTCDateTime, ids_in, utcnow
 from residents_app.errors import DomainError
 from residents_app.extensions import db
 
@@ -95,7 +95,13 @@ def stored(estate_ids: list[int]) -> dict[int, EstateFunding]:
     if not estate_ids:
         return {}
     return {r.estate_id: r for r in db.session.execute(
-        sa.select(EstateFunding).where(EstateFunding.estate_id.in_(estate_ids))).scalars()}
+        sa.select(EstateFunding).where(ids_in(db.session, EstateFunding.estate_id, estate_ids))).scalars()}
+
+
+def touched() -> set[int]:
+    """Estates whose stored row is out of date in this session: changes flushed and not committed yet (their row is
+    refreshed by the commit)."""
+    return set(db.session.info.get(_DIRTY, ()))
 
 
 def plans_in_force(estate_ids: list[int], *, session: Session | None = None) -> dict[int, int]:
@@ -107,7 +113,7 @@ def plans_in_force(estate_ids: list[int], *, session: Session | None = None) -> 
     out: dict[int, int] = {}
     for estate_id, version_id in (session or db.session).execute(
             sa.select(PlanVersion.estate_id, PlanVersion.id).where(
-                PlanVersion.estate_id.in_(estate_ids), PlanVersion.status == "published")
+                ids_in(session or db.session, PlanVersion.estate_id, estate_ids), PlanVersion.status == "published")
             .order_by(PlanVersion.estate_id, PlanVersion.number)):
         out[estate_id] = version_id  # the highest number wins, as plans.services.current_plan
     return out

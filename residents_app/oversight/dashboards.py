@@ -9,6 +9,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
+from residents_app.db import ids_in
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
@@ -59,15 +60,26 @@ def _scaled(value) -> int:
 
 def turnout_points(round_id: int) -> list[tuple[datetime, int]]:
     """Cumulative households with a ballot (first counted cast of each unit), in time order."""
+    return turnout_points_of([round_id])[round_id]
+
+
+def turnout_points_of(round_ids: list[int]) -> dict[int, list[tuple[datetime, int]]]:
+    """turnout_points of several rounds, in one query."""
     from residents_app.rounds.models import Ballot
 
-    firsts = db.session.execute(
-        sa.select(sa.func.min(Ballot.cast_at)).where(Ballot.round_id == round_id,
-                                                     Ballot.status.in_(COUNTED_STATUSES))
-        .group_by(Ballot.unit_id)).scalars().all()
+    firsts: dict[int, list] = {r: [] for r in round_ids}
+    if round_ids:
+        for round_id, first in db.session.execute(
+                sa.select(Ballot.round_id, sa.func.min(Ballot.cast_at))
+                .where(Ballot.round_id.in_(round_ids), Ballot.status.in_(COUNTED_STATUSES))
+                .group_by(Ballot.round_id, Ballot.unit_id)):
+            firsts[round_id].append(first)
     # MIN over a TypeDecorator column comes back raw on SQLite: normalise through the column type.
-    times = sorted(_as_utc(t) for t in firsts)
-    return [(t, i) for i, t in enumerate(times, start=1)]
+    out = {}
+    for round_id, values in firsts.items():
+        times = sorted(_as_utc(t) for t in values)
+        out[round_id] = [(t, i) for i, t in enumerate(times, start=1)]
+    return out
 
 
 def _as_utc(value) -> datetime:
@@ -91,14 +103,25 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
-def round_card(rnd, now: datetime) -> RoundCard:
-    tally = round_tally(rnd, now)
+def round_cards(rounds: list, now: datetime) -> list[RoundCard]:
+    """The cards of these rounds in a fixed number of queries: their tallies from the stored counters, read
+    together (rounds.tally.compute_tallies), and their turnout curves in one query."""
+    from residents_app.rounds.tally import compute_tallies
+
+    live = compute_tallies([r for r in rounds if r.status != "closed"], now)
+    points = turnout_points_of([r.id for r in rounds])
+    return [round_card(r, now, live=live.get(r.id), points=points[r.id]) for r in rounds]
+
+
+def round_card(rnd, now: datetime, *, live=None, points: list | None = None) -> RoundCard:
+    tally = round_tally(rnd, now, live)
     figures = tally["figures"]
     end = min(now, rnd.closes_at) if rnd.status != "closed" else (rnd.closed_at or rnd.closes_at)
     start = rnd.opened_at or rnd.opens_at
     if end <= start:
         end = rnd.closes_at
-    svg = charts.turnout_svg(turnout_points(rnd.id), start=start, end=end, total=figures["total_count"])
+    svg = charts.turnout_svg(turnout_points(rnd.id) if points is None else points, start=start, end=end,
+                             total=figures["total_count"])
     if rnd.results_hidden:
         return RoundCard(round=rnd, bars=[], chart_svg=svg, voted_count=figures["voted_count"],
                          total_count=figures["total_count"], can_still_pass=False, passed=False, results_hidden=True)
@@ -128,15 +151,26 @@ def _summary(rnd, tally: dict) -> str:
 
 
 def funding(estate_id: int) -> dict | None:
+    """The plan in force's funding, from the stored summary row (funding/summary.py); computed live only when the
+    row is missing, was written for another version, or changes to it are not committed yet."""
     from residents_app.funding import services as services_svc
+    from residents_app.funding import summary as summary_svc
 
-    summary = services_svc.funding_summary(estate_id)
-    if summary.get("plan_version_id") is None:
+    plan_id = summary_svc.plans_in_force([estate_id]).get(estate_id)
+    if plan_id is None:
         return None
-    ratio = summary.get("ratio")
-    return {"owed_fen": summary["owed_fen"], "counted_fen": summary["counted_fen"],
-            "ratio_text": services_svc.format_ratio(ratio), "complete": summary["complete"],
-            "fill_pct": _pct(ratio) if ratio is not None else "0.00%", "owing_units": summary["owing_units"]}
+    row = summary_svc.stored([estate_id]).get(estate_id)
+    if row is not None and row.plan_version_id == plan_id and estate_id not in summary_svc.touched():
+        owed, counted, owing = row.owed_fen, row.counted_fen, row.owing_units
+    else:
+        summary = services_svc.funding_summary(estate_id)
+        if summary.get("plan_version_id") is None:
+            return None
+        owed, counted, owing = summary["owed_fen"], summary["counted_fen"], summary["owing_units"]
+    ratio = Fraction(counted, owed) if owed else None
+    return {"owed_fen": owed, "counted_fen": counted, "ratio_text": services_svc.format_ratio(ratio),
+            "complete": counted == owed, "fill_pct": _pct(ratio) if ratio is not None else "0.00%",
+            "owing_units": owing}
 
 
 def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False) -> list[charts.Deadline]:
@@ -147,15 +181,20 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
 
     if not estate_ids:
         return []
-    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    names = dict(db.session.execute(
+        sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all()
+    ) if with_estate_name else {}
     today = to_local(now).date()
     out = []
 
     def prefix(estate_id):
         return f"{names[estate_id]}：" if with_estate_name else ""
 
+    # Only the columns the dates are made of (a district has hundreds of rounds; no ORM objects, no JSON).
     rounds = db.session.execute(
-        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status.in_(("draft", "open")))).scalars()
+        sa.select(Round.estate_id, Round.title, Round.status, Round.opens_at, Round.closes_at)
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status.in_(("draft", "open")))
+        .order_by(Round.id))
     for r in rounds:
         if r.status == "draft" and to_local(r.opens_at).date() >= today:
             out.append(charts.Deadline(to_local(r.opens_at).date(), f"{prefix(r.estate_id)}「{r.title}」开始投票"
@@ -164,7 +203,9 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
     pubs = db.session.execute(
-        sa.select(Publicity).where(Publicity.estate_id.in_(estate_ids), Publicity.status != "completed")).scalars()
+        sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
+        .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
+        .order_by(Publicity.id))
     for p in pubs:
         if p.last_day >= today:
             out.append(charts.Deadline(p.last_day,
@@ -191,16 +232,17 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
     if not estate_ids:
         return []
     return list(db.session.execute(
-        sa.select(Round).where(Round.estate_id.in_(estate_ids), Round.status == "open")
+        sa.select(Round).where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "open")
         .order_by(Round.closes_at, Round.id)).scalars())
 
 
 def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = False,
-                                 limit: int | None = None) -> list[dict]:
+                                 limit: int | None = None, names: dict[int, str] | None = None) -> list[dict]:
     """Closed rounds and their latest sign-off (none yet = waiting for the street office), newest first.
 
     Three queries whatever the number of rounds: the rounds, the estates' names, the sign-offs in their logs.
-    `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows.
+    `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows; `names`: the estates'
+    names when the caller has them (one query less).
     """
     from residents_app.audit.models import AuditEvent
     from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
@@ -213,15 +255,17 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
     rounds = list(db.session.execute(
         sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
                                                   Round.closed_at, Round.kind))
-        .where(Round.estate_id.in_(estate_ids), Round.status == "closed")
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "closed")
         .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
     if not rounds:
         return []
-    names = dict(db.session.execute(sa.select(Estate.id, Estate.name).where(Estate.id.in_(estate_ids))).all())
+    if names is None:
+        names = dict(db.session.execute(
+            sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
     for chain, subject_id, data, at in db.session.execute(
             sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
-            .where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
+            .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round")
             .order_by(AuditEvent.chain, AuditEvent.seq)):
         last[(chain, subject_id)] = (data or {}, at)

@@ -47,15 +47,16 @@ def roll_entries(round_id: int):
     ).scalars().all()
 
 
-def round_tally(rnd, now: datetime) -> dict:
-    """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape)."""
+def round_tally(rnd, now: datetime, live=None) -> dict:
+    """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape).
+    `live`: the round's compute_tally when the caller has it (tally_svc.compute_tallies)."""
     from residents_app.rounds.models import RoundResult
 
     if rnd.status == "closed":
         result = db.session.get(RoundResult, rnd.id)
         if result is not None:
             return result.tally
-    return outcomes.live_tally(rnd, tally_svc.compute_tally(rnd.id, now))
+    return outcomes.live_tally(rnd, live if live is not None else tally_svc.compute_tally(rnd.id, now))
 
 
 def _hundredths(value) -> int:
@@ -169,7 +170,10 @@ def ballot_counts(round_id: int) -> dict[str, int]:
     return {CHANNEL_LABELS[c]: counts[c] for c in ("online", "paper", "proxy") if counts.get(c)}
 
 
-def round_report_data(rnd, now: datetime) -> RoundReportData:
+def round_report_data(rnd, now: datetime, *, roll_households: int | None = None, with_agreeing: bool = True,
+                      signoff_events: list | None = None) -> RoundReportData:
+    """What the report shows. The desk passes what it has read already (the roll's length, the sign-offs) and
+    leaves out the agreeing units (it does not show them)."""
     from residents_app.registry.models import Estate
 
     estate = db.session.get(Estate, rnd.estate_id)
@@ -188,7 +192,7 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         opens_at=rnd.opened_at or rnd.opens_at,
         closes_at=rnd.closed_at or rnd.closes_at,
         roll_frozen_at=rnd.opened_at,
-        roll_households=len(roll_entries(rnd.id)),
+        roll_households=len(roll_entries(rnd.id)) if roll_households is None else roll_households,
         roll_area=format_area(Decimal(figures["total_area"])),
         rule_code=rule_code,
         rule_item=rule_item,
@@ -199,13 +203,13 @@ def round_report_data(rnd, now: datetime) -> RoundReportData:
         survey=tally.get("survey"),
         choice=None if hidden else tally.get("choice"),
         status_label=rnd.status_label if rnd.status == "closed" else f"{rnd.status_label}（中间结果，非最终结果）",
-        agreeing_units=[] if hidden or rnd.is_survey or rnd.is_choice else agreeing_labels(rnd),
+        agreeing_units=[] if hidden or rnd.is_survey or rnd.is_choice or not with_agreeing else agreeing_labels(rnd),
         publicity=publicity_text(rnd.id),
         generated_at=now,
         audit_head=(f"链 {head.chain} 第 {head.seq} 条（{format_local_dt(head.at)}），SHA-256 {head.hash}"
                     if head else "日志为空"),
         ballot_counts=ballot_counts(rnd.id),
-        signoff=signoff_text(rnd),
+        signoff=signoff_text(rnd, signoff_events),
         results_hidden=hidden,
         turnout=turnout_text(tally),
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and not hidden else None,
@@ -226,10 +230,11 @@ def turnout_text(tally: dict) -> str:
             + f"；已投面积 {voted_m2} m² / {total_m2} m²" + (f"（{area_share}）" if area_share else ""))
 
 
-def signoff_text(rnd) -> str:
+def signoff_text(rnd, events: list | None = None) -> str:
     from residents_app.oversight.services import DECISIONS, signoffs
 
-    events = signoffs(rnd.id, rnd.estate_id)
+    if events is None:
+        events = signoffs(rnd.id, rnd.estate_id)
     if not events:
         return ""
     last = events[-1]
@@ -284,10 +289,23 @@ def ballot_client_keys(rnd, ballots) -> dict[int, str]:
     return keys
 
 
-def round_flags(rnd) -> list[Flag]:
-    entries = roll_entries(rnd.id)
-    label_of = {e.unit_id: e.label for e in entries}
-    ballots = _ballots(rnd.id)
+def _owner_ids(round_id: int) -> dict[int, int]:
+    """{owner id: the unit whose frozen roll entry names them} (in roll order: the last entry naming them wins)."""
+    from residents_app.rounds.models import RollEntry
+
+    rows = db.session.execute(
+        sa.select(RollEntry.unit_id, RollEntry.owner_ids).where(RollEntry.round_id == round_id)
+        .order_by(RollEntry.building_name, RollEntry.id)).all()
+    return {oid: unit_id for unit_id, ids in rows for oid in (ids or [])}
+
+
+def round_flags(rnd, label_of: dict[int, str] | None = None, ballots: list | None = None) -> list[Flag]:
+    """The desk's flags. `label_of` ({unit id: roll label}, in roll order) and `ballots` (in cast order) when the
+    caller has them already (oversight/desk.py); else read here."""
+    if label_of is None:
+        label_of = {e.unit_id: e.label for e in roll_entries(rnd.id)}
+    if ballots is None:
+        ballots = _ballots(rnd.id)
     flags: list[Flag] = []
 
     # 1. Many ballots from one device or address within a short time.
@@ -354,13 +372,13 @@ def round_flags(rnd) -> list[Flag]:
 
     # 4. Units whose owners changed after the roll froze.
     if rnd.opened_at is not None:
-        owner_ids = {oid: e.unit_id for e in entries for oid in (e.owner_ids or [])}
         events = db.session.execute(
             sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id,
                                         AuditEvent.kind.in_(("register.change", "register.import")),
                                         AuditEvent.at > rnd.opened_at).order_by(AuditEvent.seq)).scalars().all()
         changed: dict[int, list[str]] = {}
         unit_of_label = {label: unit_id for unit_id, label in label_of.items()}
+        owner_ids = _owner_ids(rnd.id) if any(ev.subject_type == "owner" for ev in events) else {}
         for ev in events:
             if ev.kind == "register.import":
                 # The import lists "1幢-101 张三" per ownership added or removed.

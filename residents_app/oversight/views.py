@@ -14,7 +14,7 @@ from residents_app.auth.scoping import estate_or_404, roles_required, staff_requ
 from residents_app.db import utcnow
 from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
-from residents_app.oversight import dashboards, round_facts
+from residents_app.oversight import dashboards, desk, round_facts
 from residents_app.oversight import services as services_svc
 
 bp = Blueprint("oversight", __name__)
@@ -63,14 +63,19 @@ def verify_desk(round_id: int):
 
     rnd, estate = _round_or_404(round_id)
     now = utcnow()
-    data = round_facts.round_report_data(rnd, now)
+    # The roll and the ballots are read once, in light rows, for the table and the flags (oversight/desk.py).
+    loaded = desk.load(rnd.id)
+    signoffs = services_svc.signoffs(rnd.id, estate.id)
+    data = round_facts.round_report_data(rnd, now, roll_households=len(loaded.entries), with_agreeing=False,
+                                         signoff_events=signoffs)
     rule_name, rule_source = rule_lines(data)
     return render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data),
-        flags=round_facts.round_flags(rnd), rows=_desk_rows(rnd), chain=verify_since_checkpoint(estate.id),
-        recount=recount_round(rnd),
-        signoffs=services_svc.signoffs(rnd.id, estate.id), decisions=services_svc.DECISIONS,
+        flags=round_facts.round_flags(rnd, loaded.label_of, loaded.ballots), rows=loaded.rows,
+        roll_rows=desk.roll_table_rows(loaded.rows, rnd, rnd.results_hidden),
+        chain=verify_since_checkpoint(estate.id), recount=recount_round(rnd),
+        signoffs=signoffs, decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
 
 
@@ -154,12 +159,12 @@ def round_file(file_id: int):
 def estate_dashboard(estate_id: int):
     estate = estate_or_404(estate_id)
     now = utcnow()
-    cards = [dashboards.round_card(r, now) for r in dashboards.rounds_in_progress([estate.id])]
+    cards = dashboards.round_cards(dashboards.rounds_in_progress([estate.id]), now)
     items = dashboards.deadlines([estate.id], now)
     return render_template(
         "oversight/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
         deadlines=items, months=dashboards.calendar_months(now, items),
-        closed=dashboards.rounds_awaiting_verification([estate.id]))
+        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}))
 
 
 def _district_table():
@@ -190,7 +195,8 @@ def district():
         "oversight/district.html", rows=page_rows, shown_count=len(shown), estate_count=len(rows), page=page,
         pages=pages, args=args, stages=sorted({r.stage for r in rows}), sorts=district_svc.SORTS,
         deadlines=items, months=dashboards.calendar_months(now, items),
-        closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50))
+        closed=dashboards.rounds_awaiting_verification(ids, waiting_only=True, limit=50,
+                                                       names={e.id: e.name for e in estates}))
 
 
 @bp.route("/district/export.csv", defaults={"fmt": "csv"})

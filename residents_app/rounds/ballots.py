@@ -188,10 +188,13 @@ def current_ballot_for(round_id: int, unit_id: int) -> Ballot | None:
         .where(CurrentBallot.round_id == round_id, CurrentBallot.unit_id == unit_id)).scalar_one_or_none()
 
 
-def ballot_history(round_id: int, unit_id: int | None = None) -> list[Ballot]:
+def ballot_history(round_id: int, unit_id: int | None = None, limit: int | None = None) -> list[Ballot]:
+    """Newest first; `limit`: only that many (in the query)."""
     q = sa.select(Ballot).where(Ballot.round_id == round_id).order_by(Ballot.id.desc())
     if unit_id is not None:
         q = q.where(Ballot.unit_id == unit_id)
+    if limit is not None:
+        q = q.limit(limit)
     return list(db.session.execute(q).scalars())
 
 

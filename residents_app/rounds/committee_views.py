@@ -209,26 +209,49 @@ def round_detail(round_id: int):
 
 
 def _detail_ctx(rnd, estate, now) -> dict:
+    """One query per page section: the counters' tally, the stored outcome, the roll in light rows (with each unit's
+    ballot state, for the non-voters), the pending ballots, the mandates, the 20 latest ballots and the labels of the
+    units those name."""
     tally = tally_svc.compute_tally(rnd.id, now)
     outcome = svc.round_outcome(rnd.id)
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
-    units = {u.id: u for u in db.session.execute(
-        db.select(Unit).where(Unit.estate_id == estate.id)).scalars()}
+    can_edit = _can_edit(estate)
+    # The whole roll (with its owners) only feeds the paper and proxy forms: open rounds, committee members.
+    roll = tally_svc.roll_rows(rnd.id) if rnd.status == "open" and can_edit else []
+    pending = ballots_svc.pending_paper_ballots(rnd.id)
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
                                        .order_by(ProxyMandate.id)).scalars())
+    recent = ballots_svc.ballot_history(rnd.id, limit=20)
+    non_voters = ({} if rnd.status == "draft" else tally_svc.non_voters_of(roll) if roll
+                  else tally_svc.non_voters_by_building(rnd.id))
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
     return dict(
         rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
         choice=view.get("choice"), survey=view.get("survey"), matter=rule_matter_line(rnd),
-        show_results=show_results, bar=bar, non_voters=tally_svc.non_voters_by_building(rnd.id) if rnd.status != "draft"
-        else {}, pending=ballots_svc.pending_paper_ballots(rnd.id), units=units, mandates=mandates,
+        show_results=show_results, bar=bar, non_voters=non_voters, pending=pending,
+        units=_unit_labels({x.unit_id for x in (*pending, *mandates, *recent)}), mandates=mandates,
         mandate_by_id={m.id: m for m in mandates},
-        preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=_can_edit(estate), now=now,
-        roll=tally_svc.roll_entries(rnd.id) if rnd.status != "draft" else [],
-        recent=ballots_svc.ballot_history(rnd.id)[:20],
+        preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=can_edit, now=now,
+        roll=roll, recent=recent,
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and rnd.status != "draft" and show_results
         else None)
+
+
+class _Labelled:
+    __slots__ = ("label",)
+
+    def __init__(self, label: str):
+        self.label = label
+
+
+def _unit_labels(unit_ids: set[int]) -> dict[int, _Labelled]:
+    """{unit id: its register label (building name-number)} for these units only, in one query."""
+    if not unit_ids:
+        return {}
+    return {u: _Labelled(f"{name}-{number}") for u, name, number in db.session.execute(
+        db.select(Unit.id, Building.name, Unit.number).join(Building, Building.id == Unit.building_id)
+        .where(Unit.id.in_(sorted(unit_ids))))}
 
 
 @bp.route("/rounds/<int:round_id>/open", methods=["POST"])

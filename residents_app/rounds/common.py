@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sqlalchemy as sa
@@ -43,6 +44,7 @@ def actor_name(user) -> str:
     return f"user:{user.id}:{user.username}"
 
 
+@functools.lru_cache(maxsize=65536)
 def natural_key(text: str) -> tuple:
-    """"2幢" before "10幢", "201" before "1001"."""
+    """"2幢" before "10幢", "201" before "1001" (cached: a roll repeats its building names and unit numbers)."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))

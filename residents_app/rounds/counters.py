@@ -75,6 +75,11 @@ def stored_counts(round_id: int) -> Counts:
     return _all_stored([round_id])[round_id]
 
 
+def stored_counts_of(round_ids: list[int]) -> dict[int, Counts]:
+    """stored_counts of several rounds, in one query."""
+    return _all_stored(round_ids)
+
+
 def live_counts(round_ids: list[int]) -> dict[int, Counts]:
     """What the counters should hold, from the roll and current_ballot (two GROUP BY queries)."""
     area = sa.func.sum(sa.type_coerce(RollEntry.area_m2, sa.BigInteger))

@@ -48,8 +48,31 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
         return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
     names = dict(db.session.execute(
         sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
+    stored = counters.stored_counts(round_id) if rnd.counting_mode == "household" else None
+    return _tally_of(rnd, names, stored)
+
+
+def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[int, th.Tally]:
+    """compute_tally of several rounds: the household-mode ones from one read of their counters and one of their
+    buildings' names (a dashboard's rounds in a fixed number of queries); the others one by one."""
+    batch = [r for r in rounds if r.status != "draft" and r.counting_mode == "household"]
+    out: dict[int, th.Tally] = {}
+    if batch:
+        names = dict(db.session.execute(
+            sa.select(Building.id, Building.name).where(Building.estate_id.in_({r.estate_id for r in batch}))).all())
+        stored = counters.stored_counts_of([r.id for r in batch])
+        for r in batch:
+            out[r.id] = _tally_of(r, names, stored[r.id])
+    for r in rounds:
+        if r.id not in out:
+            out[r.id] = compute_tally(r.id, now)
+    return out
+
+
+def _tally_of(rnd: Round, names: dict[int, str], stored: counters.Counts | None) -> th.Tally:
+    round_id = rnd.id
     if rnd.counting_mode == "household":
-        t = household_tally(rnd, counters.stored_counts(round_id))
+        t = household_tally(rnd, stored)
     else:
         rows = db.session.execute(
             sa.select(RollEntry.unit_id, RollEntry.building_id, RollEntry.area_m2, RollEntry.owner_ids,
@@ -120,6 +143,38 @@ def non_voters_by_building(round_id: int) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for building, number in rows:
         out.setdefault(building, []).append(number)
+    return out
+
+
+_ROLL_ROWS = []
+
+
+def _roll_rows_query():
+    """Built once (building it costs more than running it)."""
+    if not _ROLL_ROWS:
+        _ROLL_ROWS.append(
+            sa.select(RollEntry.unit_id, RollEntry.building_name, RollEntry.unit_number, RollEntry.label,
+                      RollEntry.owner_ids, RollEntry.owner_names, CurrentBallot.unit_id.is_not(None).label("voted"))
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
+                                              CurrentBallot.unit_id == RollEntry.unit_id))
+            .where(RollEntry.round_id == sa.bindparam("p_round_id")))
+    return _ROLL_ROWS[0]
+
+
+def roll_rows(round_id: int) -> list:
+    """The frozen roll as light rows (unit_id, building_name, unit_number, label, owner_ids, owner_names, voted),
+    in the order of roll_entries; `voted`: the unit has a counted ballot."""
+    rows = db.session.execute(_roll_rows_query(), {"p_round_id": round_id}).all()
+    rows.sort(key=lambda r: (natural_key(r.building_name), natural_key(r.unit_number)))
+    return rows
+
+
+def non_voters_of(rows: list) -> dict[str, list[str]]:
+    """non_voters_by_building from roll_rows (already in building and unit order)."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if not r.voted:
+            out.setdefault(r.building_name, []).append(r.unit_number)
     return out
 
 
