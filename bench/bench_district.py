@@ -98,9 +98,9 @@ def build(app, n_estates: int, n_units: int) -> dict:
     """The issue's data set (at --estates 300 --units 1000): one street office per 300 estates (all under one
     district housing bureau), 10 buildings per estate, 1.1 owners per unit; an open round per estate with its
     frozen roll, 188,888 ballots per 300,000 units with their audit entries (hash-chained, they verify) and
-    counters; a closed round (one building, through the services) in every third estate; 50 published plans
-    (through the services) with pledges and payments and their stored funding rows. Registry, rolls, ballots and
-    audit entries go in with COPY."""
+    counters; 100 closed rounds (one building, through the services: every third estate of a district); 50
+    published plans (through the services) with pledges and payments and their stored funding rows. Registry,
+    rolls, ballots and audit entries go in with COPY."""
     from residents_app.audit.chain import canonical_json, chain_entry, new_receipt
     from residents_app.auth.models import User
     from residents_app.extensions import db
@@ -163,9 +163,11 @@ def build(app, n_estates: int, n_units: int) -> dict:
         _reseed(conn, "estate", "building", "unit", "owner")
         lap("registry")
 
-        # A closed round (first building) in every third estate, opened and closed by the services.
+        # A closed round (first building), opened and closed by the services, in every third estate of a district
+        # (at the city size every 3 x offices-th estate: the same 100 rounds, the services' pace is ~0.1 s each).
         t_closed = now - timedelta(days=10)
-        for e in estates[::3]:
+        closed_in = estates[::3 * n_offices]
+        for e in closed_in:
             rnd = rounds.create_round(e, rounds.RoundInput(
                 kind="willingness", title="上一轮意愿征求", opens_at=t_closed, closes_at=t_closed + timedelta(days=7),
                 scope_building_ids=[(e - 1) * 10 + 1]), t_closed)
@@ -280,7 +282,7 @@ def build(app, n_estates: int, n_units: int) -> dict:
         with db.engine.connect() as c:
             n_events = c.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
         return {"estates": n_estates, "estate_id": estates[0], "round_id": round_of[estates[0]], "units": len(units),
-                "owners": n_owner, "ballots": len(ballots), "rounds": n_estates + len(estates[::3]),
+                "owners": n_owner, "ballots": len(ballots), "rounds": n_estates + len(closed_in),
                 "offices": n_offices, "plans": len(plan_ids), "pledges": len(pledged), "payments": len(paid),
                 "events": n_events, "timings": timings}
 

@@ -20,7 +20,7 @@ from residents_app.extensions import db
 from residents_app.oversight import district as district_svc
 from residents_app.oversight.district import EstateRow
 from residents_app.oversight.views import bp
-from residents_app.registry.models import StreetOffice
+from residents_app.registry.models import Estate, StreetOffice
 
 SORT_KEYS = (*district_svc.SORTS, "office")
 FILTER_ARGS = ("office", "q", "stage", "overdue", "sort", "dir")
@@ -54,7 +54,7 @@ class CityTable:
 
 def city_table(estates: list, now, *, office_id: int | None = None, q: str = "", stage: str = "",
                overdue_only: bool = False, sort: str = "code", descending: bool = False) -> CityTable:
-    """The rows of `estates` (Estate objects, each with its street_office_id) filtered and sorted as asked."""
+    """The rows of `estates` (anything with id, code, name and street_office_id) filtered and sorted as asked."""
     names = dict(db.session.execute(sa.select(StreetOffice.id, StreetOffice.name).where(
         StreetOffice.id.in_({e.street_office_id for e in estates}))).all()) if estates else {}
     office_of = {e.id: e.street_office_id for e in estates}
@@ -85,7 +85,10 @@ def export_rows(shown: list[CityRow]) -> list[list]:
 
 def _table() -> CityTable:
     args = request.args
-    estates = db.session.execute(visible_estates_query()).scalars().all()
+    # Plain rows (id, code, name, street office), not Estate objects: at 3,000 estates the ORM's instances were
+    # a tenth of the page's time, and the table needs nothing else of them.
+    estates = db.session.execute(visible_estates_query().with_only_columns(
+        Estate.id, Estate.code, Estate.name, Estate.street_office_id)).all()
     return city_table(estates, utcnow(), office_id=args.get("office", type=int), q=args.get("q", ""),
                       stage=args.get("stage", ""), overdue_only=args.get("overdue") == "1",
                       sort=args.get("sort", "code"), descending=args.get("dir") == "desc")
