@@ -33,6 +33,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def in_ids(column, ids, session):
+    """`column IN ids`; on PostgreSQL one array parameter (`column = ANY(:ids)`): a city's thousands of ids would
+    otherwise be thousands of bind parameters, rendered by SQLAlchemy and parsed by the driver on every view
+    (issue 19: 45% of the city view's time at 3,000 estates)."""
+    ids = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.Integer)))
+    return column.in_(ids)
+
+
 class UTCDateTime(sa.TypeDecorator):
     """Timezone-aware UTC datetimes on both databases (SQLite drops the zone otherwise)."""
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from residents_app.db import UTCDateTime, utcnow
+from residents_app.db import UTCDateTime, in_ids, utcnow
 from residents_app.errors import DomainError
 from residents_app.extensions import db
 
@@ -95,7 +95,7 @@ def stored(estate_ids: list[int]) -> dict[int, EstateFunding]:
     if not estate_ids:
         return {}
     return {r.estate_id: r for r in db.session.execute(
-        sa.select(EstateFunding).where(EstateFunding.estate_id.in_(estate_ids))).scalars()}
+        sa.select(EstateFunding).where(in_ids(EstateFunding.estate_id, estate_ids, db.session))).scalars()}
 
 
 def plans_in_force(estate_ids: list[int], *, session: Session | None = None) -> dict[int, int]:
@@ -107,7 +107,7 @@ def plans_in_force(estate_ids: list[int], *, session: Session | None = None) -> 
     out: dict[int, int] = {}
     for estate_id, version_id in (session or db.session).execute(
             sa.select(PlanVersion.estate_id, PlanVersion.id).where(
-                PlanVersion.estate_id.in_(estate_ids), PlanVersion.status == "published")
+                in_ids(PlanVersion.estate_id, estate_ids, session or db.session), PlanVersion.status == "published")
             .order_by(PlanVersion.estate_id, PlanVersion.number)):
         out[estate_id] = version_id  # the highest number wins, as plans.services.current_plan
     return out

@@ -15,6 +15,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
+from residents_app.db import in_ids
 from residents_app.errors import DomainError
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt
@@ -89,7 +90,7 @@ def district_rows(estates: list, now: datetime) -> list[EstateRow]:
                 sa.select(Round.id, Round.estate_id, Round.kind, Round.status, Round.closes_at, Round.closed_at,
                           RoundResult.passed)
                 .outerjoin(RoundResult, RoundResult.round_id == Round.id)
-                .where(Round.estate_id.in_(ids)).order_by(Round.closes_at, Round.id)).mappings():
+                .where(in_ids(Round.estate_id, ids, db.session)).order_by(Round.closes_at, Round.id)).mappings():
             rounds[row["estate_id"]].append(dict(row))
     open_ids = [r["id"] for rs in rounds.values() for r in rs if r["status"] == "open"]
     closed_ids = {r["id"] for rs in rounds.values() for r in rs if r["status"] == "closed"}
@@ -98,13 +99,14 @@ def district_rows(estates: list, now: datetime) -> list[EstateRow]:
         on_roll = RoundCount.choice == ""
         for round_id, is_roll, units in db.session.execute(
                 sa.select(RoundCount.round_id, on_roll, sa.func.sum(RoundCount.units))
-                .where(RoundCount.round_id.in_(open_ids)).group_by(RoundCount.round_id, on_roll)):
+                .where(in_ids(RoundCount.round_id, open_ids, db.session)).group_by(RoundCount.round_id, on_roll)):
             turnout.setdefault(round_id, [0, 0])[0 if is_roll else 1] += int(units or 0)
     signed = _signed_off(ids, closed_ids)
     stored = funding_summary.stored(ids)
     planned = funding_summary.plans_in_force(ids)
     started = set(db.session.execute(sa.select(StartApplication.estate_id).where(
-        StartApplication.estate_id.in_(ids), StartApplication.status == "approved")).scalars()) if ids else set()
+        in_ids(StartApplication.estate_id, ids, db.session), StartApplication.status == "approved")).scalars()
+    ) if ids else set()
     out = []
     for e in estates:
         rs = rounds[e.id]
@@ -148,7 +150,7 @@ def _signed_off(estate_ids: list[int], closed_ids: set[int]) -> set[int]:
     latest: dict[str, str] = {}
     for subject_id, data in db.session.execute(
             sa.select(AuditEvent.subject_id, AuditEvent.data)
-            .where(AuditEvent.chain.in_(estate_ids), AuditEvent.kind == SIGNOFF_KIND,
+            .where(in_ids(AuditEvent.chain, estate_ids, db.session), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round").order_by(AuditEvent.chain, AuditEvent.seq)):
         latest[subject_id] = (data or {}).get("decision", "")
     return {int(s) for s, d in latest.items() if s.isdigit() and d in DECISIONS and d != "returned"} & closed_ids
