@@ -14,14 +14,17 @@ from residents_app.extensions import db
 from residents_app.registry.models import Estate, StreetOffice
 
 # "party": an external party of one project (builder, contractor, ...), limited to that project's estate.
-ROLES = ("admin", "street", "committee", "party")
-ROLE_LABELS = {"admin": "系统管理员", "street": "街道", "committee": "业委会", "party": "参建单位"}
+# "bureau": a city or district housing bureau (区住建局), read-only over every street office of its district
+# (StreetOffice.district == User.district, the name as the register writes it).
+ROLES = ("admin", "street", "committee", "party", "bureau")
+ROLE_LABELS = {"admin": "系统管理员", "street": "街道", "committee": "业委会", "party": "参建单位",
+               "bureau": "区住建局"}
 
 
 class User(UserMixin, db.Model):
     __tablename__ = "app_user"
     __table_args__ = (
-        sa.CheckConstraint("role in ('admin', 'street', 'committee', 'party')", name="role_known"),
+        sa.CheckConstraint("role in ('admin', 'street', 'committee', 'party', 'bureau')", name="role_known"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(60), unique=True)
@@ -30,6 +33,8 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(sa.String(20))
     street_office_id: Mapped[int | None] = mapped_column(sa.ForeignKey("street_office.id"))
     estate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("estate.id"))
+    # Role bureau: the district it oversees (every street office whose district is this name); "" otherwise.
+    district: Mapped[str] = mapped_column(sa.String(100), default="", server_default="")
     active: Mapped[bool] = mapped_column(default=True)
     # Part of every session of this account (get_id); bumping it ends them all: logout, a new password,
     # deactivation. A copied session cookie is then refused (the user loader compares it).

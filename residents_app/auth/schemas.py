@@ -16,3 +16,4 @@ class UserSchema(Schema):
     role = fields.String()
     street_office_id = fields.Integer(allow_none=True)
     estate_id = fields.Integer(allow_none=True)
+    district = fields.String()  # role bureau: the district it oversees

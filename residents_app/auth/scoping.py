@@ -1,4 +1,5 @@
-"""Who may see what. A committee member sees one estate, a street office its estates.
+"""Who may see what. A committee member sees one estate, a street office its estates, a district housing bureau
+(role "bureau", 区住建局) the estates of every street office of its district, read-only.
 
 Everything outside a user's scope answers 404 (not 403): its existence is not disclosed.
 """
@@ -12,7 +13,15 @@ from flask_login import current_user
 
 from residents_app.errors import DomainError, NotFound
 from residents_app.extensions import db
-from residents_app.registry.models import Estate
+from residents_app.registry.models import Estate, StreetOffice
+
+
+def bureau_offices_query(user) -> sa.Select:
+    """The ids of the street offices a bureau account oversees: those whose district is the account's district
+    (never any when the account has no district)."""
+    district = (user.district or "").strip()
+    q = sa.select(StreetOffice.id)
+    return q.where(StreetOffice.district == district) if district else q.where(sa.false())
 
 
 def visible_estates_query() -> sa.Select:
@@ -24,6 +33,8 @@ def visible_estates_query() -> sa.Select:
         return q
     if user.role == "street":
         return q.where(Estate.street_office_id == user.street_office_id)
+    if user.role == "bureau":
+        return q.where(Estate.street_office_id.in_(bureau_offices_query(user)))
     return q.where(Estate.id == user.estate_id)
 
 
@@ -34,6 +45,9 @@ def can_see_estate(user, estate: Estate) -> bool:
         return True
     if user.role == "street":
         return estate.street_office_id == user.street_office_id
+    if user.role == "bureau":
+        district = (user.district or "").strip()
+        return bool(district) and estate.street_office is not None and estate.street_office.district == district
     return estate.id == user.estate_id
 
 
@@ -80,3 +94,5 @@ def roles_required(*roles: str):
 
 
 staff_required = roles_required("admin", "street", "committee")
+# Read-only pages a district housing bureau also sees (its estates' dashboards; the city view).
+oversight_readers = roles_required("admin", "street", "committee", "bureau")

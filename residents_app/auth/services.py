@@ -111,7 +111,7 @@ def end_sessions(user: User) -> None:
 
 
 def create_user(*, username: str, password: str, role: str, display_name: str = "",
-                street_code: str | None = None, estate_code: str | None = None) -> User:
+                street_code: str | None = None, estate_code: str | None = None, district: str | None = None) -> User:
     errors: dict[str, str] = {}
     if role not in ROLES:
         errors["role"] = f"角色必须是 {', '.join(ROLES)} 之一"
@@ -128,6 +128,15 @@ def create_user(*, username: str, password: str, role: str, display_name: str = 
             errors["street"] = "街道角色需要有效的街道代码"
         else:
             user.street_office_id = office.id
+    if role == "bureau":
+        # A district housing bureau oversees every street office of one district: the name must be one the
+        # register already gives a street office (a typo would otherwise show an empty city view).
+        name = (district or "").strip()
+        if not name or db.session.execute(
+                sa.select(StreetOffice.id).where(StreetOffice.district == name).limit(1)).first() is None:
+            errors["district"] = "区住建局角色需要有效的区名（须与街道登记的所属区一致）"
+        else:
+            user.district = name
     if role == "committee":
         estate = db.session.execute(
             sa.select(Estate).where(Estate.code == (estate_code or ""))).scalar_one_or_none()

@@ -47,6 +47,8 @@ def home_for(user) -> str:
         return url_for("oversight.estate_dashboard", estate_id=user.estate_id)
     if user.role == "street" and user.street_office_id:
         return url_for("oversight.district")
+    if user.role == "bureau":
+        return url_for("oversight.city")
     return url_for("auth.dashboard")
 
 
@@ -159,21 +161,23 @@ def api_me():
     return current_user
 
 
-users_cli = click.Group("users", help="Accounts: create administrators, street-office staff, committee members.")
+users_cli = click.Group("users", help="Accounts: create administrators, street-office staff, committee members, "
+                                      "district housing bureaus.")
 
 
 @users_cli.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "street", "committee"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "street", "committee", "bureau"]), required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", "display_name", default="")
 @click.option("--street", "street_code", help="street office code (role street)")
 @click.option("--estate", "estate_code", help="estate code (role committee)")
-def users_create(username, role, password, display_name, street_code, estate_code):
+@click.option("--district", help="district name as the street offices are registered, e.g. 鹿城区 (role bureau)")
+def users_create(username, role, password, display_name, street_code, estate_code, district):
     """Create an account."""
     try:
         user = create_user(username=username, password=password, role=role, display_name=display_name,
-                           street_code=street_code, estate_code=estate_code)
+                           street_code=street_code, estate_code=estate_code, district=district)
     except DomainError as exc:
         db.session.rollback()
         for field, msg in exc.errors.items():

@@ -10,7 +10,13 @@ from flask_login import current_user
 from flask_smorest import Blueprint as ApiBlueprint
 
 from residents_app.audit import services as audit_services
-from residents_app.auth.scoping import estate_or_404, roles_required, staff_required, visible_estates_query
+from residents_app.auth.scoping import (
+    estate_or_404,
+    oversight_readers,
+    roles_required,
+    staff_required,
+    visible_estates_query,
+)
 from residents_app.db import utcnow
 from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
@@ -155,7 +161,7 @@ def round_file(file_id: int):
 
 
 @bp.route("/estates/<int:estate_id>/dashboard")
-@staff_required
+@oversight_readers
 def estate_dashboard(estate_id: int):
     estate = estate_or_404(estate_id)
     now = utcnow()
@@ -235,3 +241,6 @@ def api_chain(estate_id: int):
         broken = {"seq": b.seq, "id": b.event_id, "kind": b.kind, "problem": b.problem, "message": b.message}
     return {"estate_id": estate.id, "ok": rep.ok, "entry_count": rep.entry_count, "head_seq": rep.head_seq,
             "head_hash": rep.head_hash, "broken": broken}
+
+
+from residents_app.oversight import city  # noqa: E402,F401  (register the city view's routes on bp)
