@@ -1,0 +1,105 @@
+"""The session interfaces: Flask's signed cookie (one node), or server-side sessions in Redis (several nodes).
+
+With REDIS_URL set, the cookie carries only a random session id (256 bits); the session's contents live in
+Redis under "rapp:session:<id>" with the session lifetime as their time to live, so a session opened on one
+app node is the same session on every other node, and signing out ends it everywhere (the key is deleted).
+The id is replaced whenever who is signed in changes (staff sign-in, resident identity, WeChat login, or
+their sign-out): an id planted in a victim's browser before they sign in never becomes their session.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import Flask
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SessionInterface as FlaskSessionInterface
+
+KEY_PREFIX = "rapp:session:"
+# The entries that say who is signed in: Flask-Login's user, the resident's unit link, the WeChat login.
+IDENTITY_KEYS = ("_user_id", "resident", "wechat_openid")
+_SID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the signing serializer built once per key set (Flask builds a new one
+    for every request, casting included)."""
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        cache = app.extensions.setdefault("residents_app.session_serializers", {})
+        if keys not in cache:
+            cache[keys] = super().get_signing_serializer(app)
+        return cache[keys]
+
+
+class RedisSession(SecureCookieSession):
+    def __init__(self, initial=None, sid: str | None = None):
+        super().__init__(initial)
+        self.sid = sid
+        self.identity_at_open = _identity(self)
+
+
+def _identity(data) -> tuple:
+    return tuple(repr(dict.get(data, k)) for k in IDENTITY_KEYS)
+
+
+class RedisSessionInterface(FlaskSessionInterface):
+    """Server-side sessions in Redis, shared by every app node (see the module's docstring)."""
+
+    serializer = TaggedJSONSerializer()
+    session_class = RedisSession
+
+    def __init__(self, url: str, client=None):
+        import redis
+
+        self.redis = client if client is not None else redis.Redis.from_url(url, socket_timeout=5,
+                                                                            health_check_interval=30)
+
+    def open_session(self, app: Flask, request) -> RedisSession:
+        sid = request.cookies.get(self.get_cookie_name(app)) or ""
+        if _SID.match(sid):
+            raw = self.redis.get(KEY_PREFIX + sid)
+            if raw is not None:
+                try:
+                    return self.session_class(self.serializer.loads(raw.decode()), sid=sid)
+                except ValueError:  # not ours (or damaged): a fresh session under a fresh id
+                    pass
+        return self.session_class()  # no id until something is stored
+
+    def save_session(self, app: Flask, session: RedisSession, response) -> None:
+        name = self.get_cookie_name(app)
+        domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
+        secure, httponly = self.get_cookie_secure(app), self.get_cookie_httponly(app)
+        samesite, partitioned = self.get_cookie_samesite(app), self.get_cookie_partitioned(app)
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not session:
+            if session.modified and session.sid:  # emptied (signed out): gone on every node
+                self.redis.delete(KEY_PREFIX + session.sid)
+                response.delete_cookie(name, domain=domain, path=path, secure=secure, httponly=httponly,
+                                       samesite=samesite, partitioned=partitioned)
+                response.vary.add("Cookie")
+            return
+        ttl = max(1, int(app.permanent_session_lifetime.total_seconds()))
+        new_sid = session.sid is None or _identity(session) != session.identity_at_open
+        if session.modified or new_sid:
+            if new_sid:
+                if session.sid is not None:
+                    self.redis.delete(KEY_PREFIX + session.sid)
+                session.sid = secrets.token_urlsafe(32)
+            self.redis.set(KEY_PREFIX + session.sid, self.serializer.dumps(dict(session)), ex=ttl)
+        elif self.should_set_cookie(app, session):
+            self.redis.expire(KEY_PREFIX + session.sid, ttl)  # a permanent session refreshed by this request
+        else:
+            return
+        response.set_cookie(name, session.sid, expires=self.get_expiration_time(app, session), httponly=httponly,
+                            domain=domain, path=path, secure=secure, samesite=samesite, partitioned=partitioned)
+        response.vary.add("Cookie")
+
+
+def session_interface(app: Flask) -> FlaskSessionInterface:
+    url = app.config.get("REDIS_URL") or ""
+    return RedisSessionInterface(url) if url else SessionInterface()
