@@ -91,7 +91,7 @@ class Cluster:
         port = self.ports[name] = free_port()
         log = self.dir / f"{name}.log"
         cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}",
-               "--graceful-timeout", "5", "--error-logfile", str(log), "wsgi:app"]
+               "--graceful-timeout", "5", "--error-logfile", str(log), "--no-control-socket", "wsgi:app"]
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -140,15 +140,17 @@ class Cluster:
         return ((self.dir / f"{name}.out").read_text(errors="replace"),
                 (self.dir / f"{name}.err").read_text(errors="replace"))
 
-    def wait_output(self, name: str, needle: str, stream: int = 0, timeout: float = 30.0) -> float:
+    def wait_output(self, names: tuple[str, ...], needle: str, stream: int = 0, timeout: float = 40.0) -> str:
+        """The first of these processes whose stdout (stream 0) or stderr (1) shows `needle`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if needle in self.scheduler_output(name)[stream]:
-                return time.time()
-            if self.procs[name].poll() is not None:
+            for name in names:
+                if needle in self.scheduler_output(name)[stream]:
+                    return name
+            if all(self.procs[n].poll() is not None for n in names):
                 break
             time.sleep(0.05)
-        pytest.fail(f"{name}: no {needle!r} in its output: {self.scheduler_output(name)}")
+        pytest.fail(f"{names}: no {needle!r} in their output: {[self.scheduler_output(n) for n in names]}")
 
     # ---- faults and the end ------------------------------------------------------------------
 
@@ -162,10 +164,10 @@ class Cluster:
         proc.wait(timeout=10)
 
     def close(self) -> None:
-        for name in ("nginx", "scheduler-1", "scheduler-2", "a", "b", "redis"):
-            stop(self.procs.get(name))
+        """Everything this cluster started, at once (SIGKILL to each process group: nothing here needs a
+        graceful end, and the database is dropped after)."""
         for proc in self.procs.values():
-            stop(proc)
+            stop(proc, signal.SIGKILL)
 
     def nginx_log(self) -> list[dict]:
         rows = []
