@@ -11,7 +11,6 @@ from flask import Flask, g, request
 from residents_app import extensions as ext
 from residents_app.config import check_rate_limit_storage, load_config, replica_binds
 from residents_app.errors import error_response, register_error_handlers, wants_json
-from residents_app.sessions import session_interface
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +46,9 @@ def create_app(config: dict | None = None) -> Flask:
     replica_binds(app.config)
     check_rate_limit_storage(app.config)
     app.json.ensure_ascii = False
-    app.session_interface = session_interface(app)  # Redis when REDIS_URL is set (several app nodes)
+    from residents_app import sessions
+
+    sessions.install(app)  # server-side sessions in Redis when REDIS_URL is set (several app nodes)
     if app.config.get("PROXY_COUNT"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 

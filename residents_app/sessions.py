@@ -9,6 +9,7 @@ their sign-out): an id planted in a victim's browser before they sign in never b
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 
@@ -17,7 +18,9 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.sessions import SessionInterface as FlaskSessionInterface
 
+log = logging.getLogger(__name__)
 KEY_PREFIX = "rapp:session:"
+NO_SESSION = {"ops.healthz", "ops.readyz", "static"}  # endpoints that answer while Redis is down
 # The entries that say who is signed in: Flask-Login's user, the resident's unit link, the WeChat login.
 IDENTITY_KEYS = ("_user_id", "resident", "wechat_openid")
 _SID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
@@ -42,6 +45,21 @@ class RedisSession(SecureCookieSession):
         self.identity_at_open = _identity(self)
 
 
+class UnavailableSession(RedisSession):
+    """Redis could not be reached when the request began: refused with 503 (refuse_without_session)."""
+
+
+def refuse_without_session() -> None:
+    """before_request: a request whose session could not be read gets 503, except the health checks and static
+    files, which need none."""
+    from flask import request, session
+
+    if isinstance(session._get_current_object(), UnavailableSession) and request.endpoint not in NO_SESSION:
+        from residents_app.errors import DomainError
+
+        raise DomainError("服务暂时不可用，请稍后再试", code="service_unavailable", status=503)
+
+
 def _identity(data) -> tuple:
     return tuple(repr(dict.get(data, k)) for k in IDENTITY_KEYS)
 
@@ -59,9 +77,15 @@ class RedisSessionInterface(FlaskSessionInterface):
                                                                             health_check_interval=30)
 
     def open_session(self, app: Flask, request) -> RedisSession:
+        import redis
+
         sid = request.cookies.get(self.get_cookie_name(app)) or ""
         if _SID.match(sid):
-            raw = self.redis.get(KEY_PREFIX + sid)
+            try:
+                raw = self.redis.get(KEY_PREFIX + sid)
+            except redis.RedisError as exc:
+                log.error("sessions: Redis unavailable: %s", type(exc).__name__)
+                return UnavailableSession(sid=sid)
             if raw is not None:
                 try:
                     return self.session_class(self.serializer.loads(raw.decode()), sid=sid)
@@ -70,6 +94,23 @@ class RedisSessionInterface(FlaskSessionInterface):
         return self.session_class()  # no id until something is stored
 
     def save_session(self, app: Flask, session: RedisSession, response) -> None:
+        import redis
+
+        if isinstance(session, UnavailableSession):
+            return
+        try:
+            self._save(app, session, response)
+        except redis.RedisError as exc:  # the session was not kept: the user must not believe it was
+            from residents_app.errors import error_response
+
+            log.error("sessions: Redis unavailable: %s", type(exc).__name__)
+            failed = app.make_response(error_response("service_unavailable", 503, "服务暂时不可用，请稍后再试"))
+            response.status_code = 503
+            response.set_data(failed.get_data())
+            response.content_type = failed.content_type
+            response.headers.pop("Set-Cookie", None)
+
+    def _save(self, app: Flask, session: RedisSession, response) -> None:
         name = self.get_cookie_name(app)
         domain, path = self.get_cookie_domain(app), self.get_cookie_path(app)
         secure, httponly = self.get_cookie_secure(app), self.get_cookie_httponly(app)
@@ -100,6 +141,11 @@ class RedisSessionInterface(FlaskSessionInterface):
         response.vary.add("Cookie")
 
 
-def session_interface(app: Flask) -> FlaskSessionInterface:
+def install(app: Flask) -> None:
+    """Redis sessions when REDIS_URL is set (several app nodes), else the signed cookie."""
     url = app.config.get("REDIS_URL") or ""
-    return RedisSessionInterface(url) if url else SessionInterface()
+    if url:
+        app.session_interface = RedisSessionInterface(url)
+        app.before_request(refuse_without_session)
+    else:
+        app.session_interface = SessionInterface()

@@ -130,3 +130,23 @@ def test_behind_a_proxy_the_client_address_is_the_forwarded_one(database_url):
         with a.app_context():
             _db.engines[None].dispose()
     assert seen == ["127.0.0.1", "10.9.8.7"]
+
+
+def test_redis_down_is_a_503_for_what_needs_the_session_and_nothing_else(db, database_url, factory):
+    from tests.processes import free_port
+
+    down = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "test-secret",
+                       "WTF_CSRF_ENABLED": False, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    user = factory.user("street", office=factory.street_office())
+    client = down.test_client()
+    login = client.post("/api/auth/login", json={"username": user.username, "password": "correct-horse-1"})
+    assert login.status_code == 503 and login.get_json()["code"] == "service_unavailable"
+    assert client.get_cookie("session") is None  # nothing was kept: the user is not told they are signed in
+    client.set_cookie("session", "s" * 43)
+    me = client.get("/api/auth/me")
+    assert me.status_code == 503 and me.get_json()["message"] == "服务暂时不可用，请稍后再试"
+    page = client.get("/login")
+    assert page.status_code == 503 and "服务暂时不可用" in page.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200  # no session needed
+    with down.app_context():
+        _db.engines[None].dispose()
