@@ -126,12 +126,16 @@ class RedisSessionInterface(FlaskSessionInterface):
             return
         ttl = max(1, int(app.permanent_session_lifetime.total_seconds()))
         new_sid = session.sid is None or _identity(session) != session.identity_at_open
-        if session.modified or new_sid:
-            if new_sid:
-                if session.sid is not None:
-                    self.redis.delete(KEY_PREFIX + session.sid)
-                session.sid = secrets.token_urlsafe(32)
+        if new_sid:
+            if session.sid is not None:
+                self.redis.delete(KEY_PREFIX + session.sid)
+            session.sid = secrets.token_urlsafe(32)
             self.redis.set(KEY_PREFIX + session.sid, self.serializer.dumps(dict(session)), ex=ttl)
+        elif session.modified:
+            # xx: only while the key exists. A request that raced a sign-out on another node (which deleted the
+            # key) must not bring the session back.
+            if not self.redis.set(KEY_PREFIX + session.sid, self.serializer.dumps(dict(session)), ex=ttl, xx=True):
+                return
         elif self.should_set_cookie(app, session):
             self.redis.expire(KEY_PREFIX + session.sid, ttl)  # a permanent session refreshed by this request
         else:

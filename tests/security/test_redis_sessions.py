@@ -150,3 +150,23 @@ def test_redis_down_is_a_503_for_what_needs_the_session_and_nothing_else(db, dat
     assert client.get("/healthz").status_code == 200  # no session needed
     with down.app_context():
         _db.engines[None].dispose()
+
+
+def test_a_request_racing_a_sign_out_does_not_bring_the_session_back(nodes, factory, store):
+    from flask import request, session
+
+    a_app = nodes[0]
+
+    def touch():
+        store.delete(KEY_PREFIX + request.cookies["session"])  # signed out on node B while this request runs
+        session["seen"] = 1
+        return "ok"
+
+    a_app.add_url_rule("/t-touch", "t_touch", touch)
+    user = factory.user("street", office=factory.street_office())
+    a = a_app.test_client()
+    _login(a, user)
+    sid = _sid(a)
+    assert a.get("/t-touch").status_code == 200
+    assert store.exists(KEY_PREFIX + sid) == 0  # not written back
+    assert a.get("/api/auth/me").status_code == 401
