@@ -22,11 +22,14 @@ import sqlalchemy as sa
 
 from residents_app import create_app
 from residents_app.extensions import db as _db
+from tests.conftest import TEST_DB
 
 from .conftest import create_schema, db_name, pg_admin
 from .multinode import ROOT, SECRET, Cluster, Phone, Tally
 
 pytestmark = pytest.mark.multinode
+if TEST_DB != "postgresql":  # reached only when named on the command line: the SQLite pass leaves it out
+    pytest.fail("tests/ops/test_multinode.py runs on PostgreSQL: RAPP_TEST_DB=postgresql", pytrace=False)
 
 UNITS = 60
 CROSS = 6  # residents who confirm their identity on node A and vote on node B, directly
