@@ -27,6 +27,8 @@ APT_PACKAGES = {
     "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "poppler-utils": "/usr/bin/pdftoppm",
     "zbar-tools": "/usr/bin/zbarimg",  # decodes the printed QR codes in the tests
+    "nginx": "/usr/sbin/nginx",  # the reverse proxy of the multi-node test (tests/ops/test_multinode.py)
+    "redis-server": "/usr/bin/redis-server",  # shared sessions and rate limits (tests start their own server)
 }
 PG_ADMIN = os.environ.get("RAPP_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

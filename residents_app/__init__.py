@@ -7,10 +7,9 @@ import logging
 from pathlib import Path
 
 from flask import Flask, g, request
-from flask.sessions import SecureCookieSessionInterface
 
 from residents_app import extensions as ext
-from residents_app.config import check_rate_limit_storage, load_config
+from residents_app.config import check_rate_limit_storage, load_config, replica_binds
 from residents_app.errors import error_response, register_error_handlers, wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,18 +22,6 @@ FEATURES = ("auth", "registry", "rounds", "publicity", "plans", "funding", "work
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, with the signing serializer built once per key set (Flask builds a new one
-    for every request, casting included)."""
-
-    def get_signing_serializer(self, app: Flask):
-        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
-        cache = app.extensions.setdefault("residents_app.session_serializers", {})
-        if keys not in cache:
-            cache[keys] = super().get_signing_serializer(app)
-        return cache[keys]
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -56,9 +43,18 @@ def create_app(config: dict | None = None) -> Flask:
             url = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
+    replica_binds(app.config)
     check_rate_limit_storage(app.config)
     app.json.ensure_ascii = False
-    app.session_interface = SessionInterface()
+    from residents_app import sessions
+
+    sessions.install(app)  # server-side sessions in Redis when REDIS_URL is set (several app nodes)
+    if app.config.get("PROXY_COUNT"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind nginx: the client's address (rate limits, identity lockouts) and scheme from its X-Forwarded-*.
+        n = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import residents_app.models  # noqa: F401  (every model registered before mappers configure)

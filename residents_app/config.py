@@ -50,13 +50,20 @@ def load_config(instance_path: Path) -> dict:
     private_dir(instance_path)  # the secret key, the SQLite database and uploads live here
     default_db = "sqlite:///" + str(instance_path / "residents.db")
     url = normalise_database_url(os.environ.get("DATABASE_URL", default_db))
+    redis_url = os.environ.get("REDIS_URL", "")
     return {
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         "JSON_AS_ASCII": False,
-        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Several app nodes (docs/DEPLOY.md): REDIS_URL holds the sessions and, unless RATELIMIT_STORAGE_URI
+        # names another store, the rate-limit counters; DATABASE_REPLICA_URL serves the district's read-only pages.
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
+        "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL", ""),
+        # How many reverse proxies (nginx) stand in front and set X-Forwarded-For/-Proto; 0: none.
+        "PROXY_COUNT": int(os.environ.get("PROXY_COUNT", "0")),
         "RATELIMIT_HEADERS_ENABLED": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -101,6 +108,17 @@ def notify_settings() -> dict:
         "TENCENT_SMS_SIGN": env("TENCENT_SMS_SIGN", ""),
         "TENCENT_SMS_TEMPLATE_ID": env("TENCENT_SMS_TEMPLATE_ID", ""),
     }
+
+
+def replica_binds(config: dict) -> None:
+    """DATABASE_REPLICA_URL set: the engine "replica" (Flask-SQLAlchemy bind) the read-only pages read from."""
+    url = config.get("DATABASE_REPLICA_URL") or ""
+    binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+    if not url or "replica" in binds:
+        return
+    url = normalise_database_url(url)
+    binds["replica"] = {"url": url, **engine_options(url)}
+    config["SQLALCHEMY_BINDS"] = binds
 
 
 def engine_options(url: str) -> dict:

@@ -10,8 +10,9 @@ from flask_wtf.csrf import CSRFProtect
 from marshmallow import Schema, fields
 
 from residents_app.db import Base
+from residents_app.replica import Session as _RoutingSession
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": _RoutingSession})  # replica.py: read replica
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -300,3 +300,13 @@ def screenshot_dir(request, tmp_path):
         os.makedirs(path, exist_ok=True)
         return path
     return str(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A private redis-server for this test session (server-side sessions, shared rate limits)."""
+    from tests.processes import start_redis, stop
+
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    stop(proc)

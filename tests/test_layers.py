@@ -21,7 +21,7 @@ LAYERS = ("core", "audit", "registry", "auth", "notify", "plans", "rounds", "pub
 RANK = {name: i for i, name in enumerate(LAYERS)}
 # Shared plumbing below every feature (it imports no feature): the app's database, errors, formatting, files.
 INFRA = {"db", "extensions", "errors", "formatting", "exports", "uploads", "qr", "config", "files", "ints", "api_csrf",
-         "pdf_font"}
+         "pdf_font", "sessions", "replica"}
 # The application itself, above everything: it assembles the features.
 ASSEMBLY = {"__init__", "models", "demo"}
 EDGE = {"views", "api", "cli", "resident_views", "committee_views", "blueprints", "demo"}

@@ -22,6 +22,7 @@ from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
 from residents_app.oversight import dashboards, desk, round_facts
 from residents_app.oversight import services as services_svc
+from residents_app.replica import reads_replica
 
 bp = Blueprint("oversight", __name__)
 
@@ -188,6 +189,7 @@ def _district_table():
 
 @bp.route("/district")
 @roles_required("street", "admin")
+@reads_replica  # DATABASE_REPLICA_URL: the whole page reads from the replica
 def district():
     from residents_app.oversight import district as district_svc
 
@@ -208,6 +210,7 @@ def district():
 @bp.route("/district/export.csv", defaults={"fmt": "csv"})
 @bp.route("/district/export.xlsx", defaults={"fmt": "xlsx"})
 @roles_required("street", "admin")
+@reads_replica
 def district_export(fmt: str):
     from residents_app.exports import csv_response, xlsx_response
     from residents_app.oversight import district as district_svc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -40,14 +41,22 @@ def parse_now(value: str | None) -> datetime:
     return moment.astimezone(UTC)
 
 
-def run_tick_job(app, clock=utcnow):
-    """The APScheduler job: one app context and one tick for the current time."""
+def _standby(leader) -> dict | None:
+    """The job's result when this process is not the leader (leader.py), else None."""
+    if leader is None or leader.held():
+        return None
+    return {"job": "standby", "now": utcnow().isoformat(), "status": "standby", "summary": {}, "actions": [],
+            "worker": ""}
+
+
+def run_tick_job(app, clock=utcnow, leader=None):
+    """The APScheduler job: one app context and one tick for the current time (only while leader)."""
     from residents_app.extensions import db
     from residents_app.scheduler.jobs import tick
 
     with app.app_context():
         try:
-            return _as_dict(tick(clock()))
+            return _standby(leader) or _as_dict(tick(clock()))
         finally:
             db.session.remove()
 
@@ -58,18 +67,23 @@ def _as_dict(run) -> dict:
             "actions": run.actions, "worker": run.worker}
 
 
-def run_send_job(app, clock=utcnow):
+def run_send_job(app, clock=utcnow, leader=None):
     from residents_app.extensions import db
     from residents_app.scheduler.jobs import send_outbox
 
     with app.app_context():
         try:
-            return _as_dict(send_outbox(clock()))
+            return _standby(leader) or _as_dict(send_outbox(clock()))
         finally:
             db.session.remove()
 
 
-def build_scheduler(app, clock=utcnow):
+def tick_seconds() -> float:
+    """SCHEDULER_TICK_SECONDS (default 60): how often the jobs run."""
+    return float(os.environ.get("SCHEDULER_TICK_SECONDS", "") or TICK_SECONDS)
+
+
+def build_scheduler(app, clock=utcnow, leader=None):
     """A BlockingScheduler with the tick and the send job every minute.
 
     misfire_grace_time=None: a run delayed by a busy machine still runs; coalesce=True: several
@@ -79,17 +93,23 @@ def build_scheduler(app, clock=utcnow):
 
     sched = BlockingScheduler(timezone=UTC)
     opts = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1, "replace_existing": True}
-    sched.add_job(run_tick_job, "interval", seconds=TICK_SECONDS, args=[app, clock], id="tick", name="tick", **opts)
-    sched.add_job(run_send_job, "interval", seconds=TICK_SECONDS, args=[app, clock], id="send_outbox",
+    every = tick_seconds()
+    sched.add_job(run_tick_job, "interval", seconds=every, args=[app, clock, leader], id="tick", name="tick", **opts)
+    sched.add_job(run_send_job, "interval", seconds=every, args=[app, clock, leader], id="send_outbox",
                   name="send_outbox", **opts)
     return sched
 
 
 @cli.command("run")
 def run_cmd():
-    """Run the scheduler in the foreground (catch up first, then every minute)."""
+    """Run the scheduler in the foreground (catch up first, then every minute). With several app nodes each may
+    run one: the leader lock (scheduler/leader.py) lets one of them act, the others stand by."""
+    from residents_app.extensions import db
+    from residents_app.scheduler.leader import STANDBY_POLL_SECONDS, LeaderLock
+
     app = current_app._get_current_object()
-    sched = build_scheduler(app)
+    leader = LeaderLock(db.engine)
+    sched = build_scheduler(app, leader=leader)
     stopping = []
 
     def _stop(signum, frame):
@@ -99,16 +119,26 @@ def run_cmd():
             sched.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, _stop)
-    run = run_tick_job(app)  # catch-up after downtime: everything overdue, in order of due time
-    click.echo(f"启动补跑完成：{run['status']} {json.dumps(run['summary'], ensure_ascii=False)}")
-    run_send_job(app)
-    if stopping:
-        return
-    log.info("scheduler started; tick every %s s", TICK_SECONDS)
     try:
-        sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        if not leader.held():
+            log.info("scheduler: another process is the leader; standing by")
+            while not stopping and not leader.held():
+                time.sleep(STANDBY_POLL_SECONDS)
+            if stopping:
+                return
+        run = run_tick_job(app, leader=leader)  # catch-up after downtime: everything overdue, in order of due time
+        click.echo(f"启动补跑完成：{run['status']} {json.dumps(run['summary'], ensure_ascii=False)}")
+        run_send_job(app, leader=leader)
+        if stopping:
+            return
+        log.info("scheduler started; tick every %s s", tick_seconds())
+        try:
+            sched.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+    finally:
+        with app.app_context():
+            leader.release()
 
 
 @cli.command("run-once")
