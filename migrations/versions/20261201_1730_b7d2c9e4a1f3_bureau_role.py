@@ -4,7 +4,7 @@ A city or district housing bureau (区住建局, issue 19 item 3): a read-only a
 one district (app_user.district matches street_office.district).
 
 Revision ID: b7d2c9e4a1f3
-Revises: e19b3c5d7f42
+Revises: f16a2b3c4d5e
 Create Date: 2026-12-01 17:30:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b7d2c9e4a1f3'
-down_revision = 'e19b3c5d7f42'
+down_revision = 'f16a2b3c4d5e'
 branch_labels = None
 depends_on = None
 

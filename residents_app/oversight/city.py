@@ -21,6 +21,7 @@ from residents_app.oversight import district as district_svc
 from residents_app.oversight.district import EstateRow
 from residents_app.oversight.views import bp
 from residents_app.registry.models import Estate, StreetOffice
+from residents_app.replica import reads_replica
 
 SORT_KEYS = (*district_svc.SORTS, "office")
 FILTER_ARGS = ("office", "q", "stage", "overdue", "sort", "dir")
@@ -96,6 +97,7 @@ def _table() -> CityTable:
 
 @bp.route("/city")
 @roles_required("bureau", "admin")
+@reads_replica  # DATABASE_REPLICA_URL: the whole page reads from the replica
 def city():
     table = _table()
     page_rows, page, pages = district_svc.page_of(table.shown, request.args.get("page", 1, type=int) or 1)
@@ -109,6 +111,7 @@ def city():
 @bp.route("/city/export.csv", defaults={"fmt": "csv"})
 @bp.route("/city/export.xlsx", defaults={"fmt": "xlsx"})
 @roles_required("bureau", "admin")
+@reads_replica
 def city_export(fmt: str):
     from residents_app.exports import csv_response, xlsx_response
 
