@@ -13,13 +13,16 @@ A `Sender` delivers one message. `LogSender` (default) writes it to the log; `no
 sends WeChat subscribe messages and SMS (Tencent Cloud) to the unit's recipients. Choose with the setting
 OUTBOX_SENDER ("log" or "channels") or name any class in RAPP_OUTBOX_SENDER ("package.module:ClassName").
 
-Delivery: a message is marked sent in its own transaction right after the provider accepted it. With a sender
-that can ask the provider what it accepted (`reconcile`, the SMS sender does: PullSmsSendStatusByPhoneNumber
-returns each message's SessionContext), the message is first *claimed* in a committed transaction (error_code
-"in_flight", held for IN_FLIGHT_LEASE so no other sender takes it). A sender killed between the provider's answer
-and its commit leaves the claim behind; after the lease the next run asks the provider first and records the
-message as sent instead of sending it again. Without `reconcile` (log, WeChat) delivery is at-least-once: a crash
-in that window can resend one message, never lose one.
+Delivery: with a sender that can ask the provider what it accepted (`reconcile`, the SMS sender does:
+PullSmsSendStatusByPhoneNumber returns each message's SessionContext), up to CLAIM_CHUNK messages are first
+*claimed* in one committed transaction (one UPDATE: error_code "in_flight", held for IN_FLIGHT_LEASE so no other
+sender takes them; PostgreSQL skips rows another sender has locked), then sent one provider call each, and their
+outcomes (sent, failed, retry, deferred, skipped, delivery rows) are recorded in one commit per chunk. A sender
+killed between the provider's answers and that commit leaves the claims behind; after the lease the next run asks
+the provider first and records each message it accepted as sent instead of sending it again, and sends the others.
+A chunk that takes longer than CHUNK_TIME_LIMIT_S (a slow provider) gives its unsent rest back before the lease
+could run out. Without `reconcile` (log, WeChat) each message is locked, sent and recorded in its own transaction
+and delivery is at-least-once: a crash in that window can resend one message, never lose one.
 """
 
 from __future__ import annotations
@@ -176,6 +179,9 @@ class _Run:
         self.sender, self.now, self.cap, self.sent_today, self.counts = sender, now, cap, sent_today, counts
         self.deliver = getattr(sender, "deliver", None)
         self.reconcile = getattr(sender, "reconcile", None)
+        # Channels whose deliveries `reconcile` can find again (None: all). A delivery on another channel (WeChat) is
+        # committed at once, so that a crash resends at most that one message.
+        self.reconcilable = getattr(sender, "reconcilable_channels", None)
         self.pg = db.session.get_bind().dialect.name == "postgresql"
 
     def _lock(self, q):
@@ -228,15 +234,21 @@ class _Run:
                 msg.attempts, msg.error_code, msg.next_attempt_at = attempts, error_code, next_attempt_at
                 complete = False
                 continue
-            self._send_one(msg, in_doubt=error_code == IN_FLIGHT, attempts_before=attempts)
-        if self.reconcile is not None and self.pg and msgs:
+            channel = self._send_one(msg, in_doubt=error_code == IN_FLIGHT, attempts_before=attempts)
+            if channel is not None and self.reconcilable is not None and channel not in self.reconcilable:
+                self._commit()
+        self._commit()
+        return complete
+
+    def _commit(self) -> None:
+        if self.reconcile is not None and self.pg:
             # The claims are durable; if the database loses these outcomes in a crash of its own, the messages are
             # still claimed and the next run asks the provider (reconcile), so this commit need not wait for disk.
             db.session.execute(sa.text("SET LOCAL synchronous_commit = off"))
         db.session.commit()
-        return complete
 
-    def _send_one(self, msg: OutboxMessage, *, in_doubt: bool, attempts_before: int) -> None:
+    def _send_one(self, msg: OutboxMessage, *, in_doubt: bool, attempts_before: int) -> str | None:
+        """Send (or reconcile, or defer) one claimed message; the channel it went by, if it went."""
         counts, now = self.counts, self.now
         try:
             # A message claimed by a sender that died: ask the provider first (sent then, or not at all).
@@ -247,7 +259,7 @@ class _Run:
                 if self.cap and self.sent_today.get(msg.unit_id, 0) >= self.cap:
                     msg.attempts, msg.next_attempt_at, msg.error_code = attempts_before, next_morning(now), "daily_cap"
                     counts["deferred"] = counts.get("deferred", 0) + 1
-                    return
+                    return None
                 if self.deliver is not None:
                     channel = self.deliver(msg, now)
                 else:
@@ -255,11 +267,12 @@ class _Run:
                     channel = self.sender.channel
         except SendError as exc:
             _record_failure(msg, exc, now, counts)
-            return
+            return None
         msg.state, msg.sent_at, msg.channel = "sent", now, channel
         msg.error_code, msg.next_attempt_at = "", None
         counts["sent"] += 1
         self.sent_today[msg.unit_id] = self.sent_today.get(msg.unit_id, 0) + 1
+        return channel
 
 
 def _record_failure(msg: OutboxMessage, exc: SendError, now: datetime, counts: dict) -> None:

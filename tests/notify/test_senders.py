@@ -341,3 +341,36 @@ def test_a_chunk_that_runs_out_of_time_releases_its_unsent_messages(db, factory,
     assert outbox.send_pending(DAY, sender) == {"sent": 2, "failed": 0, "retry": 0}
     assert [(m.state, m.attempts) for m in (m1, m2, m3)] == [("sent", 1), ("sent", 1), ("sent", 2)]
     assert len(fake_sms.sent) == 3
+
+
+def test_a_wechat_delivery_is_committed_at_once_so_a_crash_resends_at_most_one(db, factory, fake_sms, fake_wechat,
+                                                                               make_sender):
+    """WeChat cannot be asked what it accepted: each WeChat delivery is committed before the next message, so a
+    sender killed midway through a chunk resends only the one message it was recording (at-least-once)."""
+    u1, u2, u3 = _estate(factory, 3).buildings[0].units
+    for i, unit in enumerate((u1, u2, u3), 1):
+        _bind(db, unit, f"o-{i}", fake=fake_wechat)
+    m1, m2, m3 = (_queue(db, u, f"t:{u.id}") for u in (u1, u2, u3))
+    sender = make_sender()
+    real, calls = sender.deliver, []
+
+    def deliver(message, now):
+        calls.append(message.id)
+        channel = real(message, now)
+        if len(calls) == 2:
+            raise Killed()
+        return channel
+
+    sender.deliver = deliver
+    with pytest.raises(Killed):
+        outbox.send_pending(DAY, sender)
+    db.session.rollback()
+    db.session.expire_all()
+    assert [(m.state, m.error_code) for m in (m1, m2, m3)] == [
+        ("sent", ""), ("pending", "in_flight"), ("pending", "in_flight")]
+    assert _deliveries(db, m1) == [("wechat", "o-1", "sent", "")]
+    counts = outbox.send_pending(DAY + outbox.IN_FLIGHT_LEASE, make_sender())
+    assert counts == {"sent": 2, "failed": 0, "retry": 0}
+    assert [(m.state, m.channel) for m in (m1, m2, m3)] == [("sent", "wechat")] * 3
+    assert [s["touser"] for s in fake_wechat.sent] == ["o-1", "o-2", "o-2", "o-3"]
+    assert fake_sms.sent == []
