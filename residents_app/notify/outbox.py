@@ -81,7 +81,8 @@ class Sender(Protocol):
     """Delivers one message to a unit. Raise SendError on failure.
 
     A sender may instead define `deliver(message, now) -> channel` (it then records its deliveries itself, see
-    notify/senders.py)."""
+    notify/senders.py), `reconcile(message, now) -> channel | None` (was an in-doubt message accepted?) with
+    `reconcilable_channels` (the channels reconcile can find; default all) and `prefetch(unit_ids)`."""
 
     channel: str
 
