@@ -33,6 +33,8 @@ def _thing(text: str) -> str:
 
 class ChannelSender:
     channel = "wechat+sms"
+    # `reconcile` finds SMS deliveries again (their receipts); a WeChat delivery the outbox commits at once.
+    reconcilable_channels = frozenset({"sms"})
 
     def __init__(self, *, wechat: WechatClient | None, wechat_template_id: str = "", wechat_page: str = "",
                  sms: TencentSmsClient | None, sms_template_id: str = ""):

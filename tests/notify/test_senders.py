@@ -259,3 +259,118 @@ def test_channel_sender_from_settings(app, monkeypatch, fake_sms):
     assert isinstance(sender, ChannelSender) and sender.wechat is None
     assert (sender.sms.base_url, sender.sms.host, sender.sms_template_id) == (
         fake_sms.url, fake_sms.url.removeprefix("http://"), "2100001")
+
+
+def test_killed_midway_through_a_chunk_reconciles_the_sent_and_sends_the_rest(db, factory, fake_sms, make_sender):
+    """A chunk of 5 claimed at once; the sender dies after the provider accepted the third: after the lease the
+    three are recorded from the provider's receipts and the other two sent, each message exactly once."""
+    units = _estate(factory, 5).buildings[0].units
+    msgs = [_queue(db, u, f"t:{u.id}") for u in units]
+    sender = make_sender(wechat=False)
+    real, calls = sender.deliver, []
+
+    def deliver(message, now):
+        calls.append(message.id)
+        real(message, now)
+        if len(calls) == 3:
+            raise Killed()
+
+    sender.deliver = deliver
+    with pytest.raises(Killed):
+        outbox.send_pending(DAY, sender)
+    db.session.rollback()
+    db.session.expire_all()
+    assert len(fake_sms.sent) == 3
+    # the whole chunk was claimed before the first call; nothing of its outcomes was committed
+    assert [(m.state, m.error_code, m.attempts) for m in msgs] == [("pending", "in_flight", 1)] * 5
+    assert db.session.execute(sa.select(sa.func.count()).select_from(OutboxDelivery)).scalar_one() == 0
+    counts = outbox.send_pending(DAY + outbox.IN_FLIGHT_LEASE, make_sender(wechat=False))
+    assert counts == {"sent": 5, "failed": 0, "retry": 0, "reconciled": 3}
+    assert [(m.state, m.error_code, m.attempts) for m in msgs] == [("sent", "", 2)] * 5
+    contexts = [s["session_context"] for s in fake_sms.sent]
+    assert sorted(contexts) == sorted(f"outbox:{m.id}" for m in msgs) and len(contexts) == 5
+    assert [len(_deliveries(db, m)) for m in msgs] == [1] * 5
+
+
+def test_claims_and_outcomes_take_two_commits_per_chunk(db, factory, fake_sms, make_sender, monkeypatch):
+    units = _estate(factory, 7).buildings[0].units
+    msgs = [_queue(db, u, f"t:{u.id}") for u in units]
+    monkeypatch.setattr(outbox, "CLAIM_CHUNK", 3)
+    commits = []
+    session = db.session()
+
+    def count(_session):
+        commits.append(1)
+
+    sa.event.listen(session, "after_commit", count)
+    try:
+        counts = outbox.send_pending(DAY, make_sender(wechat=False))
+    finally:
+        sa.event.remove(session, "after_commit", count)
+    assert counts == {"sent": 7, "failed": 0, "retry": 0}
+    # the batch's lookups (1), then a claim and an outcome commit for each of the chunks of 3, 3 and 1
+    assert len(commits) == 1 + 2 * 3
+    assert [(m.state, m.attempts) for m in msgs] == [("sent", 1)] * 7
+    assert len(fake_sms.sent) == 7
+
+
+def test_a_chunk_that_runs_out_of_time_releases_its_unsent_messages(db, factory, fake_sms, make_sender,
+                                                                   monkeypatch):
+    """A slow provider: the claims must not outlive their lease, so once CHUNK_TIME_LIMIT_S has passed the unsent
+    rest of the chunk is given back as it was (attempts, error code, due time) and the run stops."""
+    units = _estate(factory, 3).buildings[0].units
+    m1, m2, m3 = (_queue(db, u, f"t:{u.id}") for u in units)
+    # m3 was refused once before (a transient limit): it keeps its error code and its attempt count
+    m3.attempts, m3.error_code = 1, "sms:LimitExceeded.PhoneNumberThirtySecondLimit"
+    db.session.commit()
+    clock = [1000.0]
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: clock[0])
+    sender = make_sender(wechat=False)
+    real = sender.deliver
+
+    def slow(message, now):
+        clock[0] += outbox.CHUNK_TIME_LIMIT_S + 1
+        return real(message, now)
+
+    sender.deliver = slow
+    assert outbox.send_pending(DAY, sender) == {"sent": 1, "failed": 0, "retry": 0}
+    assert [(m.state, m.attempts, m.error_code, m.next_attempt_at) for m in (m1, m2, m3)] == [
+        ("sent", 1, "", None), ("pending", 0, "", None),
+        ("pending", 1, "sms:LimitExceeded.PhoneNumberThirtySecondLimit", None)]
+    sender.deliver = real
+    assert outbox.send_pending(DAY, sender) == {"sent": 2, "failed": 0, "retry": 0}
+    assert [(m.state, m.attempts) for m in (m1, m2, m3)] == [("sent", 1), ("sent", 1), ("sent", 2)]
+    assert len(fake_sms.sent) == 3
+
+
+def test_a_wechat_delivery_is_committed_at_once_so_a_crash_resends_at_most_one(db, factory, fake_sms, fake_wechat,
+                                                                               make_sender):
+    """WeChat cannot be asked what it accepted: each WeChat delivery is committed before the next message, so a
+    sender killed midway through a chunk resends only the one message it was recording (at-least-once)."""
+    u1, u2, u3 = _estate(factory, 3).buildings[0].units
+    for i, unit in enumerate((u1, u2, u3), 1):
+        _bind(db, unit, f"o-{i}", fake=fake_wechat)
+    m1, m2, m3 = (_queue(db, u, f"t:{u.id}") for u in (u1, u2, u3))
+    sender = make_sender()
+    real, calls = sender.deliver, []
+
+    def deliver(message, now):
+        calls.append(message.id)
+        channel = real(message, now)
+        if len(calls) == 2:
+            raise Killed()
+        return channel
+
+    sender.deliver = deliver
+    with pytest.raises(Killed):
+        outbox.send_pending(DAY, sender)
+    db.session.rollback()
+    db.session.expire_all()
+    assert [(m.state, m.error_code) for m in (m1, m2, m3)] == [
+        ("sent", ""), ("pending", "in_flight"), ("pending", "in_flight")]
+    assert _deliveries(db, m1) == [("wechat", "o-1", "sent", "")]
+    counts = outbox.send_pending(DAY + outbox.IN_FLIGHT_LEASE, make_sender())
+    assert counts == {"sent": 2, "failed": 0, "retry": 0}
+    assert [(m.state, m.channel) for m in (m1, m2, m3)] == [("sent", "wechat")] * 3
+    assert [s["touser"] for s in fake_wechat.sent] == ["o-1", "o-2", "o-2", "o-3"]
+    assert fake_sms.sent == []
