@@ -119,7 +119,9 @@ class RollEntrySchema(Schema):
     label = fields.String()
     building_name = fields.String()
     unit_number = fields.String()
-    area_m2 = fields.Decimal(as_string=True, places=2)
+    # Serialised as a string ("88.50"): documented so (apispec would say "number" for a Decimal field).
+    area_m2 = fields.Decimal(as_string=True, places=2, metadata={"type": "string", "format": "decimal",
+                                                                 "example": "88.50"})
     owner_names = fields.List(fields.String())
 
 
