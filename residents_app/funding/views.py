@@ -20,7 +20,14 @@ from residents_app.extensions import db
 from residents_app.funding import exports, finance, models, services
 from residents_app.funding import settlement as settlement_svc
 from residents_app.funding.models import Payment
-from residents_app.funding.schemas import PaymentIn, ReverseIn
+from residents_app.funding.schemas import (
+    FundingSummaryOutSchema,
+    PaymentIn,
+    PaymentRecordedSchema,
+    PaymentReversedSchema,
+    PlanStatementsSchema,
+    ReverseIn,
+)
 from residents_app.plans import services as plan_svc
 from residents_app.plans.schemas import parse_date, parse_int_id, yuan_to_fen
 from residents_app.plans.views import LABELS, plan_for_staff, resident_plan_of_session
@@ -209,6 +216,7 @@ def resident_pledge():
 
 
 @api_bp.route("/<int:plan_id>/statements", methods=["GET"])
+@api_bp.alt_response(200, schema=PlanStatementsSchema, success=True)
 @staff_required
 def api_statements(plan_id: int):
     """Every unit's share, cover and amount owed for a version."""
@@ -223,6 +231,7 @@ def api_statements(plan_id: int):
 
 
 @api_bp.route("/estates/<int:estate_id>/funding", methods=["GET"])
+@api_bp.alt_response(200, schema=FundingSummaryOutSchema, success=True)
 @staff_required
 def api_funding(estate_id: int):
     """Owed / paid / ratio for the estate and each building."""
@@ -238,6 +247,7 @@ def api_funding(estate_id: int):
 
 @api_bp.route("/estates/<int:estate_id>/payments", methods=["POST"])
 @api_bp.arguments(PaymentIn)
+@api_bp.alt_response(201, schema=PaymentRecordedSchema, success=True)
 @staff_required
 def api_payment(args, estate_id: int):
     """Record a payment (amount in fen)."""
@@ -249,6 +259,7 @@ def api_payment(args, estate_id: int):
 
 @api_bp.route("/estates/<int:estate_id>/payments/<int:payment_id>/reverse", methods=["POST"])
 @api_bp.arguments(ReverseIn)
+@api_bp.alt_response(201, schema=PaymentReversedSchema, success=True)
 @staff_required
 def api_reverse(args, estate_id: int, payment_id: int):
     """Correct a payment by a reversing entry."""

@@ -22,6 +22,7 @@ from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
 from residents_app.oversight import dashboards, desk, round_facts
 from residents_app.oversight import services as services_svc
+from residents_app.oversight.api_schemas import ChainVerificationSchema
 from residents_app.replica import reads_replica
 
 bp = Blueprint("oversight", __name__)
@@ -230,7 +231,7 @@ api_bp = ApiBlueprint("oversight_api", __name__, url_prefix="/api/audit", descri
 
 
 @api_bp.route("/estates/<int:estate_id>/chain")
-@api_bp.response(200)
+@api_bp.alt_response(200, schema=ChainVerificationSchema, success=True)
 @staff_required
 def api_chain(estate_id: int):
     """Verify an estate's chain: entry count, head, and the first broken entry if any."""

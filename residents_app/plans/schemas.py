@@ -75,3 +75,37 @@ class ItemIn(Schema):
     def _positive(self, value, **kwargs):
         if value <= 0:
             raise ValidationError("费用必须大于零（分）")
+
+
+# ---- documented responses of the staff plan API (the handlers build the dicts; alt_response) -----------------
+
+class PlanVersionItemOutSchema(Schema):
+    id = fields.Integer(metadata={"example": 31})
+    name = fields.String(metadata={"example": "加装电梯"})
+    category = fields.String(metadata={"example": "elevator"})
+    cost_fen = fields.Integer(metadata={"example": 60000000})
+    scope = fields.String(metadata={"example": "buildings"})
+    building_ids = fields.List(fields.Integer(), metadata={"example": [1, 2]})
+    resident_fen = fields.Integer(allow_none=True, metadata={"example": 30000000})
+    subsidy_fen = fields.Integer(allow_none=True, metadata={"example": 30000000})
+
+
+class PlanVersionOutSchema(Schema):
+    id = fields.Integer(metadata={"example": 5})
+    estate_id = fields.Integer(metadata={"example": 1})
+    number = fields.Integer(metadata={"example": 2})
+    title = fields.String(metadata={"example": "鹿城小区改造方案"})
+    status = fields.String(metadata={"example": "published"})
+    published_at = fields.String(allow_none=True, metadata={"example": "2026-08-01T02:00:00+00:00"})
+    supersedes_id = fields.Integer(allow_none=True, metadata={"example": 4})
+    change_summary = fields.String(allow_none=True, metadata={"example": "增加外墙保温"})
+    total_cost_fen = fields.Integer(metadata={"example": 120000000})
+    resident_total_fen = fields.Integer(metadata={"example": 60000000})
+    subsidy_total_fen = fields.Integer(metadata={"example": 60000000})
+    cap_fen = fields.Integer(allow_none=True, metadata={"example": 80000000})
+    excess_fen = fields.Integer(metadata={"example": 0})
+    items = fields.List(fields.Nested(PlanVersionItemOutSchema))
+
+
+class EstatePlanVersionsSchema(Schema):
+    plans = fields.List(fields.Nested(PlanVersionOutSchema))

@@ -26,7 +26,13 @@ from residents_app.plans.models import (
     PlanItem,
     PlanVersion,
 )
-from residents_app.plans.schemas import parse_int_id, parse_local_dt, yuan_to_fen
+from residents_app.plans.schemas import (
+    EstatePlanVersionsSchema,
+    PlanVersionOutSchema,
+    parse_int_id,
+    parse_local_dt,
+    yuan_to_fen,
+)
 
 bp = Blueprint("plans", __name__)
 
@@ -254,6 +260,7 @@ def _plan_json(plan: PlanVersion) -> dict:
 
 
 @api_bp.route("/estates/<int:estate_id>", methods=["GET"])
+@api_bp.alt_response(200, schema=EstatePlanVersionsSchema, success=True)
 @staff_required
 def api_estate_plans(estate_id: int):
     """Plan versions of an estate, newest first."""
@@ -262,6 +269,7 @@ def api_estate_plans(estate_id: int):
 
 
 @api_bp.route("/<int:plan_id>", methods=["GET"])
+@api_bp.alt_response(200, schema=PlanVersionOutSchema, success=True)
 @staff_required
 def api_plan(plan_id: int):
     """One plan version with its items and the money split."""

@@ -22,7 +22,7 @@ from residents_app.errors import NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.publicity import holidays, services
 from residents_app.publicity.models import Objection, Publicity, PublicityDocument
-from residents_app.publicity.schemas import StatusQuerySchema
+from residents_app.publicity.schemas import PublicityStatusSchema, StatusQuerySchema
 from residents_app.registry.models import Estate
 from residents_app.uploads import check_upload
 
@@ -342,6 +342,7 @@ def admin_declare_year():
 
 @api_bp.route("/status", methods=["GET"])
 @api_bp.arguments(StatusQuerySchema, location="query")
+@api_bp.alt_response(200, schema=PublicityStatusSchema, success=True)
 @staff_required
 def api_status(args):
     """Publicity state of a subject: posted, ended, open objections, reasons it is not complete."""

@@ -75,6 +75,7 @@ def _round_json(rnd, unit_id=None) -> dict:
 
 @api_bp.route("/ballot/<token>")
 @limiter.limit(TOKEN_GUESS_LIMIT, deduct_when=lambda resp: resp.status_code == 404)
+@api_bp.alt_response(200, schema=sc.BallotInfoSchema, success=True)
 def ballot_info(token: str):
     """The unit behind a QR link and its open rounds (details only after identity confirmation)."""
     link = _link_or_404(token)
@@ -90,6 +91,7 @@ def ballot_info(token: str):
 @api_bp.route("/ballot/<token>/identity", methods=["POST"])
 @api_bp.arguments(sc.IdentitySchema)
 @limiter.limit(IDENTITY_LIMIT)
+@api_bp.alt_response(200, schema=sc.IdentityConfirmedSchema, success=True)
 def ballot_identity(data, token: str):
     """Confirm the owner (registered name + last 4 digits of the phone); sets the resident session."""
     link = _link_or_404(token)
@@ -220,6 +222,7 @@ def api_round_roll(round_id: int):
 
 
 @api_bp.route("/rounds/<int:round_id>/tally")
+@api_bp.alt_response(200, schema=sc.RoundTallySchema, success=True)
 @staff_required
 def api_round_tally(round_id: int):
     """Live tally: each condition with figure, bound, met, margin; per building; non-voters."""
@@ -243,6 +246,7 @@ def api_round_tally(round_id: int):
 
 @api_bp.route("/rounds/estates/<int:estate_id>/links", methods=["POST"])
 @api_bp.arguments(sc.LinkIssueSchema)
+@api_bp.alt_response(201, schema=sc.IssuedLinksSchema, success=True)
 @staff_required
 def api_links_issue(data, estate_id: int):
     """Issue links (tokens are returned once, only their hashes are stored)."""
@@ -263,7 +267,7 @@ def api_links_issue(data, estate_id: int):
 
 
 @api_bp.route("/audit/receipt/<code>")
-@api_bp.response(200)
+@api_bp.alt_response(200, schema=sc.ChainReceiptCheckSchema, success=True)
 def chain_receipt(code: str):
     """Check a receipt code (public): counted as cast only once the round is closed."""
     r = check_chain_receipt(code, utcnow())

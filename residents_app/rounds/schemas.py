@@ -119,7 +119,9 @@ class RollEntrySchema(Schema):
     label = fields.String()
     building_name = fields.String()
     unit_number = fields.String()
-    area_m2 = fields.Decimal(as_string=True, places=2)
+    # Serialised as a string ("88.50"): documented so (apispec would say "number" for a Decimal field).
+    area_m2 = fields.Decimal(as_string=True, places=2, metadata={"type": "string", "format": "decimal",
+                                                                 "example": "88.50"})
     owner_names = fields.List(fields.String())
 
 
@@ -131,3 +133,120 @@ class LinkIssueSchema(StrictSchema):
 class ExtendSchema(StrictSchema):
     closes_at = fields.AwareDateTime(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+# ---- documented responses of handlers that return plain dicts (alt_response: the body is not re-dumped) ----
+
+def _ex(value) -> dict:
+    return {"example": value}
+
+
+class BallotUnitOutSchema(Schema):
+    label = fields.String(metadata=_ex("1幢1单元101"))
+    area_m2 = fields.String(metadata=_ex("89.50"))  # only once the identity is confirmed
+
+
+class BallotMyBallotOutSchema(Schema):
+    choice = fields.String(metadata=_ex("agree"))
+    cast_at = fields.String(metadata=_ex("2026-09-01T02:00:00+00:00"))
+    receipt_code = fields.String(metadata=_ex("k3f9q2m7x8c4"))
+
+
+class BallotRuleOutSchema(Schema):
+    label = fields.String(metadata=_ex("双三分之二"))
+    description = fields.String(metadata=_ex("参与表决的专有部分面积和人数均过三分之二"))
+    counting = fields.String(metadata=_ex("按户计"))
+    matter = fields.String(metadata=_ex("本事项属于第七项：改建、重建建筑物及其附属设施"))
+
+
+class BallotRoundOutSchema(RoundSchema):
+    rule = fields.Nested(BallotRuleOutSchema)
+    my_ballot = fields.Nested(BallotMyBallotOutSchema, allow_none=True)
+
+
+class BallotInfoSchema(Schema):
+    unit = fields.Nested(BallotUnitOutSchema)
+    identified = fields.Boolean(metadata=_ex(True))
+    rounds = fields.List(fields.Nested(BallotRoundOutSchema))
+
+
+class IdentityConfirmedSchema(Schema):
+    unit = fields.String(metadata=_ex("1幢1单元101"))
+    owner_name = fields.String(metadata=_ex("张三"))
+
+
+class TallyFiguresOutSchema(Schema):
+    total_count = fields.Integer(metadata=_ex(120))
+    total_area = fields.String(metadata=_ex("10234.50"))
+    voted_count = fields.Integer(metadata=_ex(90))
+    voted_area = fields.String(metadata=_ex("7801.20"))
+    agree_count = fields.Integer(metadata=_ex(85))  # absent for a choice, a survey or hidden results
+    agree_area = fields.String(metadata=_ex("7400.00"))
+
+
+class TallyConditionOutSchema(Schema):
+    key = fields.String(metadata=_ex("agree_area"))
+    label = fields.String(metadata=_ex("同意的专有部分面积"))
+    measure = fields.String(metadata=_ex("area"))
+    value = fields.Raw(metadata={"description": "an integer (count) or a \"0.00\" string (area)", "example": "7400.00"})
+    denominator = fields.Raw(metadata={"description": "an integer (count) or a \"0.00\" string (area)",
+                                       "example": "7801.20"})
+    bound = fields.String(metadata=_ex("2/3"))
+    strict = fields.Boolean(metadata=_ex(False))
+    required = fields.Raw(metadata=_ex("5200.80"))
+    met = fields.Boolean(metadata=_ex(True))
+    margin = fields.Raw(metadata=_ex("2199.20"))
+
+
+class TallyChoiceOutSchema(Schema):
+    preset = fields.String(metadata=_ex("civil_code_278_ordinary"))
+    counting_mode = fields.String(metadata=_ex("household"))
+    decided = fields.String(allow_none=True, metadata=_ex("self"))
+    decided_label = fields.String(metadata=_ex("自行管理"))
+    options = fields.List(fields.Dict(), metadata=_ex([{"key": "self", "label": "自行管理", "count": 70,
+                                                         "area": "6100.00", "meets_rule": True}]))
+
+
+class RoundTallySchema(Schema):
+    """The live tally (or, closed, the stored one); with hidden results before the close only participation."""
+    status = fields.String(metadata=_ex("open"))
+    hidden = fields.Boolean(metadata=_ex(True))
+    preset = fields.String(metadata=_ex("lucheng_double_two_thirds"))
+    counting_mode = fields.String(metadata=_ex("household"))
+    passed = fields.Boolean(metadata=_ex(False))
+    can_still_pass = fields.Boolean(metadata=_ex(True))
+    figures = fields.Nested(TallyFiguresOutSchema)
+    conditions = fields.List(fields.Nested(TallyConditionOutSchema))
+    margin_count = fields.Integer(metadata=_ex(3))
+    margin_area = fields.String(metadata=_ex("120.50"))
+    buildings = fields.List(fields.Dict(), metadata=_ex([{"building_id": 1, "name": "1幢", "voted_count": 30}]))
+    choice = fields.Nested(TallyChoiceOutSchema)
+    decided_label = fields.String(metadata=_ex("自行管理"))
+    survey = fields.Dict(metadata=_ex({"total_count": 120, "response_count": 90, "response_rate": "75.00%"}))
+    item_tally = fields.Dict(metadata=_ex({"agree_count": 85, "agree_area": "7400.00", "items": [], "buildings": []}))
+    non_voters = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                             metadata=_ex({"1幢": ["101", "202"]}))
+
+
+class IssuedLinkOutSchema(Schema):
+    unit_id = fields.Integer(metadata=_ex(12))
+    label = fields.String(metadata=_ex("1幢1单元101"))
+    url = fields.String(metadata=_ex("https://example.org/v/3q2x7k9m"))
+
+
+class IssuedLinksSchema(Schema):
+    links = fields.List(fields.Nested(IssuedLinkOutSchema))
+
+
+class ChainReceiptCheckSchema(Schema):
+    state = fields.String(metadata=_ex("counted_as_cast"))
+    headline = fields.String(metadata=_ex("该票已计入"))
+    round_title = fields.String(metadata=_ex("电梯加装意愿征询"))
+    estate_name = fields.String(metadata=_ex("鹿城小区"))
+    choice_label = fields.String(metadata=_ex("同意"))
+    cast_at = fields.String(metadata=_ex("2026-09-01T02:00:00+00:00"))
+    round_closed = fields.Boolean(metadata=_ex(True))
+    chain = fields.Integer(metadata=_ex(3))
+    seq = fields.Integer(metadata=_ex(41))
+    entry_hash = fields.String(metadata=_ex("9f2c…"))
+    detail = fields.String(metadata=_ex(""))

@@ -17,6 +17,7 @@ from residents_app.extensions import db
 from residents_app.plans import services as plan_svc
 from residents_app.uploads import check_upload
 from residents_app.works import documents, materials, services
+from residents_app.works.api_schemas import StartChecklistSchema
 
 bp = Blueprint("works", __name__)
 api_bp = ApiBlueprint("works_api", __name__, url_prefix="/api/plans", description="项目启动申请")
@@ -140,6 +141,7 @@ def start_material_delete(estate_id: int, material_id: int):
 
 
 @api_bp.route("/estates/<int:estate_id>/start", methods=["GET"])
+@api_bp.alt_response(200, schema=StartChecklistSchema, success=True)
 @staff_required
 def api_start(estate_id: int):
     """The start application checklist, each line met or not with its reason."""

@@ -14,6 +14,7 @@ from residents_app.extensions import db
 from residents_app.plans.schemas import parse_local_dt
 from residents_app.works.acceptance import archive
 from residents_app.works.acceptance.views import api_bp, bp
+from residents_app.works.api_schemas import ArchiveListSchema
 
 MAX_ZIP = 200 * 1024 * 1024
 
@@ -90,6 +91,7 @@ def archive_verify(estate_id: int):
 
 
 @api_bp.route("/estates/<int:estate_id>/archives")
+@api_bp.alt_response(200, schema=ArchiveListSchema, success=True)
 @staff_required
 def api_archives(estate_id: int):
     estate = estate_or_404(estate_id)

@@ -109,7 +109,12 @@ def create_evaluation(estate: Estate, *, title: str, weights: dict, satisfaction
 
 
 def template_of(e: Evaluation) -> ev.Template:
-    return ev.template_from_data(e.template)
+    """The template frozen into the evaluation; one that no longer reads (damaged data) is a 409, never a 500."""
+    try:
+        return ev.template_from_data(e.template)
+    except ev.TemplateError:
+        raise Conflict("该评价保存的评价模板无效，无法计分，请联系管理员",
+                       code="evaluation_template_invalid") from None
 
 
 def save_sheet(e: Evaluation, *, evaluator_name: str, group: str, scores: dict, user, now: datetime) -> EvaluationSheet:

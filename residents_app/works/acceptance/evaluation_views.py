@@ -16,6 +16,7 @@ from residents_app.extensions import db
 from residents_app.works.acceptance import documents
 from residents_app.works.acceptance import evaluation as svc
 from residents_app.works.acceptance.views import api_bp, bp
+from residents_app.works.api_schemas import EvaluationDetailOutSchema
 
 
 @bp.route("/estates/<int:estate_id>/evaluation", methods=["GET", "POST"])
@@ -103,6 +104,7 @@ def evaluation_template():
 
 
 @api_bp.route("/evaluation/<int:evaluation_id>")
+@api_bp.alt_response(200, schema=EvaluationDetailOutSchema, success=True)
 @staff_required
 def api_evaluation(evaluation_id: int):
     e, _ = _evaluation_or_404(evaluation_id)

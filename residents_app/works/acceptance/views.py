@@ -21,6 +21,7 @@ from residents_app.extensions import db
 from residents_app.uploads import check_upload
 from residents_app.works.acceptance import documents, services
 from residents_app.works.acceptance.models import ROLE_LABELS, ROLES
+from residents_app.works.api_schemas import AcceptanceOutSchema
 from residents_app.works.construction import services as construction
 
 bp = Blueprint("acceptance", __name__)
@@ -182,6 +183,7 @@ def acceptance_json(acc) -> dict:
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>")
+@api_bp.alt_response(200, schema=AcceptanceOutSchema, success=True)
 @signatory_required
 def api_acceptance(acceptance_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)
@@ -189,6 +191,7 @@ def api_acceptance(acceptance_id: int):
 
 
 @api_bp.route("/acceptance/<int:acceptance_id>/participants/<int:participant_id>/sign", methods=["POST"])
+@api_bp.alt_response(200, schema=AcceptanceOutSchema, success=True)
 @signatory_required
 def api_acceptance_sign(acceptance_id: int, participant_id: int):
     acc, _ = _acceptance_or_404(acceptance_id)

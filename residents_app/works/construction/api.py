@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from residents_app.auth.scoping import estate_or_404, roles_required
 from residents_app.db import utcnow
+from residents_app.works.api_schemas import ProjectTimelineSchema, StaffComplaintListSchema
 from residents_app.works.construction import complaints, services, timeline
 from residents_app.works.construction.blueprints import api_bp
 
 
 @api_bp.route("/estates/<int:estate_id>/timeline", methods=["GET"])
+@api_bp.alt_response(200, schema=ProjectTimelineSchema, success=True)
 @roles_required("admin", "street", "committee")
 def api_timeline(estate_id: int):
     """Each stage of the project with its date, state and what is overdue."""
@@ -19,6 +21,7 @@ def api_timeline(estate_id: int):
 
 
 @api_bp.route("/estates/<int:estate_id>/complaints", methods=["GET"])
+@api_bp.alt_response(200, schema=StaffComplaintListSchema, success=True)
 @roles_required("admin", "street", "committee")
 def api_complaints(estate_id: int):
     """Complaints and questions with their number, due day and state."""

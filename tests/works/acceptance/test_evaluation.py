@@ -142,3 +142,18 @@ def test_pages_enter_a_sheet_and_publish(world, client, login_as):
     assert client.post(f"/evaluation/{eid}/publish").status_code == 302
     data = client.get(f"/api/works/evaluation/{eid}").get_json()
     assert (data["status"], data["total"], data["grade"], data["missing"]) == ("published", "99.50", "优秀", [])
+
+
+def test_a_stored_template_that_no_longer_reads_is_a_409_not_a_500(world, client, login_as):
+    """Found by schemathesis: an evaluation whose stored template is empty (damaged data) made the API a 500."""
+    e = svc.create_evaluation(world.estate, title="问效", weights={"resident": 50, "community": 20, "street": 30},
+                              satisfaction_round_id=None, user=world.street, now=world.now)
+    e.template = []
+    world.db.session.commit()
+    with pytest.raises(Conflict) as err:
+        svc.template_of(e)
+    assert err.value.code == "evaluation_template_invalid"
+    login_as(client, world.street)
+    resp = client.get(f"/api/works/evaluation/{e.id}")
+    assert resp.status_code == 409
+    assert resp.get_json()["code"] == "evaluation_template_invalid"
