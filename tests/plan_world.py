@@ -55,6 +55,19 @@ class PlanWorld:
             ("1幢加装电梯", "upgrade", 1_000_000, [self.b1]),
         ]
 
+    def approve_start(self, plan, *, status="approved"):
+        """The start application of `plan`, submitted and (by default) approved by the street office at self.now:
+        the project begins and the money is fixed from then on (committed)."""
+        from residents_app.works.models import StartApplication
+
+        app = StartApplication(estate_id=self.estate.id, plan_version_id=plan.id, status=status,
+                               submitted_at=self.now, submitted_by_id=self.committee.id, checklist=[],
+                               decided_at=self.now if status == "approved" else None,
+                               decided_by_id=self.street.id if status == "approved" else None, comment="")
+        self.db.session.add(app)
+        self.db.session.commit()
+        return app
+
     def later(self, **kw):
         return self.now + timedelta(**kw)
 

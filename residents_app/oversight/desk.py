@@ -19,10 +19,8 @@ from markupsafe import Markup, escape
 from residents_app.extensions import db
 from residents_app.formatting import format_area, format_local_dt
 from residents_app.rounds.models import (
-    BALLOT_STATUS_LABELS,
-    CHANNEL_LABELS,
-    PROXY_CONFLICT_LABEL,
     Ballot,
+    BallotLabels,
     CurrentBallot,
     ProxyMandate,
     RollEntry,
@@ -61,7 +59,7 @@ class RollRow(NamedTuple):
     owner_names: list
 
 
-class DeskBallot:
+class DeskBallot(BallotLabels):
     """A ballot as the desk reads it (the attributes of rounds.models.Ballot it uses, and its two labels)."""
 
     __slots__ = ("id", "unit_id", "choice", "channel", "status", "cast_at", "scan_file_id", "mandate_id",
@@ -70,16 +68,6 @@ class DeskBallot:
     def __init__(self, row):
         (self.id, self.unit_id, self.choice, self.channel, self.status, self.cast_at, self.scan_file_id,
          self.mandate_id, self.proxy_name, self.confirmed_by_id, self.entered_by_id) = row[:11]
-
-    @property
-    def channel_label(self) -> str:
-        return CHANNEL_LABELS.get(self.channel, self.channel)
-
-    @property
-    def status_label(self) -> str:
-        if self.status == "conflict" and self.channel == "proxy":
-            return PROXY_CONFLICT_LABEL
-        return BALLOT_STATUS_LABELS.get(self.status, self.status)
 
 
 @dataclass

@@ -229,7 +229,23 @@ class ProxyMandate(db.Model):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Ballot(db.Model):
+class BallotLabels:
+    """The Chinese labels of a ballot's channel and status (for Ballot and the desk's plain rows)."""
+
+    __slots__ = ()
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABELS.get(self.channel, self.channel)
+
+    @property
+    def status_label(self) -> str:
+        if self.status == "conflict" and self.channel == "proxy":
+            return PROXY_CONFLICT_LABEL
+        return BALLOT_STATUS_LABELS.get(self.status, self.status)
+
+
+class Ballot(BallotLabels, db.Model):
     """Every cast, kept forever. Which one counts is in CurrentBallot (and in `status`)."""
 
     __tablename__ = "ballot"
@@ -254,15 +270,6 @@ class Ballot(db.Model):
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime)
     receipt_code: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
 
-    @property
-    def channel_label(self) -> str:
-        return CHANNEL_LABELS.get(self.channel, self.channel)
-
-    @property
-    def status_label(self) -> str:
-        if self.status == "conflict" and self.channel == "proxy":
-            return PROXY_CONFLICT_LABEL
-        return BALLOT_STATUS_LABELS.get(self.status, self.status)
 
 
 class CurrentBallot(db.Model):

@@ -29,14 +29,8 @@ def clock(monkeypatch, now):
 @pytest.fixture
 def project(world, db):  # noqa: F811
     """The estate's project: its start application approved by the street office at world.now."""
-    from residents_app.works.models import StartApplication
-
     plan = world.plan()
-    app = StartApplication(estate_id=world.estate.id, plan_version_id=plan.id, status="approved",
-                           submitted_at=world.now, submitted_by_id=world.committee.id, checklist=[],
-                           decided_at=world.now, decided_by_id=world.street.id, comment="")
-    db.session.add(app)
-    db.session.commit()
+    app = world.approve_start(plan)
     world.plan_version = plan
     return app
 

@@ -17,10 +17,7 @@ from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as rounds
 from residents_app.works.construction import complaints
 from residents_app.works.construction.models import Complaint
-from residents_app.works.models import StartApplication
-from tests.notify import conftest as fakes
-
-fake_wechat = fakes.fake_wechat
+from tests.auth.test_wechat import fake_wechat, wechat_app  # noqa: F401  (fixtures: the local WeChat fake)
 
 RESIDENT_API = ("residents_app.rounds.resident_api", "residents_app.publicity.resident_api"
 )
@@ -34,16 +31,9 @@ def all_clocks(clock, monkeypatch):
     return clock
 
 
-@pytest.fixture
-def wechat(app, fake_wechat, monkeypatch):
-    monkeypatch.setitem(app.config, "WECHAT_APP_ID", fake_wechat.app_id)
-    monkeypatch.setitem(app.config, "WECHAT_APP_SECRET", fake_wechat.app_secret)
-    monkeypatch.setitem(app.config, "WECHAT_API_BASE", fake_wechat.url)
-    return fake_wechat
-
-
 def test_a_resident_binds_wechat_votes_objects_reads_the_statement_pledges_and_complains(
-        app, client, world, db, all_clocks, wechat):
+        app, client, world, db, all_clocks, wechat_app):  # noqa: F811
+    wechat = wechat_app
     clock = all_clocks
     plan = world.plan(pledge_closes_at=world.later(days=7))
     rnd = rounds.create_round(world.estate.id, rounds.RoundInput(
@@ -100,10 +90,7 @@ def test_a_resident_binds_wechat_votes_objects_reads_the_statement_pledges_and_c
 
     # 7. The street office approves the start; during the works a complaint, answered by the committee two hours
     #    later; the resident reads the reply.
-    db.session.add(StartApplication(estate_id=world.estate.id, plan_version_id=plan.id, status="approved",
-                                    submitted_at=world.now, submitted_by_id=world.committee.id, checklist=[],
-                                    decided_at=world.now, decided_by_id=world.street.id, comment=""))
-    db.session.commit()
+    world.approve_start(plan)
     clock.now = world.later(minutes=30)
     filed = phone.post("/api/r/complaints", data={"kind": "complaint", "body": "楼道堆放建材影响通行"},
                        content_type="multipart/form-data")

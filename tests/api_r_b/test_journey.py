@@ -15,7 +15,6 @@ from residents_app.registry.models import UnitLink
 from residents_app.rounds import services as rounds
 from residents_app.works.construction import complaints
 from residents_app.works.construction.models import Complaint
-from residents_app.works.models import StartApplication
 from tests.works.construction.conftest import png_bytes
 
 
@@ -54,10 +53,7 @@ def test_resident_journey_through_the_api(client, world, db, clock):
                                                             (False, "2026-09-01T02:00:00+00:00")]
 
     # the street office approves the start: the money is fixed from now on
-    db.session.add(StartApplication(estate_id=world.estate.id, plan_version_id=plan.id, status="approved",
-                                    submitted_at=world.now, submitted_by_id=world.committee.id, checklist=[],
-                                    decided_at=world.now, decided_by_id=world.street.id, comment=""))
-    db.session.commit()
+    world.approve_start(plan)
     locked = client.post(f"/api/r/pledges/{again.get_json()['id']}/withdraw")
     assert (locked.status_code, locked.get_json()["code"]) == (409, "start_submitted")
 

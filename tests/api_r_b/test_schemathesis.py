@@ -26,15 +26,10 @@ def _full_world(world, db):
     from residents_app.rounds import services as rounds
     from residents_app.works.acceptance import evaluation as ev_svc
     from residents_app.works.construction import complaints, progress
-    from residents_app.works.models import StartApplication
 
     plan = world.plan(pledge_closes_at=world.later(days=400))
     funding_svc.sign_pledge(plan, world.u101, world.owner(world.u101), now=world.now)
-    project = StartApplication(estate_id=world.estate.id, plan_version_id=plan.id, status="approved",
-                               submitted_at=world.now, submitted_by_id=world.committee.id, checklist=[],
-                               decided_at=world.now, decided_by_id=world.street.id, comment="")
-    db.session.add(project)
-    db.session.flush()
+    project = world.approve_start(plan)
     complaints.file_complaint(project, unit_id=world.u101.id, owner_id=world.owner(world.u101).id, kind="complaint",
                               body="噪音", photos=[png_bytes()], calendar=load_calendar(), now=world.now)
     progress.post_report(project, title="第一期", body="脚手架", percent_done="10", photos=[png_bytes()],

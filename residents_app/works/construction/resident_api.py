@@ -271,13 +271,7 @@ def photo(photo_id: int):
     """A photo of my estate's progress reports, or of my own unit's complaints (JPEG, EXIF removed)."""
     from residents_app.works.construction.views import photo_response
 
-    resident = resident_or_401()
-    p = services.get_photo(resident.unit.estate_id, photo_id)
-    if p.subject_type == "complaint":
-        c = db.session.get(Complaint, p.subject_id)
-        if c is None or c.unit_id != resident.unit.id:
-            raise NotFound("找不到该照片")
-    return photo_response(p)
+    return photo_response(services.resident_photo(resident_or_401().unit, photo_id))
 
 
 def _home_complaints(resident: Resident, now: datetime) -> dict | None:

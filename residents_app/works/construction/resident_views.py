@@ -83,13 +83,6 @@ def resident_inspect():
 @resident_required
 def resident_photo(photo_id: int):
     """Progress and inspection photos for the estate's residents; a complaint's photos for its own unit only."""
-    from residents_app.works.construction.models import Complaint
     from residents_app.works.construction.views import photo_response
 
-    res = current_resident()
-    p = services.get_photo(res.unit.estate_id, photo_id)
-    if p.subject_type == "complaint":
-        c = db.session.get(Complaint, p.subject_id)
-        if c is None or c.unit_id != res.unit.id:
-            raise NotFound("找不到该照片")
-    return photo_response(p)
+    return photo_response(services.resident_photo(current_resident().unit, photo_id))

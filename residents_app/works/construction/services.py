@@ -21,6 +21,7 @@ from residents_app.uploads import sniff_mime
 from residents_app.works.construction.models import (
     PARTY_KINDS,
     SIGN_MODES,
+    Complaint,
     ConstructionPhoto,
     ConstructionSetup,
     Party,
@@ -275,4 +276,15 @@ def get_photo(estate_id: int, photo_id: int) -> ConstructionPhoto:
     p = db.session.get(ConstructionPhoto, photo_id)
     if p is None or p.estate_id != estate_id:
         raise NotFound("找不到该照片")
+    return p
+
+
+def resident_photo(unit, photo_id: int) -> ConstructionPhoto:
+    """A photo a resident of `unit` may see: the estate's progress and inspection photos, and a complaint's photos
+    only for the unit that filed it (404 otherwise)."""
+    p = get_photo(unit.estate_id, photo_id)
+    if p.subject_type == "complaint":
+        c = db.session.get(Complaint, p.subject_id)
+        if c is None or c.unit_id != unit.id:
+            raise NotFound("找不到该照片")
     return p
