@@ -137,3 +137,25 @@ def test_verify_names_the_unit_whose_saved_amount_differs(app, world, db):
     db.session.commit()
     assert owed.check_saved_owed(None) == []
     assert app.test_cli_runner().invoke(args=["audit", "verify"]).exit_code == 0
+
+
+def test_a_funding_source_counted_after_publishing_is_offset_in_the_saved_rows(world, db):
+    from residents_app.funding import sources
+
+    plan = world.plan()
+    src = sources.add_source(world.estate, kind="unit_donation", amount_fen=110_000, provider="某某公司",
+                             decision_note="业委会决议接受捐赠", user=world.committee, now=world.now)
+    db.session.commit()
+    assert saved_rows(db, plan)["2幢-101"] == (200_000, 0, 0, 200_000)  # no evidence yet: it does not count
+    sources.attach_evidence(src, filename="协议.pdf", data=b"%PDF-1.4\n% receipt\n", user=world.committee,
+                            now=world.now)
+    db.session.commit()
+    # an estate-wide source: 110,000 fen by area over 60 / 40 / 100 m²
+    assert saved_rows(db, plan) == {"1幢-101": (540_000, 0, 33_000, 507_000), "1幢-102": (360_000, 0, 22_000, 338_000),
+                                    "2幢-101": (200_000, 0, 55_000, 145_000)}
+    assert funding_svc.funding_summary(world.estate.id)["owed_fen"] == 990_000
+    assert owed.check_plan(plan) == []
+    sources.withdraw_source(src, reason="捐赠取消", user=world.committee, now=world.now)
+    db.session.commit()
+    assert saved_rows(db, plan)["1幢-101"] == (540_000, 0, 0, 540_000)
+    assert owed.check_plan(plan) == []
