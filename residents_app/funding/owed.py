@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from residents_app.audit.verify import Problem, register_check
+from residents_app.core.money import MoneyError
 from residents_app.errors import DomainError
 from residents_app.extensions import db
 from residents_app.plans import services as plan_svc
@@ -162,7 +163,7 @@ def refresh(estate_ids: list[int], *, session: Session | None = None) -> None:
     for plan in _in_force(estate_ids, session):
         try:
             c = compute_plan(plan)
-        except DomainError:
+        except (DomainError, MoneyError):
             # the money does not compute any more (the register changed under it): no rows, readers compute live
             session.execute(sa.delete(UnitOwed).where(UnitOwed.plan_version_id == plan.id))
             continue
@@ -178,7 +179,7 @@ def backfill(session: Session) -> int:
     for plan in _in_force(None, session):
         try:
             c = compute_plan(plan)
-        except DomainError:
+        except (DomainError, MoneyError):
             continue
         save(plan, c, session=session)
         n += len(c.units)
@@ -202,7 +203,7 @@ def check_plan(plan) -> list[Problem]:
 
     try:
         c = compute_plan(plan)
-    except DomainError as exc:
+    except (DomainError, MoneyError) as exc:
         problem("owed_not_computable", f"无法重算：{exc}")
         return problems
     rows = {r.unit_id: r for r in db.session.execute(

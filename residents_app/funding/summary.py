@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from residents_app.core.money import MoneyError
 from residents_app.db import UTCDateTime, utcnow
 from residents_app.errors import DomainError
 from residents_app.extensions import db
@@ -75,7 +76,7 @@ def refresh(estate_ids: list[int], *, session: Session | None = None, now: datet
     for estate_id in estate_ids:
         try:
             s = funding_summary(estate_id)
-        except DomainError:
+        except (DomainError, MoneyError):
             # The plan's money does not compute any more (e.g. the register changed under it): no stored row, so
             # the district view asks again live; the change that caused it is not refused for this.
             continue
