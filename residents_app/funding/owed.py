@@ -83,7 +83,16 @@ def owed_by_unit(plan) -> dict[int, int]:
 
 
 def owed_of_unit(plan, unit_id: int) -> int:
-    return owed_by_unit(plan).get(unit_id, 0)
+    """One unit's owed fen (a pledge, the resident API): its saved row, or computed live as owed_by_unit."""
+    # the query first: it flushes pending changes, which may mark the estate as changed
+    value = db.session.execute(sa.select(UnitOwed.owed_fen).where(
+        UnitOwed.plan_version_id == plan.id, UnitOwed.unit_id == unit_id)).scalar_one_or_none()
+    if value is not None and plan.estate_id not in db.session.info.get(_DIRTY, ()):
+        return value
+    from residents_app.funding.services import compute_plan
+
+    out = compute_plan(plan).units.get(unit_id)
+    return out.owed_fen if out is not None else 0
 
 
 # ---- kept up to date: the commit that changes an input rewrites the version in force -------------------------
