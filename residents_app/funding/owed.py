@@ -74,9 +74,11 @@ def saved(plan) -> dict[int, UnitOwed] | None:
 
 def owed_by_unit(plan) -> dict[int, int]:
     """{unit id: owed fen} of this version: the saved amounts, or computed live when there are none."""
-    rows = saved(plan)
-    if rows is not None:
-        return {k: r.owed_fen for k, r in rows.items()}
+    # columns only, the query first (it flushes pending changes, which may mark the estate as changed)
+    rows = dict(db.session.execute(sa.select(UnitOwed.unit_id, UnitOwed.owed_fen)
+                                   .where(UnitOwed.plan_version_id == plan.id)).all())
+    if rows and plan.estate_id not in db.session.info.get(_DIRTY, ()):
+        return rows
     from residents_app.funding.services import compute_plan
 
     return {k: u.owed_fen for k, u in compute_plan(plan).units.items()}
