@@ -142,6 +142,8 @@ def _collect(session: Session, flush_context) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _refresh(session: Session) -> None:
+    # before_commit runs before the commit's own flush: flush now, so that changes still pending are counted
+    session.flush()
     touched = session.info.get(_DIRTY)
     if touched:
         refresh(sorted(touched), session=session)

@@ -58,6 +58,7 @@ def _collect(session: Session, flush_context) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _refresh(session: Session) -> None:
+    session.flush()  # before_commit runs before the commit's own flush: count the changes still pending
     touched = session.info.pop(_DIRTY, None)
     if touched:
         refresh(sorted(touched), session=session)

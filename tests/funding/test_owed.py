@@ -159,3 +159,30 @@ def test_a_funding_source_counted_after_publishing_is_offset_in_the_saved_rows(w
     db.session.commit()
     assert saved_rows(db, plan)["1幢-101"] == (540_000, 0, 0, 540_000)
     assert owed.check_plan(plan) == []
+
+
+def test_the_result_of_the_round_a_source_relies_on_rewrites_the_saved_rows(world, db):
+    from datetime import timedelta
+
+    from residents_app.funding import sources
+    from residents_app.rounds.models import Round, RoundResult
+
+    plan = world.plan()
+    rnd = Round(estate_id=world.estate.id, kind="general", title="使用专项维修资金", options=[], status="closed",
+                opens_at=world.now - timedelta(days=10), closes_at=world.now - timedelta(days=1),
+                closed_at=world.now - timedelta(days=1))
+    db.session.add(rnd)
+    db.session.flush()
+    src = sources.add_source(world.estate, kind="maintenance_fund", amount_fen=110_000, decision_round_id=rnd.id,
+                             user=world.committee, now=world.now)
+    sources.attach_evidence(src, filename="凭证.pdf", data=b"%PDF-1.4\n% receipt\n", user=world.committee,
+                            now=world.now)
+    db.session.commit()
+    assert sources.source_problems(src) == ["所关联的表决尚无结果"]
+    assert saved_rows(db, plan)["2幢-101"] == (200_000, 0, 0, 200_000)
+    # added and committed without a flush of its own: the commit's flush counts it
+    db.session.add(RoundResult(round_id=rnd.id, passed=True, tally={}, closed_at=world.now - timedelta(days=1)))
+    db.session.commit()
+    assert saved_rows(db, plan) == {"1幢-101": (540_000, 0, 33_000, 507_000), "1幢-102": (360_000, 0, 22_000, 338_000),
+                                    "2幢-101": (200_000, 0, 55_000, 145_000)}
+    assert owed.check_plan(plan) == []
