@@ -95,3 +95,51 @@ def test_roll_subject_migration_keeps_publicity_and_objections(empty_database_ur
         downgrade(revision="base")
         db.session.remove()
         db.engine.dispose()
+
+
+def test_unit_owed_migration_back_fills_the_versions_in_force(empty_database_url):
+    """a19c7e0d2b36 creates unit_owed and saves the owed amounts of every plan version already published."""
+    from residents_app.funding import services as funding_svc
+    from residents_app.plans import services as plan_svc
+
+    from .conftest import NOW, Factory
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade()
+        factory = Factory(db)
+        estate = factory.estate(code="OWE", buildings={"1幢": [("101", "60.00"), ("102", "40.00")],
+                                                       "2幢": [("101", "100.00")]})
+        committee = factory.user("committee", estate=estate)
+        u101, u102 = sorted(next(b for b in estate.buildings if b.name == "1幢").units, key=lambda u: u.number)
+        (u201,) = next(b for b in estate.buildings if b.name == "2幢").units
+        funding_svc.set_hardship(estate, u102, mode="partial", subsidy_fen=60_000, covered_by="街道",
+                                 user=committee, now=NOW)
+        plan = plan_svc.create_plan(estate, title="改造方案", user=committee, now=NOW, management_plan="物业负责")
+        for name, category, cost in (("外墙保温", "basic", 1_000_000), ("停车位改造", "improvement", 1_000_000)):
+            plan_svc.add_item(plan, name=name, category=category, cost_fen=cost, user=committee, now=NOW)
+        plan_svc.create_plan(estate, title="未发布", user=committee, now=NOW, management_plan="物业负责")  # no rows
+        plan_svc.publish_plan(plan, user=committee, now=NOW)
+        db.session.commit()
+        ids = (plan.id, u101.id, u102.id, u201.id)
+        db.session.remove()  # (SQLite: a session transaction holds the write lock)
+
+        def saved():
+            with db.engine.connect() as conn:
+                return conn.execute(sa.text(
+                    "SELECT plan_version_id, unit_id, share_fen, covered_fen, offset_fen, owed_fen FROM unit_owed"
+                    " ORDER BY plan_version_id, unit_id")).all()
+
+        # 400,000 fen by area: 120,000 / 80,000 (60,000 of it covered) / 200,000
+        expected = [(ids[0], ids[1], 120_000, 0, 0, 120_000), (ids[0], ids[2], 80_000, 60_000, 0, 20_000),
+                    (ids[0], ids[3], 200_000, 0, 0, 200_000)]
+        assert saved() == expected
+        downgrade(revision="f16a2b3c4d5e")
+        with db.engine.connect() as conn:
+            assert "unit_owed" not in sa.inspect(conn).get_table_names()
+        upgrade()
+        assert saved() == expected
+        db.session.remove()
+        downgrade(revision="base")
+        db.session.remove()
+        db.engine.dispose()

@@ -208,4 +208,4 @@ def money_locked(plan) -> bool:
 
 
 # The per-estate summary rows and the hooks that keep them (read by the district view).
-from residents_app.funding import summary  # noqa: E402,F401
+from residents_app.funding import owed, summary  # noqa: E402,F401

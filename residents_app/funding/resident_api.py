@@ -19,6 +19,7 @@ from residents_app.extensions import db
 from residents_app.funding import models, services
 from residents_app.funding import settlement as settlement_svc
 from residents_app.funding.models import Pledge
+from residents_app.funding.owed import owed_of_unit
 from residents_app.plans import services as plan_svc
 from residents_app.plans.models import PlanVersion
 
@@ -192,7 +193,7 @@ def statement_json(plan: PlanVersion, resident: Resident) -> dict:
 
 def pledge_window_json(plan: PlanVersion, resident: Resident, now: datetime) -> dict:
     pledge = services.active_pledge(plan, resident.unit)
-    return {"plan": _plan_ref(plan), "owed": yuan_text(services.compute_plan(plan).units[resident.unit.id].owed_fen),
+    return {"plan": _plan_ref(plan), "owed": yuan_text(owed_of_unit(plan, resident.unit.id)),
             "window_open": plan.pledge_window_open(now), "opens_at": _iso(plan.pledge_opens_at),
             "closes_at": _iso(plan.pledge_closes_at), "locked": models.money_locked(plan),
             "pledge": _pledge_json(pledge) if pledge else None}

@@ -37,6 +37,7 @@ from residents_app.funding.models import (
     Pledge,
     money_locked,
 )
+from residents_app.funding.owed import owed_by_unit, owed_of_unit
 from residents_app.plans import services as plan_svc
 from residents_app.plans.models import (
     CATEGORIES,
@@ -304,7 +305,7 @@ def sign_pledge(plan: PlanVersion, unit: Unit, owner, *, now: datetime) -> Pledg
         raise Conflict("启动申请已提交，承诺书不能再变更", code="start_submitted")
     if active_pledge(plan, unit) is not None:
         raise Conflict(f"{unit.label} 已签署本版方案的承诺书", code="pledge_exists")
-    amount = compute_plan(plan).units[unit.id].owed_fen
+    amount = owed_of_unit(plan, unit.id)
     pledge = Pledge(plan_version_id=plan.id, unit_id=unit.id, amount_fen=amount, signed_by_owner_id=owner.id,
                     signed_at=now)
     db.session.add(pledge)
@@ -442,10 +443,7 @@ def funding_summary(estate_id: int) -> dict:
     plan = current_plan(estate_id)
     paid = paid_by_unit(estate_id)
     units = estate_units(estate_id)
-    owed = {}
-    if plan is not None:
-        c = compute_plan(plan)
-        owed = {k: u.owed_fen for k, u in c.units.items()}
+    owed = owed_by_unit(plan) if plan is not None else {}
     buildings: dict[int, dict] = {}
     total = {"owed_fen": 0, "paid_fen": 0, "counted_fen": 0, "owing_units": 0, "unit_count": 0}
     for u in units:
@@ -471,11 +469,11 @@ def units_owing(estate_id: int) -> list[dict]:
     plan = current_plan(estate_id)
     if plan is None:
         return []
-    c = compute_plan(plan)
+    owed = owed_by_unit(plan)
     paid = paid_by_unit(estate_id)
     rows = []
     for u in estate_units(estate_id):
-        o, p = c.units[u.id].owed_fen, paid.get(u.id, 0)
+        o, p = owed.get(u.id, 0), paid.get(u.id, 0)
         if p < o:
             rows.append({"unit": u, "owed_fen": o, "paid_fen": p, "missing_fen": o - p})
     return rows

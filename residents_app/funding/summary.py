@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from residents_app.core.money import MoneyError
 from residents_app.db import UTCDateTime, ids_in, utcnow
 from residents_app.errors import DomainError
 from residents_app.extensions import db
@@ -57,6 +58,7 @@ def _collect(session: Session, flush_context) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _refresh(session: Session) -> None:
+    session.flush()  # before_commit runs before the commit's own flush: count the changes still pending
     touched = session.info.pop(_DIRTY, None)
     if touched:
         refresh(sorted(touched), session=session)
@@ -75,7 +77,7 @@ def refresh(estate_ids: list[int], *, session: Session | None = None, now: datet
     for estate_id in estate_ids:
         try:
             s = funding_summary(estate_id)
-        except DomainError:
+        except (DomainError, MoneyError):
             # The plan's money does not compute any more (e.g. the register changed under it): no stored row, so
             # the district view asks again live; the change that caused it is not refused for this.
             continue

@@ -241,6 +241,10 @@ def compute_money(plan: PlanVersion):
 # above this one. Each guard takes the published version and returns its reasons (empty: no objection).
 SUPERSEDE_GUARDS: list = []
 
+# What a feature above this one saves with a version when it is published, in the same transaction: funding/
+# saves each unit's owed amounts (funding/owed.py). Each hook takes (plan, contributions).
+PUBLISH_HOOKS: list = []
+
 
 def publish_plan(plan: PlanVersion, *, user, now: datetime) -> PlanVersion:
     """Publish a draft; the version in force before it becomes superseded."""
@@ -263,6 +267,8 @@ def publish_plan(plan: PlanVersion, *, user, now: datetime) -> PlanVersion:
     plan.publish(now)
     db.session.flush()
     contributions = compute_money(plan)
+    for hook in PUBLISH_HOOKS:
+        hook(plan, contributions)
     record("plans.version_published", chain=plan.estate_id, actor=actor_for_user(user), now=now,
            subject_type="plan_version", subject_id=plan.id,
            data={"number": plan.number, "supersedes": previous.id if previous else None,
