@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a19c7e0d2b36'
-down_revision = 'f16a2b3c4d5e'
+down_revision = 'b7d2c9e4a1f3'
 branch_labels = None
 depends_on = None
 
