@@ -16,6 +16,7 @@ figures from the base tables, as `ratio R (goal <= G)`, with the page's statemen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -306,6 +307,52 @@ def check(app, ids: dict) -> str:
                 f"{funded} stored funding rows")
 
 
+def _database(kind: str, keep: str, use: str):
+    """A scratch database, or (--keep) a named one that is kept, or (--use) a scratch copy of a kept one."""
+    if not (keep or use):
+        return scratch_database(kind)
+    return _named_database(keep, use)
+
+
+@contextlib.contextmanager
+def _named_database(keep: str, use: str):
+    import psycopg
+    from common import PG_ADMIN
+    from psycopg import sql
+
+    name = keep or f"{use}_copy_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if use:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(use)))
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        if use:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _save_ids(app, ids: dict) -> None:
+    from residents_app.extensions import db
+
+    with app.app_context():
+        with db.engine.begin() as c:
+            c.execute(sa.text("CREATE TABLE bench_meta (ids text NOT NULL)"))
+            c.execute(sa.text("INSERT INTO bench_meta (ids) VALUES (:ids)"), {"ids": json.dumps(ids)})
+        db.engine.dispose()  # a kept database is a template later: no connection may stay open
+
+
+def _load_ids(app) -> dict:
+    from residents_app.extensions import db
+
+    with app.app_context():
+        with db.engine.connect() as c:
+            return json.loads(c.execute(sa.text("SELECT ids FROM bench_meta")).scalar_one())
+
+
 def median_ms(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -322,20 +369,28 @@ def _login(app, username: str):
     return client
 
 
-def run(kind: str, n_estates: int, n_units: int, repeat: int) -> None:
+def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", use: str = "",
+        only: tuple[str, ...] = ()) -> None:
     from residents_app.extensions import db
 
-    with scratch_database(kind) as url:
+    with _database(kind, keep, use) as url:
         app = make_app(url)
-        create_schema(app)
-        t0 = time.perf_counter()
-        ids = build(app, n_estates, n_units)
-        print(f"[{kind}] built {n_estates} estates in {ids['offices']} street offices, {ids['units']:,} units, "
-              f"{ids['owners']:,} owners, {ids['rounds']} rounds, {ids['ballots']:,} ballots, {ids['plans']} plans "
-              f"({ids['pledges']:,} pledges, {ids['payments']:,} payments), {ids['events']:,} audit entries "
-              f"in {time.perf_counter() - t0:.1f} s")
-        print(f"[{kind}]   " + "; ".join(f"{k} {w:.1f} s (CPU here {c:.1f} s)" for k, (w, c) in ids["timings"].items()))
-        print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        if use:
+            ids = _load_ids(app)
+        else:
+            create_schema(app)
+            t0 = time.perf_counter()
+            ids = build(app, n_estates, n_units)
+            if keep:
+                _save_ids(app, ids)
+            print(f"[{kind}] built {n_estates} estates in {ids['offices']} street offices, {ids['units']:,} units, "
+                  f"{ids['owners']:,} owners, {ids['rounds']} rounds, {ids['ballots']:,} ballots, "
+                  f"{ids['plans']} plans "
+                  f"({ids['pledges']:,} pledges, {ids['payments']:,} payments), {ids['events']:,} audit entries "
+                  f"in {time.perf_counter() - t0:.1f} s")
+            print(f"[{kind}]   " + "; ".join(f"{k} {w:.1f} s (CPU here {c:.1f} s)"
+                                          for k, (w, c) in ids["timings"].items()))
+            print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         print(f"[{kind}]   {check(app, ids)}")
         pages = {"district": "/district", "dashboard": f"/estates/{ids['estate_id']}/dashboard",
                  "tally": f"/rounds/{ids['round_id']}", "desk": f"/rounds/{ids['round_id']}/verify",
@@ -344,6 +399,8 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int) -> None:
         with app.app_context():
             engine = db.engine
         for name, url_ in pages.items():
+            if only and name not in only:
+                continue
             client = bureau if name == "city" else street
             statements = []
 
@@ -378,8 +435,14 @@ def main() -> None:
     parser.add_argument("--estates", type=int, default=300, help="300 per street office (3000: the city size)")
     parser.add_argument("--units", type=int, default=100, help="units per estate (the issue's size: 1000)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--keep", default="", metavar="NAME",
+                        help="build into the PostgreSQL database NAME and keep it (for --use later)")
+    parser.add_argument("--use", default="", metavar="NAME",
+                        help="measure a database kept by --keep (a copy of it: the pages may write) without building")
+    parser.add_argument("--only", default="", help="comma-separated pages to measure (district,dashboard,...)")
     args = parser.parse_args()
-    run(args.db, args.estates, args.units, args.repeat)
+    run(args.db, args.estates, args.units, args.repeat, args.keep, args.use,
+        tuple(x for x in args.only.split(",") if x))
 
 
 if __name__ == "__main__":
