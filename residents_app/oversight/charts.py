@@ -19,6 +19,14 @@ def _px(value: Fraction | int) -> str:
     return f"{float(Fraction(value)):.1f}"
 
 
+LEFT, RIGHT = 48, 16  # the turnout chart's margins (px)
+
+
+def plot_columns(width: int = 640) -> int:
+    """The turnout chart's plot width in pixels (a curve needs at most one step per column)."""
+    return width - LEFT - RIGHT
+
+
 def turnout_svg(points: list[tuple[datetime, int]], *, start: datetime, end: datetime, total: int,
                 bound: Fraction = Fraction(2, 3), label: str = "已投票户数", width: int = 640,
                 height: int = 220) -> str:
@@ -26,7 +34,7 @@ def turnout_svg(points: list[tuple[datetime, int]], *, start: datetime, end: dat
 
     points: (time, cumulative count) in time order; the curve holds each value until the next point.
     """
-    left, right, top, bottom = 48, 16, 16, 36
+    left, right, top, bottom = LEFT, RIGHT, 16, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     span = max(int((end - start).total_seconds()), 1)
     y_max = max(total, 1)

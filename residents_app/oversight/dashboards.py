@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 
 import sqlalchemy as sa
@@ -103,23 +103,83 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
+def estate_rounds(estate_id: int) -> list:
+    """Every round of the estate in one query, oldest first: the dashboard's cards (open), deadlines (draft, open),
+    closed rounds and the timeline's rounds all come from this list."""
+    from residents_app.rounds.models import Round
+
+    return list(db.session.execute(
+        sa.select(Round).where(Round.estate_id == estate_id).order_by(Round.id)).scalars())
+
+
+def chart_window(rnd, now: datetime) -> tuple[datetime, datetime]:
+    """The turnout chart's time axis: from the opening to now (open) or to the close."""
+    end = min(now, rnd.closes_at) if rnd.status != "closed" else (rnd.closed_at or rnd.closes_at)
+    start = rnd.opened_at or rnd.opens_at
+    if end <= start:
+        end = rnd.closes_at
+    return start, end
+
+
+def _epoch(expr):
+    """Whole seconds since 1970 of a UTC datetime column, in SQL (both databases)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.cast(sa.func.floor(sa.extract("epoch", expr)), sa.BigInteger)
+    return sa.cast(sa.func.strftime("%s", expr), sa.BigInteger)
+
+
+def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = None
+                       ) -> dict[int, list[tuple[datetime, int]]]:
+    """The turnout curves of these rounds drawn to the chart's resolution, in one query: the first counted cast of
+    each unit as whole seconds (ints from SQL, in order: no datetime per household), one point per pixel column of
+    the chart that has any (the column's first cast, the cumulative count at the end of the column). The curve is
+    the per-household one of turnout_points_of at the width it is drawn at; the last point's count is exact."""
+    from residents_app.rounds.models import Ballot
+
+    out: dict[int, list] = {r.id: [] for r in rounds}
+    if not rounds:
+        return out
+    columns = columns or charts.plot_columns()
+    first = _epoch(sa.func.min(Ballot.cast_at)).label("first")
+    seconds_of: dict[int, list[int]] = {r.id: [] for r in rounds}
+    # Core, not the ORM session's execute: plain integer rows, nothing to load.
+    for round_id, seconds in db.session.connection().execute(
+            sa.select(Ballot.round_id, first)
+            .where(ids_in(db.session, Ballot.round_id, list(out)), Ballot.status.in_(COUNTED_STATUSES))
+            .group_by(Ballot.round_id, Ballot.unit_id).order_by(Ballot.round_id, first)).all():
+        seconds_of[round_id].append(seconds)
+    for rnd in rounds:
+        start, end = chart_window(rnd, now)
+        t0, span = int(start.timestamp()), max(int((end - start).total_seconds()), 1)
+        points, last_col, count, at = out[rnd.id], None, 0, 0
+        for seconds in seconds_of[rnd.id]:
+            offset = seconds - t0
+            col = -1 if offset < 0 else (columns if offset >= span else offset * columns // span)
+            if col != last_col:
+                if count:
+                    points.append((at, count))
+                last_col, at = col, seconds
+            count += 1
+        if count:
+            points.append((at, count))
+        out[rnd.id] = [(datetime.fromtimestamp(at, UTC), n) for at, n in points]
+    return out
+
+
 def round_cards(rounds: list, now: datetime) -> list[RoundCard]:
     """The cards of these rounds in a fixed number of queries: their tallies from the stored counters, read
-    together (rounds.tally.compute_tallies), and their turnout curves in one query."""
+    together (rounds.tally.compute_tallies), and their turnout curves in one query (turnout_columns_of)."""
     from residents_app.rounds.tally import compute_tallies
 
     live = compute_tallies([r for r in rounds if r.status != "closed"], now)
-    points = turnout_points_of([r.id for r in rounds])
+    points = turnout_columns_of(rounds, now)
     return [round_card(r, now, live=live.get(r.id), points=points[r.id]) for r in rounds]
 
 
 def round_card(rnd, now: datetime, *, live=None, points: list | None = None) -> RoundCard:
     tally = round_tally(rnd, now, live)
     figures = tally["figures"]
-    end = min(now, rnd.closes_at) if rnd.status != "closed" else (rnd.closed_at or rnd.closes_at)
-    start = rnd.opened_at or rnd.opens_at
-    if end <= start:
-        end = rnd.closes_at
+    start, end = chart_window(rnd, now)
     svg = charts.turnout_svg(turnout_points(rnd.id) if points is None else points, start=start, end=end,
                              total=figures["total_count"])
     if rnd.results_hidden:
@@ -150,13 +210,18 @@ def _summary(rnd, tally: dict) -> str:
     return f"目前没有选项达到表决规则（{counts}）"
 
 
-def funding(estate_id: int) -> dict | None:
+_ASK = object()
+
+
+def funding(estate_id: int, *, plan_id=_ASK) -> dict | None:
     """The plan in force's funding, from the stored summary row (funding/summary.py); computed live only when the
-    row is missing, was written for another version, or changes to it are not committed yet."""
+    row is missing, was written for another version, or changes to it are not committed yet. `plan_id`: the id of
+    the plan in force (None: no plan) when the caller has read it."""
     from residents_app.funding import services as services_svc
     from residents_app.funding import summary as summary_svc
 
-    plan_id = summary_svc.plans_in_force([estate_id]).get(estate_id)
+    if plan_id is _ASK:
+        plan_id = summary_svc.plans_in_force([estate_id]).get(estate_id)
     if plan_id is None:
         return None
     row = summary_svc.stored([estate_id]).get(estate_id)
@@ -173,8 +238,10 @@ def funding(estate_id: int) -> dict | None:
             "owing_units": owing}
 
 
-def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False) -> list[charts.Deadline]:
-    """Upcoming dates: rounds opening or closing, publicity periods ending (Beijing dates)."""
+def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False,
+              rounds: list | None = None) -> list[charts.Deadline]:
+    """Upcoming dates: rounds opening or closing, publicity periods ending (Beijing dates). `rounds`: the estates'
+    rounds when the caller has them (estate_rounds; one query less)."""
     from residents_app.publicity.models import Publicity
     from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
@@ -190,11 +257,14 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
     def prefix(estate_id):
         return f"{names[estate_id]}：" if with_estate_name else ""
 
-    # Only the columns the dates are made of (a district has hundreds of rounds; no ORM objects, no JSON).
-    rounds = db.session.execute(
-        sa.select(Round.estate_id, Round.title, Round.status, Round.opens_at, Round.closes_at)
-        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status.in_(("draft", "open")))
-        .order_by(Round.id))
+    if rounds is not None:
+        rounds = sorted((r for r in rounds if r.status in ("draft", "open")), key=lambda r: r.id)
+    else:
+        # Only the columns the dates are made of (a district has hundreds of rounds; no ORM objects, no JSON).
+        rounds = db.session.execute(
+            sa.select(Round.estate_id, Round.title, Round.status, Round.opens_at, Round.closes_at)
+            .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status.in_(("draft", "open")))
+            .order_by(Round.id))
     for r in rounds:
         if r.status == "draft" and to_local(r.opens_at).date() >= today:
             out.append(charts.Deadline(to_local(r.opens_at).date(), f"{prefix(r.estate_id)}「{r.title}」开始投票"
@@ -237,12 +307,14 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
 
 
 def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = False,
-                                 limit: int | None = None, names: dict[int, str] | None = None) -> list[dict]:
+                                 limit: int | None = None, names: dict[int, str] | None = None,
+                                 rounds: list | None = None) -> list[dict]:
     """Closed rounds and their latest sign-off (none yet = waiting for the street office), newest first.
 
     Three queries whatever the number of rounds: the rounds, the estates' names, the sign-offs in their logs.
     `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows; `names`: the estates'
-    names when the caller has them (one query less).
+    names when the caller has them (one query less); `rounds`: the estates' rounds when the caller has them
+    (estate_rounds: one query less).
     """
     from residents_app.audit.models import AuditEvent
     from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
@@ -251,12 +323,16 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
 
     if not estate_ids:
         return []
-    # Only the columns shown (a district has hundreds of closed rounds; their JSON columns are not needed here).
-    rounds = list(db.session.execute(
-        sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
-                                                  Round.closed_at, Round.kind))
-        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "closed")
-        .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
+    if rounds is not None:
+        rounds = sorted((r for r in rounds if r.status == "closed"), key=lambda r: (r.closed_at or r.closes_at, r.id),
+                        reverse=True)
+    else:
+        # Only the columns shown (a district has hundreds of closed rounds; their JSON columns are not needed here).
+        rounds = list(db.session.execute(
+            sa.select(Round).options(load_only(Round.id, Round.estate_id, Round.title, Round.status,
+                                               Round.closed_at, Round.kind))
+            .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "closed")
+            .order_by(Round.closed_at.desc(), Round.id.desc())).scalars())
     if not rounds:
         return []
     if names is None:

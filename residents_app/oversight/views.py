@@ -165,14 +165,23 @@ def round_file(file_id: int):
 @bp.route("/estates/<int:estate_id>/dashboard")
 @oversight_readers
 def estate_dashboard(estate_id: int):
+    from residents_app.works.construction import timeline
+
     estate = estate_or_404(estate_id)
     now = utcnow()
-    cards = dashboards.round_cards(dashboards.rounds_in_progress([estate.id]), now)
-    items = dashboards.deadlines([estate.id], now)
+    # Read once, shared: the estate's rounds (cards, deadlines, closed rounds, timeline) and the timeline's facts
+    # (its later stages, the plan in force of the funding card).
+    rounds = dashboards.estate_rounds(estate.id)
+    facts = timeline.facts(estate.id)
+    in_progress = sorted((r for r in rounds if r.status == "open"), key=lambda r: (r.closes_at, r.id))
+    cards = dashboards.round_cards(in_progress, now)
+    items = dashboards.deadlines([estate.id], now, rounds=rounds)
     return render_template(
-        "oversight/dashboard.html", estate=estate, cards=cards, funding=dashboards.funding(estate.id),
+        "oversight/dashboard.html", estate=estate, cards=cards,
+        funding=dashboards.funding(estate.id, plan_id=facts["plan"]),
         deadlines=items, months=dashboards.calendar_months(now, items),
-        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}))
+        stages=timeline.project_timeline(estate.id, now, rounds=rounds, known=facts),
+        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}, rounds=rounds))
 
 
 def _district_table():

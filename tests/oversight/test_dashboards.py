@@ -25,6 +25,19 @@ def test_turnout_points_count_each_unit_once(voted_round, live_round):
         (opens + timedelta(hours=1), 1), (opens + timedelta(hours=2), 2), (opens + timedelta(hours=3), 3)]
 
 
+def test_turnout_columns_are_the_points_at_the_charts_resolution(voted_round, live_round):
+    opens = live_round.opened_at
+    now = opens + timedelta(hours=5)  # the chart spans 5 h: 576 columns of 31.25 s, one household in each
+    assert dashboards.turnout_columns_of([live_round], now) == {live_round.id: dashboards.turnout_points(live_round.id)}
+    # Two columns of 2.5 h: +1 h and +2 h fall in the first (one step at its first cast), +3 h in the second.
+    assert dashboards.turnout_columns_of([live_round], now, columns=2) == {
+        live_round.id: [(opens + timedelta(hours=1), 2), (opens + timedelta(hours=3), 3)]}
+    # Casts after the chart's end (a window cut short) are drawn at its right edge, still counted.
+    assert dashboards.turnout_columns_of([live_round], opens + timedelta(hours=2), columns=2) == {
+        live_round.id: [(opens + timedelta(hours=1), 1), (opens + timedelta(hours=2), 3)]}
+    assert dashboards.turnout_columns_of([], now) == {}
+
+
 def test_progress_bars_are_exact(voted_round, live_round):
     card = dashboards.round_card(live_round, utcnow())
     assert [(b.label, b.value_text, b.fill_pct, b.line_pct, b.met, b.margin_text) for b in card.bars] == [

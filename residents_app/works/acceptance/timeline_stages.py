@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from residents_app.core.calendar import beijing_date
 from residents_app.extensions import db
 from residents_app.works.acceptance.models import Acceptance, ArchiveHandover, Evaluation, ProjectArchive
-from residents_app.works.construction.timeline import STAGE_HOOKS, Stage
+from residents_app.works.construction.timeline import STAGE_HOOKS, STAGE_PROBES, Stage
 
 
 def acceptance_stage(estate_id: int, now: datetime) -> Stage | None:
@@ -53,3 +53,9 @@ def evaluation_stage(estate_id: int, now: datetime) -> Stage | None:
 
 
 STAGE_HOOKS.update({"acceptance": acceptance_stage, "handover": handover_stage, "evaluation": evaluation_stage})
+# Each hook returns None exactly when the estate has none of these rows (a handover needs an archive).
+STAGE_PROBES.update({
+    acceptance_stage: lambda estate_id: sa.exists().where(Acceptance.estate_id == estate_id),
+    handover_stage: lambda estate_id: sa.exists().where(ProjectArchive.estate_id == estate_id),
+    evaluation_stage: lambda estate_id: sa.exists().where(Evaluation.estate_id == estate_id),
+})

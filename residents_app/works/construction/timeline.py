@@ -37,15 +37,23 @@ class Stage:
 
 # key -> fn(estate_id, now) -> Stage | None (None: nothing known yet, the stage stays pending)
 STAGE_HOOKS: dict[str, Callable[[int, datetime], Stage | None]] = {}
+# hook -> fn(estate_id) -> a SQL boolean that is false only when the hook would return None (e.g. EXISTS of its
+# rows): project_timeline asks every probe in one statement and calls only the hooks that may find something.
+# A hook without a probe is always called.
+STAGE_PROBES: dict[Callable, Callable[[int], sa.ColumnElement]] = {}
 
 
 def today(now: datetime) -> date:
     return beijing_date(now)
 
 
-def _latest_round(estate_id: int, kind: str, plan_id: int | None = None):
+def _latest_round(estate_id: int, kind: str, plan_id: int | None = None, rounds: list | None = None):
     from residents_app.rounds.models import Round
 
+    if rounds is not None:  # the estate's rounds, already read by the caller
+        found = [r for r in rounds if r.kind == kind and r.status != "draft"
+                 and (plan_id is None or r.plan_version_id == plan_id)]
+        return max(found, key=lambda r: (r.opens_at, r.id), default=None)
     q = sa.select(Round).where(Round.estate_id == estate_id, Round.kind == kind, Round.status != "draft")
     if plan_id is not None:
         q = q.where(Round.plan_version_id == plan_id)
@@ -84,19 +92,41 @@ def _construction_stage(stage: Stage, estate_id: int, now: datetime) -> None:
         stage.overdue.append(f"{len(late_items)} 项整改逾期")
 
 
-def project_timeline(estate_id: int, now: datetime) -> list[Stage]:
+def facts(estate_id: int) -> dict:
+    """In one statement: the plan in force (plans.services.current_plan's id), whether the estate has a project
+    (works.construction.services.project_of) and, per hook with a probe, whether it may find anything.
+    The estate dashboard reads them once for its timeline and its funding card (the plan in force)."""
+    from residents_app.plans.models import PlanVersion
+    from residents_app.works.models import StartApplication
+
+    probes = {key: STAGE_PROBES[hook](estate_id) for key, hook in STAGE_HOOKS.items() if hook in STAGE_PROBES}
+    row = db.session.execute(sa.select(
+        sa.select(PlanVersion.id).where(PlanVersion.estate_id == estate_id, PlanVersion.status == "published")
+        .order_by(PlanVersion.number.desc()).limit(1).scalar_subquery().label("plan"),
+        sa.exists().where(StartApplication.estate_id == estate_id, StartApplication.status == "approved")
+        .label("project"),
+        *(probe.label(f"probe_{key}") for key, probe in probes.items()))).one()
+    return {"plan": row.plan, "project": bool(row.project),
+            **{key: bool(row._mapping[f"probe_{key}"]) for key in probes}}
+
+
+def project_timeline(estate_id: int, now: datetime, *, rounds: list | None = None,
+                     known: dict | None = None) -> list[Stage]:
+    """`rounds`: every round of the estate and `known`: its facts(), when the caller has read them (the estate
+    dashboard): no query for them."""
     from residents_app.funding.models import Settlement
-    from residents_app.plans.services import current_plan
+    from residents_app.plans.models import PlanVersion
     from residents_app.publicity.models import Publicity
     from residents_app.works.models import StartApplication
 
     stages = {key: Stage(key, label) for key, label in STAGES}
-    _round_stage(stages["willingness"], _latest_round(estate_id, "willingness"))
-    plan = current_plan(estate_id)
+    _round_stage(stages["willingness"], _latest_round(estate_id, "willingness", rounds=rounds))
+    facts_ = known if known is not None else facts(estate_id)
+    plan = db.session.get(PlanVersion, facts_["plan"]) if facts_["plan"] is not None else None
     if plan is not None:
         stages["plan"].state, stages["plan"].on = "done", beijing_date(plan.published_at)
         stages["plan"].note = f"第 {plan.number} 版"
-        vote = _latest_round(estate_id, "plan_vote", plan.id)
+        vote = _latest_round(estate_id, "plan_vote", plan.id, rounds)
         _round_stage(stages["vote"], vote)
         if vote is not None and vote.status == "closed":
             pub = db.session.execute(sa.select(Publicity).where(
@@ -122,8 +152,11 @@ def project_timeline(estate_id: int, now: datetime) -> list[Stage]:
             s = stages["settlement"]
             s.state = "done" if settlement.is_final else "current"
             s.on = beijing_date(settlement.finalised_at or settlement.created_at)
-    _construction_stage(stages["construction"], estate_id, now)
+    if facts_["project"]:
+        _construction_stage(stages["construction"], estate_id, now)
     for key, hook in STAGE_HOOKS.items():
+        if not facts_.get(key, True):
+            continue
         found = hook(estate_id, now)
         if found is not None and key in stages:
             stages[key] = found

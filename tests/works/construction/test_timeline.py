@@ -80,3 +80,25 @@ def test_dashboard_and_district_show_the_timeline(world, client, db):
     assert [s["key"] for s in api["stages"]][:3] == ["willingness", "plan", "vote"]
     assert api["stages"][4] == {"key": "start", "label": "项目启动", "state": "done", "on": "2026-09-10",
                                 "note": "", "overdue": []}
+
+
+def test_facts_tell_which_stages_to_look_up_in_one_statement(world, db):
+    """The estate dashboard reads the facts and the estate's rounds once: the same timeline as the lookups."""
+    import sqlalchemy as sa
+
+    from residents_app.rounds.models import Round
+    from tests.querycount import count_statements
+
+    estate_id = world.estate.id
+    with count_statements(db.engine) as counted:
+        assert timeline.facts(estate_id) == {"plan": None, "project": False, "acceptance": False,
+                                                   "handover": False, "evaluation": False}
+    assert counted.total == 1
+    project = _started(world)
+    known = timeline.facts(world.estate.id)
+    assert known == {"plan": project.plan_version_id, "project": True, "acceptance": False, "handover": False,
+                     "evaluation": False}
+    at = datetime(2026, 9, 20, 9, 0, tzinfo=BJ)
+    rounds = list(db.session.execute(sa.select(Round).where(Round.estate_id == world.estate.id)).scalars())
+    assert _rows(timeline.project_timeline(world.estate.id, at, rounds=rounds, known=known)) == _rows(
+        timeline.project_timeline(world.estate.id, at))
