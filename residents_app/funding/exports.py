@@ -52,7 +52,7 @@ def _save(wb: Workbook) -> bytes:
 
 
 def statements_xlsx(plan: PlanVersion) -> tuple[bytes, int]:
-    c = services.compute_plan(plan)
+    c = services.contributions_of(plan)
     wb = Workbook()
     ws = wb.active
     ws.title = "每户分摊"

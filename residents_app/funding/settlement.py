@@ -20,7 +20,7 @@ from residents_app.funding.models import (
     SettlementItem,
     SettlementUnitLine,
 )
-from residents_app.funding.services import compute_plan, estate_units, paid_by_unit
+from residents_app.funding.services import compute_plan, contributions_of, estate_units, paid_by_unit
 from residents_app.plans.models import (
     PlanItem,
     PlanVersion,
@@ -65,7 +65,7 @@ def settlement_preview(settlement: Settlement) -> dict:
     plan = settlement.plan_version
     audited = {r.plan_item_id: r.audited_cost_fen for r in settlement.items}
     missing = [i.name for i in plan.items if i.id not in audited]
-    planned = compute_plan(plan)
+    planned = contributions_of(plan)  # as saved; the final amounts are on the audited costs, computed here
     # items with an audited cost of zero still allocate 0 fen; allocation of 0 is exact
     final = compute_plan(plan, costs=audited)
     paid = paid_by_unit(plan.estate_id)

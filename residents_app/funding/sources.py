@@ -23,7 +23,7 @@ from residents_app.funding.account_models import (
     SOURCES_NEEDING_VOTE,
     FundingSource,
 )
-from residents_app.funding.services import _ensure_money_not_locked, compute_plan, estate_units, paid_by_unit
+from residents_app.funding.services import _ensure_money_not_locked, contributions_of, estate_units, paid_by_unit
 from residents_app.plans.models import PlanVersion
 from residents_app.plans.services import MAX_COST_FEN
 from residents_app.registry.models import Estate, Unit
@@ -170,7 +170,7 @@ def self_funding_state(plan: PlanVersion) -> tuple[int, int, list[Unit]]:
     overpayment never covers another unit); short_units = units that have paid less than they pay.
     Complete when counted_fen == owed_fen.
     """
-    c = compute_plan(plan)
+    c = contributions_of(plan)
     paid = paid_by_unit(plan.estate_id)
     counted = owed = 0
     short = []

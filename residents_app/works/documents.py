@@ -126,7 +126,7 @@ def application_form_pdf(plan: PlanVersion, now: datetime) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
 
-    from residents_app.funding.services import compute_plan, estate_units, pledges_of
+    from residents_app.funding.services import contributions_of, estate_units, pledges_of
     from residents_app.publicity.services import period_text
     from residents_app.works import services
     from residents_app.works.materials import materials_of
@@ -136,7 +136,7 @@ def application_form_pdf(plan: PlanVersion, now: datetime) -> bytes:
     office = estate.street_office
     units = estate_units(estate.id)
     area = sum((Decimal(u.title_area_m2) for u in units), Decimal("0.00"))
-    money = compute_plan(plan)
+    money = contributions_of(plan)
     checks = services.start_checklist(plan, now)
     willingness = next((r for r in services._closed_rounds(estate.id, "willingness") if not r.scope_building_ids),
                        None)

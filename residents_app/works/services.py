@@ -14,7 +14,7 @@ from residents_app.extensions import db
 from residents_app.funding.services import (
     _ratio,
     _yuan,
-    compute_plan,
+    contributions_of,
     estate_units,
     format_ratio,
     pledges_of,
@@ -234,7 +234,7 @@ CHECKS = (check_willingness, check_plan_vote, check_publicity, check_management_
 
 def start_checklist(plan: PlanVersion, now: datetime) -> list[Check]:
     """Each line of the start application, met or not, with its reason; computed from the data."""
-    ctx = {"contributions": compute_plan(plan), "units": estate_units(plan.estate_id), "now": now}
+    ctx = {"contributions": contributions_of(plan), "units": estate_units(plan.estate_id), "now": now}
     return [check(plan, ctx) for check in CHECKS]
 
 
