@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -180,6 +181,25 @@ def stored_contributions(plan, unit_ids: Iterable[int] | None = None) -> Contrib
     if len(rows) != (len(wanted) if wanted is not None else figures["units"]):
         return None  # a unit asked for is not saved (not of this estate): the live computation decides
     return _contributions(figures, rows)
+
+
+class Amounts(NamedTuple):
+    share_fen: int
+    covered_fen: int
+    offset_fen: int
+    owed_fen: int
+
+
+def amounts_by_unit(plan) -> dict[int, Amounts]:
+    """{unit id: its four amounts} of this version, from the saved columns (no detail): what a list of units
+    needs (the start gate's 100 %); computed live as owed_by_unit when the saved rows cannot be trusted."""
+    rows = db.session.execute(sa.select(UnitOwed.unit_id, *(getattr(UnitOwed, f) for f in FIELDS))
+                              .where(UnitOwed.plan_version_id == plan.id)).all()
+    if rows and _trusted(plan):
+        return {r[0]: Amounts(*r[1:]) for r in rows}
+    from residents_app.funding.services import compute_plan
+
+    return {k: Amounts(*(int(getattr(u, f)) for f in FIELDS)) for k, u in compute_plan(plan).units.items()}
 
 
 def owed_by_unit(plan) -> dict[int, int]:

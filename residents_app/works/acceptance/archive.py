@@ -147,7 +147,7 @@ def _money_files(plan, units) -> list[tuple[str, str, bytes]]:
     settlement = settlement_of(plan)
     if settlement is not None:
         out.append((f"funding/plan-v{plan.number}-settlement.json", "结算及多退少补", _json({
-            "settlement": _row(settlement), "preview": settlement_preview(settlement),
+            "settlement": _row(settlement), "preview": settlement_preview(settlement, with_planned=True),
             "dues": [_row(d) for d in dues_of(settlement)]})))
     return out
 
