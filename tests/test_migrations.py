@@ -98,7 +98,8 @@ def test_roll_subject_migration_keeps_publicity_and_objections(empty_database_ur
 
 
 def test_unit_owed_migration_back_fills_the_versions_in_force(empty_database_url):
-    """a19c7e0d2b36 creates unit_owed and saves the owed amounts of every plan version already published."""
+    """a19c7e0d2b36 creates unit_owed and saves the owed amounts of every plan version already published;
+    c4e8f1a20d57 adds each unit's detail and the version's figures, back-filled the same way."""
     from residents_app.funding import services as funding_svc
     from residents_app.plans import services as plan_svc
 
@@ -139,6 +140,24 @@ def test_unit_owed_migration_back_fills_the_versions_in_force(empty_database_url
             assert "unit_owed" not in sa.inspect(conn).get_table_names()
         upgrade()
         assert saved() == expected
+
+        def detail():
+            with db.engine.connect() as conn:
+                return (conn.execute(sa.text("SELECT count(*) FROM unit_owed WHERE detail IS NULL")).scalar_one(),
+                        conn.execute(sa.text("SELECT plan_version_id FROM plan_owed")).scalars().all())
+
+        # c4e8f1a20d57 keeps each unit's detail and the version's figures, back-filled too
+        assert detail() == (0, [ids[0]])
+        downgrade(revision="a19c7e0d2b36")
+        with db.engine.connect() as conn:
+            assert "plan_owed" not in sa.inspect(conn).get_table_names()
+        upgrade()
+        assert saved() == expected and detail() == (0, [ids[0]])
+        from residents_app.funding import owed
+        from residents_app.plans.models import PlanVersion
+
+        plan = db.session.get(PlanVersion, ids[0])
+        assert owed.stored_contributions(plan) == funding_svc.compute_plan(plan)
         db.session.remove()
         downgrade(revision="base")
         db.session.remove()

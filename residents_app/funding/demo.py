@@ -57,12 +57,12 @@ def extend_demo(estate, now) -> list[str]:
             services.set_hardship(estate, unit, mode="partial", subsidy_fen=100_000, covered_by="社区",
                                   note="重病家庭", user=committee, now=now)
     plan_svc.publish_plan(plan, user=committee, now=now)
-    c = services.compute_plan(plan)
-    owing = [u for u in units if c.units[u.id].owed_fen > 0]
+    owed = services.owed_by_unit(plan)
+    owing = [u for u in units if owed[u.id] > 0]
     for unit in owing[:PLEDGED_UNITS]:
         services.sign_pledge(plan, unit, unit.owners[0], now=now)
     for n, unit in enumerate(owing[:PAID_UNITS]):
-        services.record_payment(estate, unit_id=unit.id, amount_fen=c.units[unit.id].owed_fen,
+        services.record_payment(estate, unit_id=unit.id, amount_fen=owed[unit.id],
                                 method=("bank", "wechat", "cash")[n % 3], paid_on=beijing_date(now),
                                 reference=f"DEMO-{n + 1:03d}", user=committee, now=now)
     if owing:
@@ -71,5 +71,5 @@ def extend_demo(estate, now) -> list[str]:
         services.reverse_payment(wrong, reason="金额录错（多录一个零）", user=committee, now=now)
     summary = services.funding_summary(estate.id)
     return [f"演示改造方案第 {plan.number} 版已发布：{len(DEMO_ITEMS)} 个项目，居民出资 "
-            f"{format_yuan(c.owed_total_fen)} 元；{min(PLEDGED_UNITS, len(owing))} 户已签承诺书，"
+            f"{format_yuan(sum(owed.values()))} 元；{min(PLEDGED_UNITS, len(owing))} 户已签承诺书，"
             f"自筹到位 {services.format_ratio(summary['ratio'])}"]

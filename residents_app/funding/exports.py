@@ -37,10 +37,12 @@ class _Sheet:
         self.ws = ws
         self.money_cols = money_cols
         ws.append([neutralise(h) for h in headers])
+        self.rows = 1  # counted here: openpyxl's max_row looks at every cell (quadratic over a large sheet)
 
     def row(self, values: list) -> None:
         self.ws.append([neutralise(v) for v in values])
-        r = self.ws.max_row
+        self.rows += 1
+        r = self.rows
         for col in self.money_cols:
             self.ws.cell(row=r, column=col).number_format = YUAN_FORMAT
 
@@ -52,7 +54,7 @@ def _save(wb: Workbook) -> bytes:
 
 
 def statements_xlsx(plan: PlanVersion) -> tuple[bytes, int]:
-    c = services.compute_plan(plan)
+    c = services.contributions_of(plan)
     wb = Workbook()
     ws = wb.active
     ws.title = "每户分摊"

@@ -8,18 +8,29 @@ funding source, a unit's area or building, a street office's contribution rule, 
 funding source relies on. Until that commit (estate touched in this transaction) or without rows (data older
 than the table), readers compute live, so every figure is the same as a recomputation.
 
+Besides the four amounts, each row keeps the unit's detail (`detail`: its share of each item, its offsets, the
+match, who covers its hardship, its place in the estate's order) and `plan_owed` keeps the version's figures
+(each item's split, the cap, the totals), so `contributions_of` gives what compute_plan gives, for every unit or
+for the few asked for, without computing the whole estate: a unit's statement, the exports, the start checklist
+and the works documents read it.
+
 Registered with audit.verify.EXTRA_CHECKS: `flask audit verify` recomputes each version in force and names
 every unit whose saved amounts differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import NamedTuple
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from residents_app.audit.verify import Problem, register_check
-from residents_app.core.money import MoneyError
+from residents_app.core.money import Contributions, ItemOut, MoneyError, UnitLine, UnitOut
 from residents_app.errors import DomainError
 from residents_app.extensions import db
 from residents_app.plans import services as plan_svc
@@ -39,20 +50,85 @@ class UnitOwed(db.Model):
     covered_fen: Mapped[int] = mapped_column(sa.BigInteger)  # hardship cover
     offset_fen: Mapped[int] = mapped_column(sa.BigInteger)  # funding sources
     owed_fen: Mapped[int] = mapped_column(sa.BigInteger)  # what the residents of the unit pay
+    # the rest of the unit's UnitOut (see _unit_detail); None in rows saved before it was kept: readers go live
+    detail: Mapped[dict | None] = mapped_column(sa.JSON, nullable=True)
+
+
+class PlanOwed(db.Model):
+    """The figures of a version that are not per unit (each item's split, the cap, the totals), see _figures."""
+
+    __tablename__ = "plan_owed"
+    plan_version_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_version.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    figures: Mapped[dict] = mapped_column(sa.JSON)
+
+
+# ---- a Contributions as JSON and back (exact: integers stay integers, m² are Decimal strings) ------------------
+
+_TOTALS = ("total_cost_fen", "subsidy_before_cap_fen", "cap_fen", "excess_fen", "resident_total_fen",
+           "subsidy_total_fen", "covered_total_fen", "owed_total_fen", "offset_total_fen", "rule_kind")
+
+
+def _unit_detail(out: UnitOut, pos: int) -> dict:
+    return {"pos": pos, "area": str(out.area_m2), "matched": out.matched_fen, "covered_by": out.covered_by,
+            "mode": out.hardship_mode, "lines": [[ln.item_key, ln.share_fen, ln.matched_fen] for ln in out.lines],
+            "offsets": [[k, v] for k, v in out.offsets.items()]}
+
+
+def _figures(c: Contributions) -> dict:
+    items = [{k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(i).items()}
+             for i in c.items]
+    return {"items": items, "units": len(c.units), "estate_area_m2": str(c.estate_area_m2),
+            **{k: getattr(c, k) for k in _TOTALS},
+            "offsets_used": [[k, v] for k, v in c.offsets_used.items()],
+            "offsets_unused": [[k, v] for k, v in c.offsets_unused.items()]}
+
+
+def _unit_out(unit_id: int, row, scope_area: dict) -> UnitOut:
+    d = row.detail
+    area = Decimal(d["area"])
+    return UnitOut(key=unit_id, area_m2=area,
+                   lines=[UnitLine(k, share, area, scope_area[k], matched) for k, share, matched in d["lines"]],
+                   share_fen=row.share_fen, covered_fen=row.covered_fen, covered_by=d["covered_by"],
+                   hardship_mode=d["mode"], owed_fen=row.owed_fen, offset_fen=row.offset_fen,
+                   offsets={k: v for k, v in d["offsets"]}, matched_fen=d["matched"])
+
+
+def _contributions(figures: dict, rows: list) -> Contributions:
+    items = [ItemOut(**{**i, "scope_area_m2": Decimal(i["scope_area_m2"])}) for i in figures["items"]]
+    scope_area = {i.key: i.scope_area_m2 for i in items}
+    rows = sorted(rows, key=lambda r: r.detail["pos"])
+    return Contributions(items=items, units={r.unit_id: _unit_out(r.unit_id, r, scope_area) for r in rows},
+                         estate_area_m2=Decimal(figures["estate_area_m2"]), **{k: figures[k] for k in _TOTALS},
+                         offsets_used={k: v for k, v in figures["offsets_used"]},
+                         offsets_unused={k: v for k, v in figures["offsets_unused"]})
 
 
 def rows_of(plan_version_id: int, contributions) -> list[dict]:
-    return [{"plan_version_id": plan_version_id, "unit_id": key,
-             **{f: int(getattr(out, f)) for f in FIELDS}} for key, out in contributions.units.items()]
+    return [{"plan_version_id": plan_version_id, "unit_id": key, **{f: int(getattr(out, f)) for f in FIELDS},
+             "detail": _unit_detail(out, pos)} for pos, (key, out) in enumerate(contributions.units.items())]
 
 
-def save(plan, contributions, *, session: Session | None = None) -> None:
-    """Replace the saved amounts of this version with `contributions` (its compute_plan)."""
+def _forget_version(session: Session, plan_version_id: int) -> None:
+    session.execute(sa.delete(UnitOwed).where(UnitOwed.plan_version_id == plan_version_id))
+    session.execute(sa.delete(PlanOwed).where(PlanOwed.plan_version_id == plan_version_id))
+
+
+def save(plan, contributions, *, session: Session | None = None, detail: bool = True) -> None:
+    """Replace the saved amounts of this version with `contributions` (its compute_plan). `detail=False`: the four
+    amounts only (the unit_owed migration's back-fill, on a schema without the detail yet)."""
     session = session or db.session
-    session.execute(sa.delete(UnitOwed).where(UnitOwed.plan_version_id == plan.id))
     rows = rows_of(plan.id, contributions)
+    if not detail:
+        amounts = sa.table("unit_owed", *(sa.column(c) for c in ("plan_version_id", "unit_id", *FIELDS)))
+        session.execute(sa.delete(amounts).where(amounts.c.plan_version_id == plan.id))
+        if rows:
+            session.execute(sa.insert(amounts), [{k: v for k, v in r.items() if k != "detail"} for r in rows])
+        return
+    _forget_version(session, plan.id)
     if rows:
         session.execute(sa.insert(UnitOwed), rows)
+    session.execute(sa.insert(PlanOwed), [{"plan_version_id": plan.id, "figures": _figures(contributions)}])
 
 
 def _on_publish(plan, contributions) -> None:
@@ -72,12 +148,66 @@ def saved(plan) -> dict[int, UnitOwed] | None:
     return {r.unit_id: r for r in rows}
 
 
+def _trusted(plan) -> bool:
+    """Saved rows may be read for this version now: it is the version in force (only that one is rewritten when
+    an input changes) and its estate did not change in this transaction. Ask after a query (it flushes)."""
+    return plan.status == "published" and plan.estate_id not in db.session.info.get(_DIRTY, ())
+
+
+def contributions_of(plan, unit_ids: Iterable[int] | None = None) -> Contributions:
+    """What compute_plan(plan) gives, read from the saved rows: with `unit_ids`, only those units are in `units`
+    (a unit's statement reads one row). Computed live (every unit) when the saved figures cannot be trusted."""
+    from residents_app.funding.services import compute_plan
+
+    stored = stored_contributions(plan, unit_ids)
+    return stored if stored is not None else compute_plan(plan)
+
+
+def stored_contributions(plan, unit_ids: Iterable[int] | None = None) -> Contributions | None:
+    """The saved figures as a Contributions (see contributions_of); None when they cannot be trusted now."""
+    q = sa.select(UnitOwed.unit_id, *(getattr(UnitOwed, f) for f in FIELDS), UnitOwed.detail).where(
+        UnitOwed.plan_version_id == plan.id)
+    wanted = None
+    if unit_ids is not None:
+        wanted = set(unit_ids)
+        q = q.where(UnitOwed.unit_id.in_(wanted))
+    rows = db.session.execute(q).all()  # first: it flushes pending changes, which may mark the estate as changed
+    if not _trusted(plan):
+        return None
+    figures = db.session.execute(sa.select(PlanOwed.figures).where(PlanOwed.plan_version_id == plan.id)
+                                 ).scalar_one_or_none()
+    if figures is None or any(r.detail is None for r in rows):
+        return None
+    if len(rows) != (len(wanted) if wanted is not None else figures["units"]):
+        return None  # a unit asked for is not saved (not of this estate): the live computation decides
+    return _contributions(figures, rows)
+
+
+class Amounts(NamedTuple):
+    share_fen: int
+    covered_fen: int
+    offset_fen: int
+    owed_fen: int
+
+
+def amounts_by_unit(plan) -> dict[int, Amounts]:
+    """{unit id: its four amounts} of this version, from the saved columns (no detail): what a list of units
+    needs (the start gate's 100 %); computed live as owed_by_unit when the saved rows cannot be trusted."""
+    rows = db.session.execute(sa.select(UnitOwed.unit_id, *(getattr(UnitOwed, f) for f in FIELDS))
+                              .where(UnitOwed.plan_version_id == plan.id)).all()
+    if rows and _trusted(plan):
+        return {r[0]: Amounts(*r[1:]) for r in rows}
+    from residents_app.funding.services import compute_plan
+
+    return {k: Amounts(*(int(getattr(u, f)) for f in FIELDS)) for k, u in compute_plan(plan).units.items()}
+
+
 def owed_by_unit(plan) -> dict[int, int]:
     """{unit id: owed fen} of this version: the saved amounts, or computed live when there are none."""
     # columns only, the query first (it flushes pending changes, which may mark the estate as changed)
     rows = dict(db.session.execute(sa.select(UnitOwed.unit_id, UnitOwed.owed_fen)
                                    .where(UnitOwed.plan_version_id == plan.id)).all())
-    if rows and plan.estate_id not in db.session.info.get(_DIRTY, ()):
+    if rows and _trusted(plan):
         return rows
     from residents_app.funding.services import compute_plan
 
@@ -89,7 +219,7 @@ def owed_of_unit(plan, unit_id: int) -> int:
     # the query first: it flushes pending changes, which may mark the estate as changed
     value = db.session.execute(sa.select(UnitOwed.owed_fen).where(
         UnitOwed.plan_version_id == plan.id, UnitOwed.unit_id == unit_id)).scalar_one_or_none()
-    if value is not None and plan.estate_id not in db.session.info.get(_DIRTY, ()):
+    if value is not None and _trusted(plan):
         return value
     from residents_app.funding.services import compute_plan
 
@@ -108,18 +238,24 @@ def _changed(obj, *names: str) -> bool:
 def _estates_of(session: Session, obj) -> set[int]:
     from residents_app.funding.account_models import FundingSource
     from residents_app.funding.models import ContributionRule, HardshipTreatment
-    from residents_app.registry.models import Estate, Unit
+    from residents_app.registry.models import Building, Estate, Unit
     from residents_app.rounds.models import RoundResult
 
     if isinstance(obj, (HardshipTreatment, FundingSource)):
         return {obj.estate_id} if obj.estate_id is not None else set()
     if isinstance(obj, Unit):
         state = sa.inspect(obj)
+        # the number: units are allocated in (building name, number) order, ties of the remainder go first
         if state.persistent and not state.deleted and not _changed(obj, "title_area_m2", "building_id",
-                                                                   "estate_id"):
+                                                                   "estate_id", "number"):
             return set()
         hist = state.attrs["estate_id"].history
         return {e for e in (obj.estate_id, *hist.deleted) if e is not None}
+    if isinstance(obj, Building):
+        state = sa.inspect(obj)
+        if state.persistent and not state.deleted and not _changed(obj, "name"):
+            return set()
+        return {obj.estate_id} if obj.estate_id is not None else set()
     if isinstance(obj, ContributionRule) and obj.street_office_id is not None:
         with session.no_autoflush:
             return set(session.execute(
@@ -178,7 +314,7 @@ def refresh(estate_ids: list[int], *, session: Session | None = None) -> None:
             c = compute_plan(plan)
         except (DomainError, MoneyError):
             # the money does not compute any more (the register changed under it): no rows, readers compute live
-            session.execute(sa.delete(UnitOwed).where(UnitOwed.plan_version_id == plan.id))
+            _forget_version(session, plan.id)
             continue
         save(plan, c, session=session)
     session.flush()
@@ -188,13 +324,14 @@ def backfill(session: Session) -> int:
     """Save the amounts of every version in force (the migration's back-fill); returns how many rows."""
     from residents_app.funding.services import compute_plan
 
+    detail = "plan_owed" in sa.inspect(session.connection()).get_table_names()  # (the unit_owed migration: not yet)
     n = 0
     for plan in _in_force(None, session):
         try:
             c = compute_plan(plan)
         except (DomainError, MoneyError):
             continue
-        save(plan, c, session=session)
+        save(plan, c, session=session, detail=detail)
         n += len(c.units)
     session.flush()
     return n

@@ -172,7 +172,7 @@ def _pledge_json(p: Pledge) -> dict:
 def statement_json(plan: PlanVersion, resident: Resident) -> dict:
     unit = resident.unit
     st = services.unit_statement(plan, unit)
-    paid = services.paid_by_unit(unit.estate_id).get(unit.id, 0)
+    paid = services.paid_of_unit(unit.id)
     hardship = None
     if st["covered_fen"]:
         mode = st["hardship_mode"]

@@ -37,7 +37,7 @@ from residents_app.funding.models import (
     Pledge,
     money_locked,
 )
-from residents_app.funding.owed import owed_by_unit, owed_of_unit
+from residents_app.funding.owed import contributions_of, owed_by_unit, owed_of_unit
 from residents_app.plans import services as plan_svc
 from residents_app.plans.models import (
     CATEGORIES,
@@ -180,8 +180,9 @@ class StatementLine:
 
 
 def unit_statement(plan: PlanVersion, unit: Unit, contributions: Contributions | None = None) -> dict:
-    """A unit's share of each item in its scope, with how it was computed (Chinese)."""
-    c = contributions or compute_plan(plan)
+    """A unit's share of each item in its scope, with how it was computed (Chinese). Without `contributions`,
+    the unit's saved row and the version's saved figures (funding/owed.py), not the whole estate computed."""
+    c = contributions or contributions_of(plan, [unit.id])
     out = c.units[unit.id]
     items = {i.id: i for i in plan.items}
     item_out = {i.key: i for i in c.items}
@@ -427,6 +428,12 @@ def paid_by_unit(estate_id: int) -> dict[int, int]:
         sa.select(Payment.unit_id, sa.func.sum(Payment.amount_fen)).where(Payment.estate_id == estate_id)
         .group_by(Payment.unit_id)).all()
     return {uid: int(total) for uid, total in rows}
+
+
+def paid_of_unit(unit_id: int) -> int:
+    """What one unit has paid (the ledger sum of its payments): a statement's balance, without the estate's sums."""
+    return int(db.session.execute(sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_fen), 0))
+                                  .where(Payment.unit_id == unit_id)).scalar_one())
 
 
 def _ratio(num: int, den: int) -> Fraction | None:

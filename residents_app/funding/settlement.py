@@ -20,6 +20,7 @@ from residents_app.funding.models import (
     SettlementItem,
     SettlementUnitLine,
 )
+from residents_app.funding.owed import contributions_of, owed_by_unit
 from residents_app.funding.services import compute_plan, estate_units, paid_by_unit
 from residents_app.plans.models import (
     PlanItem,
@@ -60,12 +61,15 @@ def set_audited_cost(settlement: Settlement, plan_item_id: int, audited_cost_fen
     return row
 
 
-def settlement_preview(settlement: Settlement) -> dict:
-    """Per unit: planned owed, final owed on audited costs, paid, difference (+ top-up / − refund)."""
+def settlement_preview(settlement: Settlement, *, with_planned: bool = False) -> dict:
+    """Per unit: planned owed, final owed on audited costs, paid, difference (+ top-up / − refund).
+
+    The planned amounts are the saved ones (funding/owed.py); the final ones are computed on the audited costs
+    (nothing saved can give them). `with_planned`: also the planned Contributions in full (the archive)."""
     plan = settlement.plan_version
     audited = {r.plan_item_id: r.audited_cost_fen for r in settlement.items}
     missing = [i.name for i in plan.items if i.id not in audited]
-    planned = compute_plan(plan)
+    planned = owed_by_unit(plan)
     # items with an audited cost of zero still allocate 0 fen; allocation of 0 is exact
     final = compute_plan(plan, costs=audited)
     paid = paid_by_unit(plan.estate_id)
@@ -73,9 +77,10 @@ def settlement_preview(settlement: Settlement) -> dict:
     for u in estate_units(plan.estate_id):
         p = paid.get(u.id, 0)
         fo = final.units[u.id].owed_fen
-        rows.append({"unit": u, "planned_owed_fen": planned.units[u.id].owed_fen, "final_owed_fen": fo,
+        rows.append({"unit": u, "planned_owed_fen": planned[u.id], "final_owed_fen": fo,
                      "paid_fen": p, "difference_fen": fo - p})
-    return {"rows": rows, "missing_items": missing, "planned": planned, "final": final,
+    return {"rows": rows, "missing_items": missing, "final": final,
+            **({"planned": contributions_of(plan)} if with_planned else {}),
             "top_up_fen": sum(r["difference_fen"] for r in rows if r["difference_fen"] > 0),
             "refund_fen": -sum(r["difference_fen"] for r in rows if r["difference_fen"] < 0),
             "difference_fen": sum(r["difference_fen"] for r in rows),

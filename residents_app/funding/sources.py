@@ -23,7 +23,8 @@ from residents_app.funding.account_models import (
     SOURCES_NEEDING_VOTE,
     FundingSource,
 )
-from residents_app.funding.services import _ensure_money_not_locked, compute_plan, estate_units, paid_by_unit
+from residents_app.funding.owed import amounts_by_unit
+from residents_app.funding.services import _ensure_money_not_locked, estate_units, paid_by_unit
 from residents_app.plans.models import PlanVersion
 from residents_app.plans.services import MAX_COST_FEN
 from residents_app.registry.models import Estate, Unit
@@ -170,12 +171,12 @@ def self_funding_state(plan: PlanVersion) -> tuple[int, int, list[Unit]]:
     overpayment never covers another unit); short_units = units that have paid less than they pay.
     Complete when counted_fen == owed_fen.
     """
-    c = compute_plan(plan)
+    amounts = amounts_by_unit(plan)  # the saved columns (funding/owed.py)
     paid = paid_by_unit(plan.estate_id)
     counted = owed = 0
     short = []
     for u in estate_units(plan.estate_id):
-        out = c.units[u.id]
+        out = amounts[u.id]
         p = paid.get(u.id, 0)
         owed += out.owed_fen + out.offset_fen
         counted += min(max(p, 0), out.owed_fen) + out.offset_fen

@@ -185,7 +185,7 @@ def ledger_xlsx(estate_id: int):
 def resident_statement():
     resident, plan = resident_plan_of_session()
     st = services.unit_statement(plan, resident.unit) if plan else None
-    paid = services.paid_by_unit(resident.unit.estate_id).get(resident.unit.id, 0)
+    paid = services.paid_of_unit(resident.unit.id)
     return render_template("resident/statement.html", resident=resident, plan=plan, st=st, paid=paid,
                            settlement_lines=settlement_svc.unit_settlement(resident.unit))
 
@@ -221,7 +221,7 @@ def resident_pledge():
 def api_statements(plan_id: int):
     """Every unit's share, cover and amount owed for a version."""
     plan = plan_for_staff(plan_id)
-    c = services.compute_plan(plan)
+    c = services.contributions_of(plan)
     return {"plan_id": plan.id, "units": [
         {"unit_id": u.id, "label": u.label, "area_m2": str(u.title_area_m2), "share_fen": c.units[u.id].share_fen,
          "covered_fen": c.units[u.id].covered_fen, "owed_fen": c.units[u.id].owed_fen,

@@ -126,7 +126,7 @@ def application_form_pdf(plan: PlanVersion, now: datetime) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
 
-    from residents_app.funding.services import compute_plan, estate_units, pledges_of
+    from residents_app.funding.services import contributions_of, estate_units, owed_by_unit, pledges_of
     from residents_app.publicity.services import period_text
     from residents_app.works import services
     from residents_app.works.materials import materials_of
@@ -136,7 +136,7 @@ def application_form_pdf(plan: PlanVersion, now: datetime) -> bytes:
     office = estate.street_office
     units = estate_units(estate.id)
     area = sum((Decimal(u.title_area_m2) for u in units), Decimal("0.00"))
-    money = compute_plan(plan)
+    money = contributions_of(plan, ())  # the version's figures only, no unit's detail
     checks = services.start_checklist(plan, now)
     willingness = next((r for r in services._closed_rounds(estate.id, "willingness") if not r.scope_building_ids),
                        None)
@@ -144,7 +144,8 @@ def application_form_pdf(plan: PlanVersion, now: datetime) -> bytes:
                        if not r.scope_building_ids), None)
     pub = _result_publicity(plan_round.id if plan_round else None)
     pledged = len(pledges_of(plan))
-    owing = sum(1 for u in units if money.units[u.id].owed_fen > 0)
+    owed = owed_by_unit(plan)
+    owing = sum(1 for u in units if owed[u.id] > 0)
     extra = materials_of(plan)
 
     story = [

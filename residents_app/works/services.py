@@ -14,9 +14,9 @@ from residents_app.extensions import db
 from residents_app.funding.services import (
     _ratio,
     _yuan,
-    compute_plan,
     estate_units,
     format_ratio,
+    owed_by_unit,
     pledges_of,
 )
 from residents_app.funding.sources import self_funding_state
@@ -197,12 +197,12 @@ def _labels(units: list[Unit], limit: int = 8) -> str:
 
 def check_pledges(plan: PlanVersion, ctx: dict) -> Check:
     label = "居民承诺书：应出资的每一户都已签署"
-    c = ctx["contributions"]
+    owed = ctx["owed"]  # the saved amounts (funding/owed.py)
     pledged = {p.unit_id: p for p in pledges_of(plan)}
     units = ctx["units"]
-    owing = [u for u in units if c.units[u.id].owed_fen > 0]
+    owing = [u for u in units if owed[u.id] > 0]
     missing = [u for u in owing if u.id not in pledged]
-    stale = [u for u in owing if u.id in pledged and pledged[u.id].amount_fen != c.units[u.id].owed_fen]
+    stale = [u for u in owing if u.id in pledged and pledged[u.id].amount_fen != owed[u.id]]
     if not owing:
         return Check("pledges", label, True, "没有需要出资的户")
     if missing:
@@ -234,7 +234,7 @@ CHECKS = (check_willingness, check_plan_vote, check_publicity, check_management_
 
 def start_checklist(plan: PlanVersion, now: datetime) -> list[Check]:
     """Each line of the start application, met or not, with its reason; computed from the data."""
-    ctx = {"contributions": compute_plan(plan), "units": estate_units(plan.estate_id), "now": now}
+    ctx = {"owed": owed_by_unit(plan), "units": estate_units(plan.estate_id), "now": now}
     return [check(plan, ctx) for check in CHECKS]
 
 

@@ -139,14 +139,15 @@ def _money_files(plan, units) -> list[tuple[str, str, bytes]]:
 
     out = []
     try:
-        statements = [funding.unit_statement(plan, u) for u in units]
+        money = funding.contributions_of(plan)  # once (as saved), not once per unit
+        statements = [funding.unit_statement(plan, u, money) for u in units]
     except Exception as e:  # noqa: BLE001  (a plan whose money does not compute is archived without statements)
         statements = [{"error": str(e)}]
     out.append((f"funding/plan-v{plan.number}-statements.json", "居民出资明细（对账单）", _json(statements)))
     settlement = settlement_of(plan)
     if settlement is not None:
         out.append((f"funding/plan-v{plan.number}-settlement.json", "结算及多退少补", _json({
-            "settlement": _row(settlement), "preview": settlement_preview(settlement),
+            "settlement": _row(settlement), "preview": settlement_preview(settlement, with_planned=True),
             "dues": [_row(d) for d in dues_of(settlement)]})))
     return out
 
