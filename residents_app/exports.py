@@ -67,15 +67,23 @@ def csv_response(rows: Iterable[Sequence], filename: str) -> Response:
     return _download(csv_bytes(rows), filename, "text/csv; charset=utf-8")
 
 
-def append_safe_row(ws, row: Sequence) -> None:
-    """Append one row to an openpyxl worksheet with every dangerous string kept as text."""
+def appended_row(ws) -> int:
+    """The number of the row `ws.append` just wrote. openpyxl's `max_row` looks at every cell of the sheet, so
+    asking it once per appended row makes a large export quadratic; `append` keeps the row it wrote."""
+    return ws._current_row
+
+
+def append_safe_row(ws, row: Sequence) -> int:
+    """Append one row to an openpyxl worksheet with every dangerous string kept as text; returns its number."""
     values = [_xlsx_value(v) for v in row]
     ws.append(values)
-    for cell, value in zip(ws[ws.max_row], values, strict=False):
+    n = appended_row(ws)
+    for cell, value in zip(ws[n], values, strict=False):
         if isinstance(value, str):
             cell.data_type = "s"  # openpyxl would otherwise store "=..." as a formula
             if is_dangerous(value):
                 cell.quotePrefix = True
+    return n
 
 
 def _xlsx_value(value):

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from openpyxl import Workbook
 
-from residents_app.exports import safe_cell
+from residents_app.exports import appended_row, safe_cell
 from residents_app.formatting import format_local_dt, mask_phone
 from residents_app.funding import services
 from residents_app.funding import settlement as settlement_svc
@@ -37,12 +37,10 @@ class _Sheet:
         self.ws = ws
         self.money_cols = money_cols
         ws.append([neutralise(h) for h in headers])
-        self.rows = 1  # counted here: openpyxl's max_row looks at every cell (quadratic over a large sheet)
 
     def row(self, values: list) -> None:
         self.ws.append([neutralise(v) for v in values])
-        self.rows += 1
-        r = self.rows
+        r = appended_row(self.ws)
         for col in self.money_cols:
             self.ws.cell(row=r, column=col).number_format = YUAN_FORMAT
 

@@ -40,21 +40,21 @@ def roll_and_ballots_xlsx(rnd, rows: list[dict], item_tally: dict | None = None)
     count = 0
     for row in rows:
         e, counted = row["entry"], row["counted"]
-        append_safe_row(roll, [
+        n = append_safe_row(roll, [
             e.building_name, e.unit_number, e.area_m2, "、".join(e.owner_names or []),
             ("已投票" if hidden else labels.get(counted.choice, counted.choice)) if counted else "未投票",
             counted.channel_label if counted else "", counted.cast_at if counted else None,
             row["changes"], len(row["pending"]), chosen_items(counted) if counted else "",
         ])
-        roll.cell(row=roll.max_row, column=3).number_format = "0.00"
-        roll.cell(row=roll.max_row, column=7).number_format = "yyyy-mm-dd hh:mm:ss"
+        roll.cell(row=n, column=3).number_format = "0.00"
+        roll.cell(row=n, column=7).number_format = "yyyy-mm-dd hh:mm:ss"
         count += 1
         for b in row["history"]:
-            append_safe_row(history, [e.label, HIDDEN if hidden else labels.get(b.choice, b.choice), b.channel_label,
-                                      b.status_label, b.cast_at, b.proxy_name, b.confirmed_at, b.resolution_reason,
-                                      chosen_items(b)])
-            history.cell(row=history.max_row, column=5).number_format = "yyyy-mm-dd hh:mm:ss"
-            history.cell(row=history.max_row, column=7).number_format = "yyyy-mm-dd hh:mm:ss"
+            n = append_safe_row(history, [
+                e.label, HIDDEN if hidden else labels.get(b.choice, b.choice), b.channel_label, b.status_label,
+                b.cast_at, b.proxy_name, b.confirmed_at, b.resolution_reason, chosen_items(b)])
+            history.cell(row=n, column=5).number_format = "yyyy-mm-dd hh:mm:ss"
+            history.cell(row=n, column=7).number_format = "yyyy-mm-dd hh:mm:ss"
             count += 1
     for ws in (roll, history):
         for cell in ws[1]:

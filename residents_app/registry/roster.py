@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from residents_app.audit.services import record
 from residents_app.db import hundredths_to_decimal
 from residents_app.errors import ValidationFailed
+from residents_app.exports import appended_row
 from residents_app.extensions import db
 from residents_app.formatting import mask_phone
 from residents_app.registry import importer
@@ -364,7 +365,7 @@ def export_roster_xlsx(estate_id: int, *, rows: list[tuple] | None = None) -> by
     for b, n, area, kind, hardship, name, phone, digits in (roster_rows(estate_id) if rows is None else rows):
         # float(Decimal) of a 2-place value is read back exactly through repr() on import.
         ws.append([b, n, float(area), kind, hardship, name, mask_phone(phone), digits])
-        row = ws.max_row
+        row = appended_row(ws)
         ws.cell(row=row, column=3).number_format = "0.00"
         for col in (1, 2, 4, 5, 6, 7, 8):
             cell = ws.cell(row=row, column=col)
