@@ -198,6 +198,15 @@ def ballot_history(round_id: int, unit_id: int | None = None, limit: int | None 
     return list(db.session.execute(q).scalars())
 
 
+def latest_ballots(round_id: int, limit: int = 20) -> list[tuple[Ballot, str]]:
+    """The round's `limit` latest ballots, newest first, each with its unit's label on the frozen roll (one query,
+    on the index (round_id, id))."""
+    return [(b, label) for b, label in db.session.execute(
+        sa.select(Ballot, RollEntry.label)
+        .outerjoin(RollEntry, sa.and_(RollEntry.round_id == Ballot.round_id, RollEntry.unit_id == Ballot.unit_id))
+        .where(Ballot.round_id == round_id).order_by(Ballot.id.desc()).limit(limit))]
+
+
 def check_receipt(code: str) -> dict:
     """What a voter sees when checking a receipt code (no names, no other unit)."""
     code = (code or "").strip().lower()

@@ -44,11 +44,19 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     """
     rnd = get_round(round_id)
     if rnd.status == "draft":
-        entries = _register_entries(rnd)
-        return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
+        return tally_of_round(rnd, {})
     names = dict(db.session.execute(
         sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
-    stored = counters.stored_counts(round_id) if rnd.counting_mode == "household" else None
+    return tally_of_round(rnd, names)
+
+
+def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
+    """compute_tally of a round already loaded, with its estate's building names {id: name} already read (the round
+    page reads the round, its estate and their names in one query)."""
+    if rnd.status == "draft":
+        entries = _register_entries(rnd)
+        return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
+    stored = counters.stored_counts(rnd.id) if rnd.counting_mode == "household" else None
     return _tally_of(rnd, names, stored)
 
 
