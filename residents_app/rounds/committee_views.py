@@ -6,6 +6,7 @@ rounds answer 404.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -208,12 +209,17 @@ def round_detail(round_id: int):
                            paper_errors={})
 
 
+@functools.cache
+def _round_query():
+    """Built once (building it cost more than running it)."""
+    return (db.select(Round, Estate, Building.id, Building.name).join(Estate, Estate.id == Round.estate_id)
+            .outerjoin(Building, Building.estate_id == Estate.id).where(Round.id == db.bindparam("p_round_id")))
+
+
 def _round_with_buildings(round_id: int):
     """The round, its estate and the estate's building names in one query (the estate then comes from the session's
     identity map: estate_or_404 runs no statement of its own)."""
-    rows = db.session.execute(
-        db.select(Round, Estate, Building.id, Building.name).join(Estate, Estate.id == Round.estate_id)
-        .outerjoin(Building, Building.estate_id == Estate.id).where(Round.id == round_id)).all()
+    rows = db.session.execute(_round_query(), {"p_round_id": round_id}).all()
     if not rows:
         raise NotFound("找不到该表决")
     rnd = rows[0][0]
@@ -238,8 +244,8 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
     pending = ballots_svc.pending_paper_ballots(rnd.id) if entry else []
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
                                        .order_by(ProxyMandate.id)).scalars()) if entry else []
-    latest = ballots_svc.latest_ballots(rnd.id, limit=20) if show_results and rnd.status != "draft" else []
-    units = {u: _Labelled(label) for u, label in ((b.unit_id, label) for b, label in latest)}
+    recent = ballots_svc.latest_ballots(rnd.id, limit=20) if show_results and rnd.status != "draft" else []
+    units: dict = {b.unit_id: b for b in recent}  # each has its .label
     units.update(_unit_labels({x.unit_id for x in (*pending, *mandates)} - units.keys()))
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
@@ -251,7 +257,7 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
         not_voted=tally.figures.total_count - tally.figures.voted_count,
         units=units, mandates=mandates, mandate_by_id={m.id: m for m in mandates},
         preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=can_edit, now=now,
-        roll=roll, recent=[b for b, _ in latest],
+        roll=roll, recent=recent,
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and rnd.status != "draft" and show_results
         else None)
 

@@ -44,20 +44,21 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     """
     rnd = get_round(round_id)
     if rnd.status == "draft":
-        return tally_of_round(rnd, {})
+        entries = _register_entries(rnd)
+        return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
     names = dict(db.session.execute(
         sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
-    return tally_of_round(rnd, names)
+    stored = counters.stored_counts(round_id) if rnd.counting_mode == "household" else None
+    return _tally_of(rnd, names, stored)
 
 
 def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
     """compute_tally of a round already loaded, with its estate's building names {id: name} already read (the round
-    page reads the round, its estate and their names in one query)."""
-    if rnd.status == "draft":
-        entries = _register_entries(rnd)
-        return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
-    stored = counters.stored_counts(rnd.id) if rnd.counting_mode == "household" else None
-    return _tally_of(rnd, names, stored)
+    page reads the round, its estate and the names in one query): a household-counted round reads only its
+    counters; a draft or a person-counted round is compute_tally's."""
+    if rnd.status == "draft" or rnd.counting_mode != "household":
+        return compute_tally(rnd.id)
+    return name_buildings(household_tally(rnd, counters.stored_counts(rnd.id)), names)
 
 
 def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[int, th.Tally]:
