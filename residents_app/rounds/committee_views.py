@@ -245,8 +245,8 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
                                        .order_by(ProxyMandate.id)).scalars()) if entry else []
     recent = ballots_svc.latest_ballots(rnd.id, limit=20) if show_results and rnd.status != "draft" else []
-    units: dict = {b.unit_id: b for b in recent}  # each has its .label
-    units.update(_unit_labels({x.unit_id for x in (*pending, *mandates)} - units.keys()))
+    # {unit id: a row with its roll .label}: the pending ballots' and mandates' units are on the roll (entry forms).
+    units: dict = {**{b.unit_id: b for b in recent}, **{r.unit_id: r for r in roll}}
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
     t = tally.to_dict()
@@ -260,22 +260,6 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
         roll=roll, recent=recent,
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and rnd.status != "draft" and show_results
         else None)
-
-
-class _Labelled:
-    __slots__ = ("label",)
-
-    def __init__(self, label: str):
-        self.label = label
-
-
-def _unit_labels(unit_ids: set[int]) -> dict[int, _Labelled]:
-    """{unit id: its register label (building name-number)} for these units only, in one query."""
-    if not unit_ids:
-        return {}
-    return {u: _Labelled(f"{name}-{number}") for u, name, number in db.session.execute(
-        db.select(Unit.id, Building.name, Unit.number).join(Building, Building.id == Unit.building_id)
-        .where(Unit.id.in_(sorted(unit_ids))))}
 
 
 @bp.route("/rounds/<int:round_id>/open", methods=["POST"])
