@@ -174,7 +174,6 @@ def _user_by_id():
 
 def _session_user(user_id: int) -> User | None:
     """session.get(User, user_id), through a statement built once: the session's own copy when it holds one."""
-    held = db.session.identity_map.get(identity_key(User, user_id))
-    if held is not None:
-        return held
+    if identity_key(User, user_id) in db.session.identity_map:
+        return db.session.get(User, user_id)  # refreshed if expired, None if deleted meanwhile
     return db.session.execute(_user_by_id(), {"p_user_id": user_id}).scalar_one_or_none()
