@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 import sqlalchemy as sa
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from residents_app.audit.services import record
@@ -159,7 +160,20 @@ def load_session_user(session_id: str) -> User | None:
     user_id, sep, version = (session_id or "").partition(":")
     if not sep or not user_id.isdigit() or not version.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
+    user = _session_user(int(user_id))
     if user is None or not user.active or (user.session_version or 0) != int(version):
         return None
     return user
+
+
+@cache
+def _user_by_id():
+    """Built once: every signed-in request runs it (a built statement costs half of session.get's path)."""
+    return sa.select(User).where(User.id == sa.bindparam("p_user_id"))
+
+
+def _session_user(user_id: int) -> User | None:
+    """session.get(User, user_id), through a statement built once: the session's own copy when it holds one."""
+    if identity_key(User, user_id) in db.session.identity_map:
+        return db.session.get(User, user_id)  # refreshed if expired, None if deleted meanwhile
+    return db.session.execute(_user_by_id(), {"p_user_id": user_id}).scalar_one_or_none()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from datetime import datetime
@@ -23,6 +24,7 @@ from residents_app.rounds.common import (
 )
 from residents_app.rounds.models import (
     Ballot,
+    BallotLabels,
     CurrentBallot,
     ProxyMandate,
     RollEntry,
@@ -196,6 +198,32 @@ def ballot_history(round_id: int, unit_id: int | None = None, limit: int | None 
     if limit is not None:
         q = q.limit(limit)
     return list(db.session.execute(q).scalars())
+
+
+class LatestBallot(BallotLabels):
+    """One of the round page's latest ballots: a plain row (no ORM object) with its unit's roll label."""
+
+    __slots__ = ("id", "unit_id", "choice", "channel", "status", "proxy_name", "cast_at", "label")
+
+    def __init__(self, row):
+        (self.id, self.unit_id, self.choice, self.channel, self.status, self.proxy_name, self.cast_at,
+         self.label) = row
+
+
+@functools.cache
+def _latest_query():
+    """Built once: the round page runs it on every view (on the index (round_id, id))."""
+    return (sa.select(Ballot.id, Ballot.unit_id, Ballot.choice, Ballot.channel, Ballot.status, Ballot.proxy_name,
+                      Ballot.cast_at, RollEntry.label)
+            .outerjoin(RollEntry, sa.and_(RollEntry.round_id == Ballot.round_id, RollEntry.unit_id == Ballot.unit_id))
+            .where(Ballot.round_id == sa.bindparam("p_round_id")).order_by(Ballot.id.desc())
+            .limit(sa.bindparam("p_limit")))
+
+
+def latest_ballots(round_id: int, limit: int = 20) -> list[LatestBallot]:
+    """The round's `limit` latest ballots, newest first, each with its unit's label on the frozen roll, in one
+    query."""
+    return [LatestBallot(r) for r in db.session.execute(_latest_query(), {"p_round_id": round_id, "p_limit": limit})]
 
 
 def check_receipt(code: str) -> dict:

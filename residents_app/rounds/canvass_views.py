@@ -1,5 +1,6 @@
 """Committee pages of the canvass (rounds/canvass.py): the non-voter list with delivery and contacts, the
-reminder button (all or one building), contact records, and the printable door-to-door list."""
+reminder button (all or one building), contact records, and the printable door-to-door list; the plain list of
+the units without a counted ballot, by building (linked from the round page, open or closed)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from residents_app.db import utcnow
 from residents_app.errors import ValidationFailed
 from residents_app.extensions import db
 from residents_app.rounds import canvass, common
+from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.blueprints import bp
 from residents_app.rounds.canvass_models import CONTACT_KIND_LABELS
 
@@ -74,3 +76,12 @@ def canvass_doors(round_id: int):
     building_id = _int_arg(request.args.get("building_id"), "building_id")
     return render_template("rounds/canvass_doors.html", rnd=rnd, estate=estate,
                            rows=canvass.door_list(rnd.id, building_id=building_id), now=utcnow())
+
+
+@bp.route("/rounds/<int:round_id>/non-voters")
+@staff_required
+def non_voters_page(round_id: int):
+    rnd, estate = _round(round_id)
+    non_voters = {} if rnd.status == "draft" else tally_svc.non_voters_by_building(rnd.id)
+    return render_template("rounds/non_voters.html", rnd=rnd, estate=estate, non_voters=non_voters,
+                           total=sum(len(v) for v in non_voters.values()))

@@ -6,6 +6,7 @@ rounds answer 404.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -21,18 +22,18 @@ from residents_app.core import matters
 from residents_app.core.choices import ABSTAIN, DEFAULT_MODES
 from residents_app.core.thresholds import COUNTING_MODE_LABELS, PRESETS
 from residents_app.db import utcnow
-from residents_app.errors import DomainError, ValidationFailed
+from residents_app.errors import DomainError, NotFound, ValidationFailed
 from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
-from residents_app.registry.models import Building, Unit
+from residents_app.registry.models import Building, Estate, Unit
 from residents_app.rounds import ballots as ballots_svc
 from residents_app.rounds import common, outcomes
 from residents_app.rounds import links as links_svc
 from residents_app.rounds import services as svc
 from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.blueprints import bp
-from residents_app.rounds.models import ROUND_KIND_LABELS, Ballot, ProxyMandate, RoundFile
+from residents_app.rounds.models import ROUND_KIND_LABELS, Ballot, ProxyMandate, Round, RoundFile
 
 SCAN_KINDS = ("png", "jpeg", "pdf")
 SCAN_MIME = {"png": "image/png", "jpeg": "image/jpeg", "pdf": "application/pdf"}
@@ -203,55 +204,62 @@ def bar(value: int, denominator: int) -> str:
 @bp.route("/rounds/<int:round_id>")
 @staff_required
 def round_detail(round_id: int):
-    rnd, estate = _round_for(round_id)
-    return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, utcnow()), paper_form={},
+    rnd, estate, names = _round_with_buildings(round_id)
+    return render_template("rounds/detail.html", **_detail_ctx(rnd, estate, utcnow(), names), paper_form={},
                            paper_errors={})
 
 
-def _detail_ctx(rnd, estate, now) -> dict:
-    """One query per page section: the counters' tally, the stored outcome, the roll in light rows (with each unit's
-    ballot state, for the non-voters), the pending ballots, the mandates, the 20 latest ballots and the labels of the
-    units those name."""
-    tally = tally_svc.compute_tally(rnd.id, now)
-    outcome = svc.round_outcome(rnd.id)
+@functools.cache
+def _round_query():
+    """Built once (building it cost more than running it)."""
+    return (db.select(Round, Estate, Building.id, Building.name).join(Estate, Estate.id == Round.estate_id)
+            .outerjoin(Building, Building.estate_id == Estate.id).where(Round.id == db.bindparam("p_round_id")))
+
+
+def _round_with_buildings(round_id: int):
+    """The round, its estate and the estate's building names in one query (the estate then comes from the session's
+    identity map: estate_or_404 runs no statement of its own)."""
+    rows = db.session.execute(_round_query(), {"p_round_id": round_id}).all()
+    if not rows:
+        raise NotFound("找不到该表决")
+    rnd = rows[0][0]
+    return rnd, estate_or_404(rnd.estate_id), {b: name for _, _, b, name in rows if b is not None}
+
+
+def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
+    """What the first view shows, one query per section shown: the tally from the counters, the stored outcome (a
+    closed round), the 20 latest ballots with their units' roll labels; for the committee on an open round the
+    pending ballots, the mandates and the roll the paper and proxy forms need. The non-voters' list is its own page
+    (rounds/canvass_views.py non_voters_page): here their number per building, from the tally."""
+    if names is None:
+        names = dict(db.session.execute(db.select(Building.id, Building.name)
+                                        .where(Building.estate_id == estate.id)).all())
+    tally = tally_svc.tally_of_round(rnd, names)
+    outcome = svc.round_outcome(rnd.id) if rnd.status == "closed" else None
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
     can_edit = _can_edit(estate)
-    # The whole roll (with its owners) only feeds the paper and proxy forms: open rounds, committee members.
-    roll = tally_svc.roll_rows(rnd.id) if rnd.status == "open" and can_edit else []
-    pending = ballots_svc.pending_paper_ballots(rnd.id)
+    entry = rnd.status == "open" and can_edit  # the paper and proxy forms, the ballots waiting for a second member
+    # The whole roll (with its owners) only feeds the paper and proxy forms.
+    roll = tally_svc.roll_rows(rnd.id) if entry else []
+    pending = ballots_svc.pending_paper_ballots(rnd.id) if entry else []
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
-                                       .order_by(ProxyMandate.id)).scalars())
-    recent = ballots_svc.ballot_history(rnd.id, limit=20)
-    non_voters = ({} if rnd.status == "draft" else tally_svc.non_voters_of(roll) if roll
-                  else tally_svc.non_voters_by_building(rnd.id))
+                                       .order_by(ProxyMandate.id)).scalars()) if entry else []
+    recent = ballots_svc.latest_ballots(rnd.id, limit=20) if show_results and rnd.status != "draft" else []
+    # {unit id: a row with its roll .label}: the pending ballots' and mandates' units are on the roll (entry forms).
+    units: dict = {**{b.unit_id: b for b in recent}, **{r.unit_id: r for r in roll}}
     # A choice shows its options and the decided one, a survey its figures (stored once closed).
     view = outcome["tally"] if outcome and (rnd.is_choice or rnd.is_survey) else outcomes.live_tally(rnd, tally)
+    t = tally.to_dict()
     return dict(
-        rnd=rnd, estate=estate, tally=tally, t=tally.to_dict(), outcome=outcome,
+        rnd=rnd, estate=estate, tally=tally, t=t, outcome=outcome,
         choice=view.get("choice"), survey=view.get("survey"), matter=rule_matter_line(rnd),
-        show_results=show_results, bar=bar, non_voters=non_voters, pending=pending,
-        units=_unit_labels({x.unit_id for x in (*pending, *mandates, *recent)}), mandates=mandates,
-        mandate_by_id={m.id: m for m in mandates},
+        show_results=show_results, bar=bar, pending=pending,
+        not_voted=tally.figures.total_count - tally.figures.voted_count,
+        units=units, mandates=mandates, mandate_by_id={m.id: m for m in mandates},
         preset=PRESETS[rnd.rule_preset], modes=COUNTING_MODE_LABELS, can_edit=can_edit, now=now,
         roll=roll, recent=recent,
         item_tally=tally_svc.item_tally(rnd.id) if rnd.item_menu and rnd.status != "draft" and show_results
         else None)
-
-
-class _Labelled:
-    __slots__ = ("label",)
-
-    def __init__(self, label: str):
-        self.label = label
-
-
-def _unit_labels(unit_ids: set[int]) -> dict[int, _Labelled]:
-    """{unit id: its register label (building name-number)} for these units only, in one query."""
-    if not unit_ids:
-        return {}
-    return {u: _Labelled(f"{name}-{number}") for u, name, number in db.session.execute(
-        db.select(Unit.id, Building.name, Unit.number).join(Building, Building.id == Unit.building_id)
-        .where(Unit.id.in_(sorted(unit_ids))))}
 
 
 @bp.route("/rounds/<int:round_id>/open", methods=["POST"])

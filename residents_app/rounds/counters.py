@@ -15,6 +15,8 @@ any difference; the same check runs in `flask audit verify` (registered below).
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 
 from residents_app.audit.verify import Problem, register_check
@@ -98,13 +100,19 @@ def live_counts(round_ids: list[int]) -> dict[int, Counts]:
     return out
 
 
+@functools.cache
+def _stored_query():
+    """Built once (every round page and dashboard reads the counters; building the statement cost more than
+    running it)."""
+    return (sa.select(RoundCount.round_id, RoundCount.building_id, RoundCount.choice, sa.func.sum(RoundCount.units),
+                      sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)))
+            .where(RoundCount.round_id.in_(sa.bindparam("round_ids", expanding=True)))
+            .group_by(RoundCount.round_id, RoundCount.building_id, RoundCount.choice))
+
+
 def _all_stored(round_ids: list[int]) -> dict[int, Counts]:
     out: dict[int, Counts] = {r: {} for r in round_ids}
-    for r, b, c, u, a in db.session.execute(
-            sa.select(RoundCount.round_id, RoundCount.building_id, RoundCount.choice, sa.func.sum(RoundCount.units),
-                      sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)))
-            .where(RoundCount.round_id.in_(round_ids))
-            .group_by(RoundCount.round_id, RoundCount.building_id, RoundCount.choice)):
+    for r, b, c, u, a in db.session.execute(_stored_query(), {"round_ids": list(round_ids)}):
         if u or a:
             out[r][(b, c)] = (int(u), int(a or 0))
     return out

@@ -249,7 +249,10 @@ class Ballot(BallotLabels, db.Model):
     """Every cast, kept forever. Which one counts is in CurrentBallot (and in `status`)."""
 
     __tablename__ = "ballot"
-    __table_args__ = (sa.Index("ix_ballot_round_unit", "round_id", "unit_id"),)
+    # (round_id, id): a round's ballots newest first (the round page's latest ballots) without walking the
+    # primary key through every other round's ballots.
+    __table_args__ = (sa.Index("ix_ballot_round_unit", "round_id", "unit_id"),
+                      sa.Index("ix_ballot_round_id_id", "round_id", "id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id"))
     unit_id: Mapped[int] = mapped_column(sa.ForeignKey("unit.id"))

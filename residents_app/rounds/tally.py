@@ -52,6 +52,15 @@ def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     return _tally_of(rnd, names, stored)
 
 
+def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
+    """compute_tally of a round already loaded, with its estate's building names {id: name} already read (the round
+    page reads the round, its estate and the names in one query): a household-counted round reads only its
+    counters; a draft or a person-counted round is compute_tally's."""
+    if rnd.status == "draft" or rnd.counting_mode != "household":
+        return compute_tally(rnd.id)
+    return name_buildings(household_tally(rnd, counters.stored_counts(rnd.id)), names)
+
+
 def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[int, th.Tally]:
     """compute_tally of several rounds: the household-mode ones from one read of their counters and one of their
     buildings' names (a dashboard's rounds in a fixed number of queries); the others one by one."""

@@ -79,9 +79,16 @@ def test_tally_page_shows_conditions_margins_and_non_voters(client, db, login_as
     assert "还差 2 户" in text
     assert "还差 <strong>2 户 / 106.67 m²</strong>" in text
     assert "如未投票的全部同意，仍可通过" in text
-    assert "<strong>1幢</strong>：102、103" in text
     assert 'style="width: 40.00%"' in text  # agree households 2 / 5
     assert 'style="left: 66.66%"' in text   # the 2/3 line
+    # The non-voters: their number here (and per building in the table), their list on a page of its own.
+    assert '尚未投票 <strong id="not-voted-count">2</strong> 户' in text
+    row = re.search(r"<tr><td>1幢</td>.*?</tr>", text, re.S).group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row)[:4] == ["3", "300.00", "1", "2"]  # units, m², voted, not
+    assert f'href="/rounds/{rnd.id}/non-voters"' in text and "102、103" not in text
+    listing = client.get(f"/rounds/{rnd.id}/non-voters").get_data(as_text=True)
+    assert "<strong>1幢</strong>：102、103" in listing and '<strong id="non-voters-total">2</strong> 户' in listing
+    assert "<strong>2幢</strong>" not in listing
 
 
 def test_hidden_results_show_only_turnout_until_close(client, db, login_as, committee, live_round, units):
