@@ -5,7 +5,7 @@ and the pending paper/proxy ballots read one round's ballots in id order. Withou
 primary key backwards through every round's ballots (80 ms at 188,888 ballots; issue 19, the tally page).
 
 Revision ID: c4e8a1d93b57
-Revises: a19c7e0d2b36
+Revises: c4e8f1a20d57
 Create Date: 2026-12-01 20:40:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c4e8a1d93b57'
-down_revision = 'a19c7e0d2b36'
+down_revision = 'c4e8f1a20d57'
 branch_labels = None
 depends_on = None
 
