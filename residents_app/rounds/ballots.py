@@ -176,7 +176,8 @@ def _round_and_roll(round_id: int, unit_id: int) -> tuple[castpath.CastRound | N
 
 _r, _e = Round.__table__.c, RollEntry.__table__.c
 _ROUND_AND_ROLL = (
-    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu, _e.id)
+    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu,
+              _r.counting_mode, _e.id)
     .outerjoin_from(Round.__table__, RollEntry.__table__,
                     sa.and_(_e.round_id == _r.id, _e.unit_id == sa.bindparam("p_unit_id")))
     .where(_r.id == sa.bindparam("p_round_id")))
