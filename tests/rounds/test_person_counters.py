@@ -32,7 +32,7 @@ from tests.rounds.test_counters import _api_cast, _paper, _proxy, recount
 def persons(db, estate):
     u = units_of(estate)
     owner = {label: unit.ownerships[0].owner_id for label, unit in u.items()}
-    a, b, c = owner["1幢-101"], owner["1幢-102"], owner["1幢-103"]
+    a, c = owner["1幢-101"], owner["1幢-103"]  # B is 1幢-102's own owner
     d = Owner(estate_id=estate.id, name="业主丁", phone="13911112222")
     db.session.add(d)
     db.session.flush()
@@ -266,3 +266,88 @@ def test_recount_names_tampered_person_counters_and_rebuilds_them(app, db, make_
     ballots_svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, "agree", now + timedelta(hours=2))
     assert totals(rnd) == (4, 2, 2, 4)
     assert_stored_is_live(rnd)
+
+
+def test_simultaneous_casts_of_one_persons_units_add_up(live_app):
+    """One owner with 8 units (in two buildings) and an owner of one more: 8 threads (real commits, own
+    connections) each cast one of the 8 units twice at the same instant. The person's row serialises them, so its
+    transitions add up: the stored counters equal the recount, on both databases."""
+    import threading
+
+    from residents_app.extensions import db as _db
+    from residents_app.rounds import services as svc
+    from tests.conftest import NOW, Factory
+
+    with live_app.app_context():
+        estate = Factory(_db).estate(buildings={"1幢": [(f"{n}01", "50.00") for n in range(1, 6)],
+                                                "2幢": [(f"{n}01", "70.00") for n in range(1, 5)]})
+        units = sorted((u for b in estate.buildings for u in b.units), key=lambda u: u.id)
+        owner = units[0].ownerships[0].owner_id
+        for u in units[1:8]:
+            _db.session.delete(u.ownerships[0])
+            _db.session.add(Ownership(unit_id=u.id, owner_id=owner))
+        _db.session.flush()
+        rnd = svc.create_round(estate.id, svc.RoundInput(
+            kind="general", matter_item=7, title="并发按人", opens_at=NOW, closes_at=NOW + timedelta(days=1),
+            counting_mode="person"), NOW)
+        svc.open_round(rnd.id, NOW, None)
+        round_id, unit_ids = rnd.id, [u.id for u in units[:8]]
+        _db.session.commit()
+        _db.session.remove()
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def worker(i):
+        with live_app.app_context():
+            try:
+                barrier.wait()
+                for k, choice in enumerate(("disagree", "agree") if i % 3 else ("agree", "abstain")):
+                    ballots_svc.cast_ballot(round_id, unit_ids[i], owner, choice, NOW + timedelta(hours=1, minutes=k))
+                    _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with live_app.app_context():
+        # Units 0, 3, 6 abstain: the person of 8 units participated, does not agree, cannot agree any more; the
+        # owner of the ninth unit has not voted.
+        assert counters.check_counters(round_ids=[round_id]) == []
+        t = person_counters.stored_totals([round_id])[round_id]
+        assert (t.persons, t.participated, t.agree, t.potential) == (2, 1, 0, 1)
+        _db.session.remove()
+
+
+def test_a_person_round_cast_runs_these_statements(client, db, live_round, link_for, persons, monkeypatch):
+    """PostgreSQL: still one statement per cast (plus the supersede of a change); SQLite: the person's transition
+    onto the totals and the person's row, right after the building counters."""
+    from residents_app.rounds import castpath
+
+    rnd = live_round(kind="general", matter_item=7, counting_mode="person")
+    tokens = link_for()
+    _identify(client, tokens["2幢-201"], persons["2幢-201"])
+    raw = []
+    real_run = castpath._run
+
+    def spy(cursor, name, sql, params):
+        raw.append(name)
+        real_run(cursor, name, sql, params)
+
+    monkeypatch.setattr(castpath, "_run", spy)
+    _api_cast(client, tokens["2幢-201"], rnd, "agree")
+    first, raw[:] = list(raw), []
+    _api_cast(client, tokens["2幢-201"], rnd, "disagree")
+    if db.session.get_bind().dialect.name == "postgresql":
+        assert (first, raw) == (["read", "write"], ["cast", "supersede"])
+    else:
+        assert first == ["read", "ballot", "current", "count", "person totals", "person", "supersede", "pending?",
+                         "head", "append"]
+        assert raw == ["cast", "current", "count", "person totals", "person", "supersede", "pending?", "head",
+                       "append"]
+    assert totals(rnd) == (4, 1, 0, 3)
