@@ -11,11 +11,12 @@ buildings), so they are counted apart from round_count:
 
 A cast changes one unit's choice (current_ballot's `choice` and `previous_choice`, as for round_count): the
 person's row moves by (voted +1 on a first ballot, agreeing ±1), and the totals move by the person's transition
-(new state minus old) in the slot of the cast unit. SQLite and the ORM paths run TOTALS_SQL (reading the person's
-row as it was) then PERSON_SQL; PostgreSQL's one-statement cast takes PG_PERSON_CTE (the row's UPDATE returns its
-new values and the deltas, the old state is new minus delta). Locks: round_count rows, then the person's row,
-then one totals slot; a concurrent cast of the same person waits on the person's row and then sees its new
-values, so transitions add up exactly.
+(new state minus old) in the slot of the cast unit. SQLite runs TOTALS_SQL (reading the person's row as it was)
+then PERSON_SQL, under the write lock its transaction holds. PostgreSQL's cast takes PG_PERSON_CTE into its one
+statement, its ORM paths (paper, proxy, conflicts) PG_MOVE_PERSON: the person's UPDATE returns its new values and
+the deltas, the old state is new minus delta. Locks: round_count rows, then the person's row, then one totals
+slot; a concurrent cast of the same person waits on the person's row and then sees its new values, so
+transitions add up exactly.
 
 `counters.problems_by_round` / `rebuild_counters` (`flask rounds recount`, `flask audit verify`) check and rebuild
 these from the roll's owner sets and current_ballot.
@@ -76,7 +77,13 @@ PG_PERSON_CTE = (
         f"SELECT {_moves('q.voted', 'q.voted - q.dv', 'q.agreeing', 'q.agreeing - q.da', 'q.units')} FROM q")))
 )
 
-_TOTALS_TEXT, _PERSON_TEXT = sa.text(TOTALS_SQL), sa.text(PERSON_SQL)
+# PostgreSQL's ORM paths: the same statement over the unit's current_ballot row (this transaction's upsert), so
+# the person's row is locked before its old state is read (two statements would read it unlocked, and two casts
+# of one person's units could both count the same transition).
+PG_MOVE_PERSON = ("WITH c AS (SELECT choice, previous_choice FROM current_ballot "
+                  f"WHERE round_id = :round_id AND unit_id = :unit_id), {PG_PERSON_CTE} SELECT 1")
+
+_TOTALS_TEXT, _PERSON_TEXT, _PG_MOVE_TEXT = sa.text(TOTALS_SQL), sa.text(PERSON_SQL), sa.text(PG_MOVE_PERSON)
 
 
 def move_person(round_id: int, unit_id: int, slot: int) -> None:
@@ -84,7 +91,10 @@ def move_person(round_id: int, unit_id: int, slot: int) -> None:
     Nothing moves in a household-counted round (its roll has no person_unit_id)."""
     conn = db.session.connection()
     params = {"round_id": round_id, "unit_id": unit_id, "slot": slot}
-    conn.execute(_TOTALS_TEXT, params)
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_MOVE_TEXT, params)
+        return
+    conn.execute(_TOTALS_TEXT, params)  # SQLite: the transaction holds the only write lock
     conn.execute(_PERSON_TEXT, params)
 
 

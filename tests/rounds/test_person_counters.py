@@ -25,7 +25,7 @@ from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.models import CurrentBallot, RollEntry, RoundPerson, RoundPersonCount
 from tests.rounds.conftest import units_of
 from tests.rounds.test_cast_path import _identify
-from tests.rounds.test_counters import _api_cast, _paper, _proxy, recount
+from tests.rounds.test_counters import PDF, _api_cast, _paper, _proxy, recount
 
 
 @pytest.fixture
@@ -270,17 +270,21 @@ def test_recount_names_tampered_person_counters_and_rebuilds_them(app, db, make_
 
 def test_simultaneous_casts_of_one_persons_units_add_up(live_app):
     """One owner with 8 units (in two buildings) and an owner of one more: 8 threads (real commits, own
-    connections) each cast one of the 8 units twice at the same instant. The person's row serialises them, so its
-    transitions add up: the stored counters equal the recount, on both databases."""
+    connections) each cast one of the 8 units twice at the same instant, online or on paper (confirmed by a second
+    member: the ORM path). The person's row serialises them, so its transitions add up: the stored counters equal
+    the recount, on both databases."""
     import threading
 
+    from residents_app.auth.models import User
     from residents_app.extensions import db as _db
     from residents_app.rounds import services as svc
     from tests.conftest import NOW, Factory
 
     with live_app.app_context():
-        estate = Factory(_db).estate(buildings={"1幢": [(f"{n}01", "50.00") for n in range(1, 6)],
-                                                "2幢": [(f"{n}01", "70.00") for n in range(1, 5)]})
+        factory = Factory(_db)
+        estate = factory.estate(buildings={"1幢": [(f"{n}01", "50.00") for n in range(1, 6)],
+                                           "2幢": [(f"{n}01", "70.00") for n in range(1, 5)]})
+        members = [factory.user("committee", estate=estate).id for _ in range(2)]
         units = sorted((u for b in estate.buildings for u in b.units), key=lambda u: u.id)
         owner = units[0].ownerships[0].owner_id
         for u in units[1:8]:
@@ -302,7 +306,15 @@ def test_simultaneous_casts_of_one_persons_units_add_up(live_app):
             try:
                 barrier.wait()
                 for k, choice in enumerate(("disagree", "agree") if i % 3 else ("agree", "abstain")):
-                    ballots_svc.cast_ballot(round_id, unit_ids[i], owner, choice, NOW + timedelta(hours=1, minutes=k))
+                    when = NOW + timedelta(hours=1, minutes=k)
+                    if i % 2:  # as the views cast: the audit event deferred (no chain lock in the transaction)
+                        ballots_svc.cast_ballot(round_id, unit_ids[i], owner, choice, when, defer_audit=True)
+                    else:  # entered, then confirmed by another member (another request)
+                        c1, c2 = (_db.session.get(User, m) for m in members)
+                        scan = ballots_svc.store_file(round_id, "paper_scan", PDF, "application/pdf", when, c1)
+                        b = ballots_svc.enter_paper_ballot(round_id, unit_ids[i], choice, scan, when, c1)
+                        _db.session.commit()
+                        ballots_svc.confirm_paper_ballot(b.id, when, c2)
                     _db.session.commit()
             except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(repr(exc))
