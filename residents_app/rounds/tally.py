@@ -61,7 +61,7 @@ def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[in
         stored = counters.stored_counts_of([r.id for r in batch])
         persons = person_counters.stored_totals([r.id for r in batch if r.counting_mode == "person"])
         for r in batch:
-            t = household_tally(r, stored[r.id], persons.get(r.id))
+            t = person_tally(r, stored[r.id], persons[r.id]) if r.id in persons else household_tally(r, stored[r.id])
             out[r.id] = name_buildings(t, names)
     for r in rounds:
         if r.id not in out:
@@ -69,12 +69,20 @@ def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[in
     return out
 
 
-def household_tally(rnd: Round, stored: counters.Counts,
-                    persons: person_counters.Totals | None = None) -> th.Tally:
+def household_tally(rnd: Round, stored: counters.Counts) -> th.Tally:
     """The tally of a round from its stored counters (rounds/counters.py): a few rows per building, whatever the
-    size of the roll. Building names are added by the caller. A person-counted round (`persons`: its stored
-    person totals) counts persons where a household-counted one counts units; areas and the buildings' rows
-    are per unit in both (core.thresholds.figures_for, building_breakdown)."""
+    size of the roll. Building names are added by the caller."""
+    return _stored_tally(rnd, stored, None)
+
+
+def person_tally(rnd: Round, stored: counters.Counts, persons: person_counters.Totals) -> th.Tally:
+    """A person-counted round from its stored counters and its stored person totals (rounds/person_counters.py):
+    persons where household_tally counts units; areas and the buildings' rows are per unit in both
+    (core.thresholds.figures_for, building_breakdown)."""
+    return _stored_tally(rnd, stored, persons)
+
+
+def _stored_tally(rnd: Round, stored: counters.Counts, persons: person_counters.Totals | None) -> th.Tally:
     # Rows as the aggregate over the roll gave them: (building, choice or None for no ballot, units, area).
     not_voted = {b: v for (b, c), v in stored.items() if c == counters.ROLL}
     rows = []
