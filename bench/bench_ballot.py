@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_ballot.py                 # SQLite and PostgreSQL
     .venv/bin/python bench/bench_ballot.py --db sqlite -n 2000
+    .venv/bin/python bench/bench_ballot.py --counting-mode person   # a person-counted round (person counters)
 
 Both servers run at the same time under the same gunicorn settings (default 2 workers x 4 threads,
 gthread) on the same scratch database, driven by the same threaded keep-alive client (8 clients); the
@@ -25,7 +26,7 @@ from common import create_schema, gunicorn, make_app, run_load, scratch_database
 from residents_app.rounds import links as links_svc
 
 
-def prepare(url: str, n_units: int):
+def prepare(url: str, n_units: int, counting_mode: str = "household"):
     """An estate of n_units units, an open round, links and one signed resident cookie per unit."""
     import sqlalchemy as sa
 
@@ -61,7 +62,8 @@ def prepare(url: str, n_units: int):
                                                                                          strict=True)])
         now = utcnow()
         rnd = svc.create_round(estate.id, svc.RoundInput(kind="willingness", title="基准", opens_at=now,
-                                                         closes_at=now + timedelta(days=1)), now)
+                                                         closes_at=now + timedelta(days=1),
+                                                         counting_mode=counting_mode), now)
         svc.open_round(rnd.id, now, None)
         issued = links_svc.issue_links(estate.id, now)
         from residents_app.auth.resident import hash_token
@@ -106,12 +108,13 @@ def _chunks(items: list, parts: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, clients: int = 8) -> dict:
+def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, clients: int = 8,
+        counting_mode: str = "household") -> dict:
     """Both servers run at once (same gunicorn settings, same database); the load alternates between them
     in `rounds` chunks (minimal first in odd rounds, the cast first in even ones) so that the noise of a
     shared machine falls on both sides alike. Times are summed per side."""
     with scratch_database(kind) as url:
-        requests, round_id, app = prepare(url, n)
+        requests, round_id, app = prepare(url, n, counting_mode)
         seq = min(200, n // 5)
         warm, seq_part, load = requests[:50], requests[50:50 + seq], requests[50 + seq:]
         insert = ("POST", "/insert", {}, {})
@@ -160,7 +163,7 @@ def run(kind: str, n: int, rounds: int = 4, workers: int = 2, threads: int = 4, 
             "real_status": status["real"], "minimal_status": status["minimal"], "counted": voted,
             "receipts": receipts, "cast_requests": len(requests), "chain_ok": chain.ok, "cast_events": cast_events,
             "sealed_after_s": sealed_after, "config": f"{workers}x{threads} gthread, "
-            f"{clients} clients, {rounds} alternating rounds"}
+            f"{clients} clients, {rounds} alternating rounds, {counting_mode}-counted round"}
 
 
 def main() -> None:
@@ -171,11 +174,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (both servers)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (both servers)")
+    parser.add_argument("--counting-mode", choices=["household", "person"], default="household",
+                        help="the round's counting mode (person: the casts also move the person counters)")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     failed = False
     for kind in kinds:
-        r = run(kind, args.n, args.rounds, args.workers, args.threads, args.clients)
+        r = run(kind, args.n, args.rounds, args.workers, args.threads, args.clients, args.counting_mode)
         fivexx = sum(c for s, c in r["real_status"].items() if s >= 500)
         # Every cast must be an accepted ballot (201, counted, with a receipt), or the figure means nothing.
         # And every ballot's audit event is on the estate's chain, which verifies, nothing left pending.

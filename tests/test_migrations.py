@@ -162,3 +162,61 @@ def test_unit_owed_migration_back_fills_the_versions_in_force(empty_database_url
         downgrade(revision="base")
         db.session.remove()
         db.engine.dispose()
+
+
+def test_person_counters_migration_back_fills_person_rounds(empty_database_url):
+    """d4e8a7c2f915 adds the person counters and back-fills opened person-counted rounds from their roll's owner
+    sets and counted ballots: the same rows the cast path keeps (the recount finds no difference)."""
+    from datetime import timedelta
+
+    from residents_app.registry.models import Ownership
+    from residents_app.rounds import ballots, counters
+    from residents_app.rounds import services as rs
+
+    from .conftest import NOW, Factory
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database_url})
+    with app.app_context():
+        upgrade()
+        estate = Factory(db).estate(code="PER", buildings={"1幢": [("101", "60.00"), ("102", "40.00")],
+                                                           "2幢": [("101", "100.00")]})
+        u1, u2, u3 = sorted((u for b in estate.buildings for u in b.units), key=lambda u: u.id)
+        o1, o3 = u1.ownerships[0].owner_id, u3.ownerships[0].owner_id
+        db.session.delete(u2.ownerships[0])
+        db.session.add(Ownership(unit_id=u2.id, owner_id=o1))  # u1 + u2: one person
+        db.session.flush()
+        ids = []
+        for mode in ("person", "household"):
+            rnd = rs.create_round(estate.id, rs.RoundInput(kind="general", matter_item=7, title=mode, opens_at=NOW,
+                                                           closes_at=NOW + timedelta(days=1), counting_mode=mode),
+                                  NOW)
+            rs.open_round(rnd.id, NOW, None)
+            for u, o, choice in ((u1, o1, "agree"), (u2, o1, "disagree"), (u3, o3, "agree")):
+                ballots.cast_ballot(rnd.id, u.id, o, choice, NOW + timedelta(hours=1))
+            ids.append(rnd.id)
+        u1, u2, u3 = u1.id, u2.id, u3.id
+        db.session.commit()
+        db.session.remove()
+
+        def saved():
+            with db.engine.connect() as conn:
+                return (conn.execute(sa.text("SELECT round_id, unit_id, person_unit_id FROM roll_entry "
+                                             "ORDER BY round_id, unit_id")).all(),
+                        conn.execute(sa.text("SELECT round_id, person_unit_id, units, voted, agreeing "
+                                             "FROM round_person ORDER BY round_id, person_unit_id")).all(),
+                        conn.execute(sa.text("SELECT round_id, SUM(persons), SUM(participated), SUM(agree), "
+                                             "SUM(potential) FROM round_person_count GROUP BY round_id")).all())
+
+        person, household = ids
+        expected = ([(person, u1, u1), (person, u2, u1), (person, u3, u3),
+                     (household, u1, None), (household, u2, None), (household, u3, None)],
+                    [(person, u1, 2, 2, 1), (person, u3, 1, 1, 1)],
+                    [(person, 2, 2, 1, 1)])
+        assert saved() == expected
+        db.session.remove()
+        downgrade(revision="a19c7e0d2b36")
+        upgrade()
+        assert saved() == expected
+        assert counters.check_counters() == []
+        db.session.remove()
+        db.engine.dispose()  # (the database is dropped by the fixture)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from residents_app.audit.chain import new_receipt
-from residents_app.audit.services import record
+from residents_app.audit.services import record, seal_chain
 from residents_app.core.thresholds import AGREE
 from residents_app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from residents_app.extensions import db
@@ -79,7 +79,10 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
     ballot.receipt_code = ballot.receipt_code or new_receipt()
     if ballot.id is None:
         db.session.add(ballot)
-    db.session.flush()
+    # The chain's lock before the counter rows (the audit event below needs it anyway): every committee path
+    # (confirmations, a conflict resolved after its own audit entry) takes them in this order, so two of them
+    # on one person's units (one round_person row) never wait for each other in a cycle.
+    seal_chain(rnd.estate_id)
     conn = db.session.connection()
     params = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
               "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
@@ -178,7 +181,8 @@ def _round_and_roll(round_id: int, unit_id: int) -> tuple[castpath.CastRound | N
 
 _r, _e = Round.__table__.c, RollEntry.__table__.c
 _ROUND_AND_ROLL = (
-    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu, _e.id)
+    sa.select(_r.id, _r.estate_id, _r.kind, _r.status, _r.opens_at, _r.closes_at, _r.options, _r.item_menu,
+              _r.counting_mode, _e.id)
     .outerjoin_from(Round.__table__, RollEntry.__table__,
                     sa.and_(_e.round_id == _r.id, _e.unit_id == sa.bindparam("p_unit_id")))
     .where(_r.id == sa.bindparam("p_round_id")))

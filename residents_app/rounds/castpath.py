@@ -37,10 +37,11 @@ from residents_app.errors import Conflict
 from residents_app.extensions import db
 from residents_app.rounds.counters import MOVE_SQL, PG_MOVE_CTE, slot_of
 from residents_app.rounds.models import Ballot, Round
+from residents_app.rounds.person_counters import PERSON_SQL, PG_PERSON_CTE, TOTALS_SQL
 
 READ_SQL = """
 SELECT l.revoked_at, l.token_hash, o.owner_id,
-       r.id, r.estate_id, r.kind, r.status, r.opens_at, r.closes_at, r.options, r.item_menu, e.id
+       r.id, r.estate_id, r.kind, r.status, r.opens_at, r.closes_at, r.options, r.item_menu, e.id, r.counting_mode
 FROM unit_link l
 LEFT JOIN ownership o ON o.unit_id = l.unit_id AND o.owner_id = :owner_id
 LEFT JOIN round r ON r.id = :round_id
@@ -71,6 +72,10 @@ SQLITE_WRITES = (
     ("count", MOVE_SQL),  # the stored counters (rounds/counters.py), from the row the upsert left
     ("supersede", SUPERSEDE_SQL),
 )
+# A person-counted round: the person's transition onto the totals (from the person's row as it was), then the
+# person's row (rounds/person_counters.py).
+SQLITE_WRITES_PERSON = (*SQLITE_WRITES[:3], ("person totals", TOTALS_SQL), ("person", PERSON_SQL),
+                        *SQLITE_WRITES[3:])
 SQLITE_PENDING = (f"INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
                   "VALUES (:chain, 'ballot.cast', :cast_at, :actor, 'ballot', :subject_id, :data)")
 # SQLite, not deferred: straight onto the chain (the transaction holds the database's only write lock, which
@@ -88,7 +93,7 @@ _PG_AFTER_BALLOT = (
     "c AS (INSERT INTO current_ballot (round_id, unit_id, ballot_id, choice, channel, cast_at) "
     f"SELECT :round_id, :unit_id, b.id, :choice, :channel, :cast_at FROM b {_UPSERT_TAIL} "
     "RETURNING NOT (xmax = 0) AS replaced, choice, previous_choice), "
-    f"{PG_MOVE_CTE}, "
+    f"{PG_MOVE_CTE}, {{persons}}"
     f"p AS (INSERT INTO audit_pending ({_PENDING_COLUMNS}) "
     "SELECT :chain, 'ballot.cast', :cast_at, :actor, 'ballot', CAST(b.id AS VARCHAR), :data FROM b) "
     "SELECT b.id, c.replaced FROM b, c"
@@ -124,9 +129,12 @@ _CHECKED_BALLOT = (
     "'', '', :cast_at, :receipt {checks} RETURNING id"
 )
 CHECKED_BALLOT = _CHECKED_BALLOT.format(checks=_CHECKS)  # SQLite: the first statement of the cast
-# PostgreSQL: the whole cast is one statement.
-PG_CAST_ONE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
-PG_WRITE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_ROUND_CHECKS + _LOCK_ROUND)}), {_PG_AFTER_BALLOT}"
+# PostgreSQL: the whole cast is one statement (a person-counted round's also moves its person counters).
+_PG_HOUSEHOLD, _PG_PERSON = _PG_AFTER_BALLOT.format(persons=""), _PG_AFTER_BALLOT.format(persons=f"{PG_PERSON_CTE}, ")
+PG_CAST_ONE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_CHECKS + _LOCK_ROUND)}), {_PG_HOUSEHOLD}"
+PG_WRITE = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_ROUND_CHECKS + _LOCK_ROUND)}), {_PG_HOUSEHOLD}"
+PG_CAST_ONE_PERSON = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_CHECKS + _LOCK_ROUND)}), {_PG_PERSON}"
+PG_WRITE_PERSON = f"WITH b AS ({_CHECKED_BALLOT.format(checks=_ROUND_CHECKS + _LOCK_ROUND)}), {_PG_PERSON}"
 
 def window_closed() -> Conflict:
     return Conflict("投票已截止，不能再投票或修改", code="vote_window_closed")
@@ -154,9 +162,16 @@ class _Dialect:
         pg = self.name == "postgresql"
         conv = _pyformat if pg else _identity
         self.read = conv(READ_SQL)
-        self.writes = ((("write", conv(PG_WRITE)),) if pg else tuple((n, conv(s)) for n, s in SQLITE_WRITES))
+        # [household, person]: the writes and the one-statement cast of each counting mode.
+        self.writes = ([(("write", conv(PG_WRITE)),), (("write", conv(PG_WRITE_PERSON)),)] if pg else
+                       [SQLITE_WRITES, SQLITE_WRITES_PERSON])
         self.supersede = conv(SUPERSEDE_SQL)
-        self.cast_one = conv(PG_CAST_ONE) if pg else CHECKED_BALLOT
+        self.cast_one = [conv(PG_CAST_ONE), conv(PG_CAST_ONE_PERSON)] if pg else [CHECKED_BALLOT, CHECKED_BALLOT]
+
+
+def _mode(rnd) -> int:
+    """0: a household-counted round, 1: a person-counted one (its casts also move the person counters)."""
+    return 1 if rnd.counting_mode == "person" else 0
 
 
 def _identity(value):
@@ -195,6 +210,7 @@ class CastRound:
     closes_at: datetime
     options: list
     item_menu: list
+    counting_mode: str = "household"
 
     option_labels = property(Round.option_labels.fget)
 
@@ -228,7 +244,7 @@ def read_for_cast(link_id: int, unit_id: int, owner_id: int, round_id: int) -> S
     if row[3] is not None:
         rnd = CastRound(id=row[3], estate_id=row[4], kind=row[5], status=row[6], opens_at=d.read_dt(row[7]),
                         closes_at=d.read_dt(row[8]), options=d.read_json(row[9]) or [],
-                        item_menu=d.read_json(row[10]) or [])
+                        item_menu=d.read_json(row[10]) or [], counting_mode=row[12])
     return SessionRound(link_revoked=row[0] is not None, token_hash=row[1], owns_unit=row[2] is not None,
                         round=rnd, on_roll=row[11] is not None)
 
@@ -272,10 +288,11 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
     d = _dialect(conn)
     defer = _defers(d, defer_audit)
     params, data = _params(d, rnd, unit_id, owner_id, choice, items, rating, comment, now, actor, client)
+    writes = d.writes[_mode(rnd)]
     cur = _cursor(conn)
     try:
         if d.name == "postgresql":
-            _run(cur, "write", d.writes[0][1], params)
+            _run(cur, "write", writes[0][1], params)
             row = cur.fetchone()
             if row is None:  # the round closed after the caller's checks (the only thing that can change)
                 raise window_closed()
@@ -284,20 +301,20 @@ def write_online(rnd, unit_id: int, owner_id: int, *, choice: str, items: list[s
                 _run(cur, "supersede", d.supersede, {"round_id": rnd.id, "unit_id": unit_id, "ballot_id": ballot_id})
             seal_now = not defer
         else:
-            _run(cur, "ballot", d.writes[0][1], params)
+            _run(cur, "ballot", writes[0][1], params)
             ballot_id = cur.fetchone()[0]
-            seal_now = _sqlite_after_ballot(cur, d, ballot_id, params, data, now, defer)
+            seal_now = _sqlite_after_ballot(cur, writes, ballot_id, params, data, now, defer)
     finally:
         cur.close()
     return _written(rnd.estate_id, ballot_id, params["receipt"], defer, seal_now)
 
 
-def _sqlite_after_ballot(cur, d: _Dialect, ballot_id: int, params: dict, data: dict, now: datetime,
+def _sqlite_after_ballot(cur, writes: tuple, ballot_id: int, params: dict, data: dict, now: datetime,
                          defer: bool) -> bool:
     """SQLite, the ballot row written: the counted ballot, the earlier one superseded, the audit event. True when
     the event was left pending and must be sealed in this transaction (events were already pending)."""
     params.update(ballot_id=ballot_id, subject_id=str(ballot_id))
-    for name, sql in d.writes[1:]:
+    for name, sql in writes[1:]:
         _run(cur, name, sql, params)
     if defer:
         _run(cur, "pending", SQLITE_PENDING, params)
@@ -351,7 +368,7 @@ def cast_in_one(rnd: CastRound, unit_id: int, owner_id: int, link_id: int, token
     params.update(link_id=link_id, token_hash=token_hash, kind=rnd.kind)
     cur = _cursor(db.session.connection())
     try:
-        _run(cur, "cast", d.cast_one, params)
+        _run(cur, "cast", d.cast_one[_mode(rnd)], params)
         row = cur.fetchone()
         if row is None:
             return None
@@ -362,7 +379,7 @@ def cast_in_one(rnd: CastRound, unit_id: int, owner_id: int, link_id: int, token
             defer, seal_now = True, False  # the statement wrote the event to audit_pending
         else:
             ballot_id = row[0]
-            seal_now = _sqlite_after_ballot(cur, d, ballot_id, params, data, now, defer)
+            seal_now = _sqlite_after_ballot(cur, d.writes[_mode(rnd)], ballot_id, params, data, now, defer)
     finally:
         cur.close()
     return _written(rnd.estate_id, ballot_id, params["receipt"], defer, seal_now)

@@ -9,6 +9,8 @@ ballots. They move in the cast's own transaction:
   confirmations, conflicts won), or the `k` part of the PostgreSQL cast's one statement (castpath.PG_MOVE_CTE).
   Both lock the counter rows in choice order, so two casts of one building never wait for each other in a cycle.
 
+Person-counted rounds also keep person counters (rounds/person_counters.py), moved by the same paths.
+
 `flask rounds recount` (rounds/cli.py) recomputes them from current_ballot and the roll and reports or rebuilds
 any difference; the same check runs in `flask audit verify` (registered below).
 """
@@ -22,6 +24,7 @@ import sqlalchemy as sa
 from residents_app.audit.verify import Problem, register_check
 from residents_app.extensions import db
 from residents_app.registry.models import Building
+from residents_app.rounds import person_counters
 from residents_app.rounds.models import CurrentBallot, RollEntry, Round, RoundCount
 
 ROLL = ""  # the choice under which the frozen roll's own totals are stored
@@ -53,15 +56,19 @@ def move_unit(round_id: int, unit_id: int) -> None:
     """After an upsert of the unit's current_ballot in this transaction (ORM paths: paper, proxy, conflicts)."""
     db.session.connection().execute(_MOVE_TEXT, {"round_id": round_id, "unit_id": unit_id,
                                                  "slot": slot_of(unit_id)})
+    person_counters.move_person(round_id, unit_id, slot_of(unit_id))
 
 
 def slot_of(unit_id: int) -> int:
     return unit_id % SLOTS
 
 
-def write_roll_totals(round_id: int) -> None:
-    """The frozen roll's totals per building (choice ''), in the transaction that froze it."""
+def write_roll_totals(round_id: int, persons: bool = False) -> None:
+    """The frozen roll's totals per building (choice ''), in the transaction that froze it; `persons`: a
+    person-counted round (roll_entry.person_unit_id set), whose persons and person totals are written too."""
     db.session.flush()
+    if persons:
+        person_counters.write_roll_persons(round_id)
     db.session.execute(sa.insert(RoundCount).from_select(
         ["round_id", "building_id", "choice", "slot", "units", "area_m2"],
         sa.select(RollEntry.round_id, RollEntry.building_id, sa.literal(ROLL), sa.literal(0), sa.func.count(),
@@ -148,8 +155,13 @@ def problems_by_round(estate_ids: list[int] | None = None,
         live, stored = live_counts(ids), _all_stored(ids)
         names = dict(db.session.execute(
             sa.select(Building.id, Building.name).where(Building.estate_id.in_({r.estate_id for r in batch}))).all())
+        person_ids = [r.id for r in batch if r.counting_mode == "person"]
+        live_p = person_counters.live_persons(person_ids)
+        stored_p, totals_p = person_counters.stored_persons(person_ids), person_counters.stored_totals(person_ids)
         for rnd in batch:
             found = _differences(rnd, live[rnd.id], stored[rnd.id], names)
+            if rnd.id in live_p:
+                found += person_counters.differences(rnd, live_p[rnd.id], stored_p[rnd.id], totals_p[rnd.id])
             if found:
                 problems[rnd.id] = found
     return problems
@@ -184,6 +196,9 @@ def rebuild_counters(round_ids: list[int]) -> int:
         db.session.connection().execute(sa.text(
             "INSERT INTO round_count (round_id, building_id, choice, slot, units, area_m2) "
             "VALUES (:round_id, :building_id, :choice, 0, :units, :area)"), rows)
+    person_ids = list(db.session.execute(
+        sa.select(Round.id).where(Round.id.in_(round_ids), Round.counting_mode == "person")).scalars())
+    person_counters.rebuild(person_ids, person_counters.live_persons(person_ids))
     return len(round_ids)
 
 

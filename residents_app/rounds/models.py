@@ -197,6 +197,10 @@ class RollEntry(db.Model):
     area_m2: Mapped[Decimal] = mapped_column(Hundredths)
     owner_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     owner_names: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Person-counted rounds (法释〔2009〕7号 art. 9): the person this unit counts under, frozen with the roll and
+    # named by the smallest unit id among the units with the identical owner set (an ownerless unit: its own id).
+    # None in household-counted rounds. The person's counters are RoundPerson (rounds/person_counters.py).
+    person_unit_id: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class RoundFile(db.Model):
@@ -308,6 +312,34 @@ class RoundCount(db.Model):
     slot: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=0, autoincrement=False)
     units: Mapped[int] = mapped_column(sa.Integer, default=0)
     area_m2: Mapped[Decimal] = mapped_column(Hundredths, default=Decimal("0"))
+
+
+class RoundPerson(db.Model):
+    """A person of a person-counted round (rounds/person_counters.py): their units in the roll, how many of them
+    have a counted ballot, how many agree. Written when the roll is frozen, moved in the cast's own transaction.
+    The person has participated when voted > 0, agrees when agreeing = units, could still agree when
+    voted = agreeing (no unit voted other than agree)."""
+
+    __tablename__ = "round_person"
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id"), primary_key=True)
+    person_unit_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    units: Mapped[int] = mapped_column(sa.Integer)
+    voted: Mapped[int] = mapped_column(sa.Integer, default=0)
+    agreeing: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class RoundPersonCount(db.Model):
+    """The person totals of a person-counted round, summed over slots: persons (written at the freeze, slot 0),
+    participated, agree, potential (would agree if every unit without a ballot agreed). A cast adds its person's
+    transition to the slot of its unit (counters.slot_of), so concurrent casts update different rows."""
+
+    __tablename__ = "round_person_count"
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("round.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(sa.Integer, primary_key=True, default=0, autoincrement=False)
+    persons: Mapped[int] = mapped_column(sa.Integer, default=0)
+    participated: Mapped[int] = mapped_column(sa.Integer, default=0)
+    agree: Mapped[int] = mapped_column(sa.Integer, default=0)
+    potential: Mapped[int] = mapped_column(sa.Integer, default=0)
 
 
 class RoundResult(db.Model):

@@ -25,7 +25,7 @@ from residents_app.core import thresholds as th
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Owner, Ownership, Unit
-from residents_app.rounds import castpath, counters, outcomes
+from residents_app.rounds import castpath, counters, outcomes, person_counters
 from residents_app.rounds.common import (
     actor_name,
     get_round,
@@ -240,9 +240,14 @@ def freeze_roll(rnd: Round) -> int:
          "owner_ids": [o[0] for o in owners.get(u.id, [])], "owner_names": [o[1] for o in owners.get(u.id, [])]}
         for u in units
     ]
+    persons = rnd.counting_mode == "person"
+    if persons:  # 法释〔2009〕7号 art. 9: the person each unit counts under, frozen with the roll
+        keys = person_counters.person_unit_ids([(r["unit_id"], r["owner_ids"]) for r in rows])
+        for r in rows:
+            r["person_unit_id"] = keys[r["unit_id"]]
     if rows:
         db.session.execute(sa.insert(RollEntry), rows)
-        counters.write_roll_totals(rnd.id)
+        counters.write_roll_totals(rnd.id, persons=persons)
     return len(rows)
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from residents_app.core import thresholds as th
 from residents_app.extensions import db
 from residents_app.registry.models import Building, Ownership, Unit
-from residents_app.rounds import counters
+from residents_app.rounds import counters, person_counters
 from residents_app.rounds.common import (
     get_round,
     natural_key,
@@ -39,17 +39,14 @@ def _register_entries(rnd: Round) -> list[th.RollEntry]:
 def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
     """The live tally of a round, from the frozen roll and the counted ballots.
 
-    Household mode reads the stored counters (rounds/counters.py: units and hundredths per building and choice);
-    person mode needs the owner groups, so it reads one light row per unit (no ORM objects).
+    Both modes read the stored counters (rounds/counters.py: units and hundredths per building and choice); person
+    mode also the round's person totals (rounds/person_counters.py): a few rows, whatever the size of the roll.
     """
     rnd = get_round(round_id)
     if rnd.status == "draft":
         entries = _register_entries(rnd)
         return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
-    names = dict(db.session.execute(
-        sa.select(Building.id, Building.name).where(Building.estate_id == rnd.estate_id)).all())
-    stored = counters.stored_counts(round_id) if rnd.counting_mode == "household" else None
-    return _tally_of(rnd, names, stored)
+    return compute_tallies([rnd], now)[rnd.id]
 
 
 def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
@@ -62,43 +59,39 @@ def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
 
 
 def compute_tallies(rounds: list[Round], now: datetime | None = None) -> dict[int, th.Tally]:
-    """compute_tally of several rounds: the household-mode ones from one read of their counters and one of their
-    buildings' names (a dashboard's rounds in a fixed number of queries); the others one by one."""
-    batch = [r for r in rounds if r.status != "draft" and r.counting_mode == "household"]
+    """compute_tally of several rounds: the opened ones from one read of their counters, one of their person
+    totals and one of their buildings' names (a dashboard's rounds in a fixed number of queries); drafts one by
+    one (a preview over the register)."""
+    batch = [r for r in rounds if r.status != "draft"]
     out: dict[int, th.Tally] = {}
     if batch:
         names = dict(db.session.execute(
             sa.select(Building.id, Building.name).where(Building.estate_id.in_({r.estate_id for r in batch}))).all())
         stored = counters.stored_counts_of([r.id for r in batch])
+        persons = person_counters.stored_totals([r.id for r in batch if r.counting_mode == "person"])
         for r in batch:
-            out[r.id] = _tally_of(r, names, stored[r.id])
+            t = person_tally(r, stored[r.id], persons[r.id]) if r.id in persons else household_tally(r, stored[r.id])
+            out[r.id] = name_buildings(t, names)
     for r in rounds:
         if r.id not in out:
             out[r.id] = compute_tally(r.id, now)
     return out
 
 
-def _tally_of(rnd: Round, names: dict[int, str], stored: counters.Counts | None) -> th.Tally:
-    round_id = rnd.id
-    if rnd.counting_mode == "household":
-        t = household_tally(rnd, stored)
-    else:
-        rows = db.session.execute(
-            sa.select(RollEntry.unit_id, RollEntry.building_id, RollEntry.area_m2, RollEntry.owner_ids,
-                      CurrentBallot.choice)
-            .select_from(RollEntry)
-            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == RollEntry.round_id,
-                                              CurrentBallot.unit_id == RollEntry.unit_id))
-            .where(RollEntry.round_id == round_id)).all()
-        entries = [th.RollEntry(u, b, a, tuple(o or ())) for u, b, a, o, _ in rows]
-        ballots = {u: c for u, _, _, _, c in rows if c is not None}
-        t = th.tally(entries, ballots, rnd.rule_preset, rnd.counting_mode)
-    return name_buildings(t, names)
-
-
 def household_tally(rnd: Round, stored: counters.Counts) -> th.Tally:
-    """The tally of a household-counted round from its stored counters (rounds/counters.py): a few rows per
-    building, whatever the size of the roll. Building names are added by the caller."""
+    """The tally of a round from its stored counters (rounds/counters.py): a few rows per building, whatever the
+    size of the roll. Building names are added by the caller."""
+    return _stored_tally(rnd, stored, None)
+
+
+def person_tally(rnd: Round, stored: counters.Counts, persons: person_counters.Totals) -> th.Tally:
+    """A person-counted round from its stored counters and its stored person totals (rounds/person_counters.py):
+    persons where household_tally counts units; areas and the buildings' rows are per unit in both
+    (core.thresholds.figures_for, building_breakdown)."""
+    return _stored_tally(rnd, stored, persons)
+
+
+def _stored_tally(rnd: Round, stored: counters.Counts, persons: person_counters.Totals | None) -> th.Tally:
     # Rows as the aggregate over the roll gave them: (building, choice or None for no ballot, units, area).
     not_voted = {b: v for (b, c), v in stored.items() if c == counters.ROLL}
     rows = []
@@ -130,6 +123,9 @@ def household_tally(rnd: Round, stored: counters.Counts) -> th.Tally:
                 ac += count
                 aa += area
     figures = th.Figures(tc, ta, vc, va, ac, aa, ac + (tc - vc), aa + (ta - va))
+    if persons is not None:
+        figures = th.Figures(persons.persons, ta, persons.participated, va, persons.agree, aa, persons.potential,
+                             aa + (ta - va))
     buildings = [th.finish_building_row(per_building[k]) for k in sorted(per_building)]
     return th.evaluate(rnd.rule_preset, rnd.counting_mode, figures, buildings)
 
