@@ -8,7 +8,7 @@ closed person-counted rounds are back-filled from their roll's owner sets and co
 `flask rounds recount --rebuild` would (core.thresholds.persons, on the migration's own connection).
 
 Revision ID: d4e8a7c2f915
-Revises: a19c7e0d2b36
+Revises: c4e8a1d93b57
 Create Date: 2026-12-01 18:30:00.000000
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd4e8a7c2f915'
-down_revision = 'a19c7e0d2b36'
+down_revision = 'c4e8a1d93b57'
 branch_labels = None
 depends_on = None
 
