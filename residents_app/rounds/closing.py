@@ -171,7 +171,8 @@ class Queued:
     cursor: object
 
 
-def _count(statements: int, round_trips: int, fast: int = 0) -> None:
+def count_statements(statements: int, round_trips: int, fast: int = 0) -> None:
+    """Adds to STATS (the statements SQLAlchemy does not see: sent by psycopg directly)."""
     with _STATS_LOCK:
         STATS["statements"] += statements
         STATS["round_trips"] += round_trips
@@ -202,7 +203,7 @@ class CloseBatch:
         with self._dbapi().cursor() as cur:
             cur.execute(FIGURES_SQL, {"ids": self._pending})
             rows = cur.fetchall()
-        _count(1, 1)
+        count_statements(1, 1)
         rounds, stored, agreeing, pending = [], {}, {}, set()
         for k, i1, i2, n, a, s1, s2, s3, s4, t, fingerprint, names, numbers, labels in rows:
             if k == 0:
@@ -268,7 +269,7 @@ class CloseBatch:
         """Whether a queued close closed its round (its results in); the chain's head moves on, or becomes
         unknown (the plan was out of date: the round takes the per-round path)."""
         closed = queued.cursor.fetchone()[0] == 1
-        _count(len(_FAST), 1, int(closed))
+        count_statements(len(_FAST), 0, int(closed))  # the round trip is the caller's: one per pipeline
         if closed:
             self.heads[queued.chain] = queued.head
         else:
@@ -304,6 +305,7 @@ class CloseBatch:
                 conn = self._dbapi()
                 with conn.pipeline():
                     queued = self.queue_fast(conn, round_id, now, actor)
+                count_statements(0, 1)
                 if self.done(queued):
                     return True
             if round_id in self.chains:
@@ -330,7 +332,7 @@ class CloseBatch:
             for cur, sql in zip(cursors, _PG_READ, strict=True):
                 cur.execute(sql, params)  # queued: sent together, run one after the other
             results = [cur.fetchall() for cur in cursors]
-        _count(len(_PG_READ), 1)
+        count_statements(len(_PG_READ), 1)
         found, rows, _, ((head_seq, head_hash, pending),) = results
         if not found:
             raise NotFound("找不到该表决")
@@ -357,7 +359,7 @@ class CloseBatch:
             cur = conn.cursor()
             for sql, v in zip(_PG_WRITE, values, strict=True):
                 cur.execute(sql, v)
-        _count(len(_PG_WRITE), 1)
+        count_statements(len(_PG_WRITE), 1)
         return True
 
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from residents_app.extensions import db
+from residents_app.rounds import closing as round_closing
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def _close_lane(engine, batch, lane: list[list[int]], now: datetime, actor: str,
                         conn.execute("COMMIT")
                         queued.append(q)
                         head = q.head
+            round_closing.count_statements(2 * len(queued), 1)  # BEGIN and COMMIT of each, one round trip
         except psycopg.Error:  # a close failed: the ones before it committed, the ones after it did not run
             log.exception("closing rounds: a round failed on its own connection; it is retried one by one")
             conn.execute("ROLLBACK")
