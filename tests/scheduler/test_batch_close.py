@@ -292,3 +292,48 @@ def test_two_ticks_at_once_close_each_round_once(live_app, monkeypatch):
         chains = {_db.session.get(Round, rid).estate_id for rid in ids}
         assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
         _db.session.remove()
+
+
+def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps_its_order(live_app, monkeypatch):
+    """The first of a chain's two rounds fails (real commits; PostgreSQL: on the connections of their own): it
+    stays open and is reported, the chain's second round still closes (after it, on the per-round path), the
+    other rounds close as planned, and the next tick closes the failed one; every chain verifies."""
+    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    with live_app.app_context():
+        ids = _live_world(_db, Factory(_db), NOW)
+        expected = _one_by_one(_db, ids, NOW)
+        _db.session.rollback()
+        victim, after = ids[15], ids[16]  # the first further estate's two rounds
+        real = tally_svc.household_tally
+
+        def broken(rnd, stored):
+            if rnd.id == victim:
+                raise RuntimeError("disk full")
+            return real(rnd, stored)
+
+        monkeypatch.setattr(tally_svc, "household_tally", broken)
+        before = dict(closing.STATS)
+        run = jobs.tick(NOW)
+        assert run.status == "error"
+        assert [a for a in run.actions if "error" in a] == [
+            {"kind": "round_closed", "id": victim, "due": NOW.isoformat(), "error": "RuntimeError: disk full"}]
+        assert sorted(a["id"] for a in run.actions if "error" not in a) == [rid for rid in ids if rid != victim]
+        # PostgreSQL: as planned, 3 of _world's rounds, the further estates' 8 on the connections of their own (not
+        # the victim's chain: it stops there), and the victim's successor on the per-round path (its head unmoved)
+        fast = closing.STATS["fast"] - before["fast"]
+        assert fast == (12 if _db.engine.dialect.name == "postgresql" else 0)
+        _db.session.expire_all()
+        assert _db.session.get(Round, victim).status == "open"
+        others = [rid for rid in ids if rid != victim]
+        assert {rid: v[:4] for rid, v in _stored(_db, others).items()} == {rid: expected[rid][:4] for rid in others}
+        assert _stored(_db, [after])[after][4][0][0] == expected[victim][4][0][0]  # the chain's first entry now
+
+        monkeypatch.setattr(tally_svc, "household_tally", real)
+        later = NOW + timedelta(minutes=1)
+        retry = jobs.tick(later)
+        assert [(a["kind"], a["id"]) for a in retry.actions] == [("round_closed", victim)]
+        _db.session.expire_all()
+        assert _stored(_db, [victim])[victim][:4] == (*expected[victim][:3], later)
+        chains = {_db.session.get(Round, rid).estate_id for rid in ids}
+        assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
+        _db.session.remove()
