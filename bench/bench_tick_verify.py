@@ -8,10 +8,12 @@ Data go in with executemany (psycopg pipelines it) and COPY for the audit entrie
 ballots for 60% of the units and its stored counters; one hash chain per estate, ~250,000 entries in all.
 
 Prints:
-- the tick closing every round (rounds/closing.py: each round its own transaction) next to its one-query floor,
-  the single SQL that computes the same results (per round the counters by building and choice, and the agreeing
-  units' labels) from the counters and the roll: `ratio R (goal <= 2)`, and the statements the tick ran; and,
-  for scale, the time of one minimal transaction per round (a row lock and a commit) on the same machine;
+- the tick closing every round (rounds/closing.py: each round its own transaction, on SCHEDULER_CLOSE_CONNECTIONS
+  connections at once) next to its one-query floor: the statement the tick itself reads every due round's
+  figures with (rounds.closing.FIGURES_SQL: per round its counters by building and choice and its agreeing units,
+  the chains' heads, the building names), run alone: `ratio R (goal <= 2)`, and the statements the tick ran; and,
+  for scale, the time of one minimal transaction per round (a row lock and a commit), one after the other and on
+  4 connections at once, on the same machine;
 - the results of the tick checked against a recount of every round (counters and the stored results);
 - `verify_all` (streamed, yield_per) next to its floor, reading every entry and hashing it in Python (the least
   any verification does), and the chains verified by 2 worker processes (`flask audit verify --jobs 2`).
@@ -28,17 +30,6 @@ from decimal import Decimal
 import sqlalchemy as sa
 from common import create_schema, make_app, scratch_database
 from sqlalchemy import event
-
-FLOOR_TICK = """
-SELECT c.round_id, c.building_id, c.choice, SUM(c.units), SUM(c.area_m2), NULL FROM round_count c
-  JOIN round r ON r.id = c.round_id WHERE r.status = 'open' AND r.closes_at <= :now
-  GROUP BY c.round_id, c.building_id, c.choice
-UNION ALL
-SELECT e.round_id, NULL, NULL, NULL, NULL, string_agg(e.label, ',' ORDER BY e.label) FROM roll_entry e
-  JOIN round r ON r.id = e.round_id
-  JOIN current_ballot b ON b.round_id = e.round_id AND b.unit_id = e.unit_id
-  WHERE r.status = 'open' AND r.closes_at <= :now AND b.choice = 'agree' GROUP BY e.round_id
-"""
 
 
 def units_of(i: int, lo: int, hi: int) -> int:
@@ -169,7 +160,7 @@ def build_chains(app, estates: list[int], entries: int, now) -> int:
     return total
 
 
-def run(n_estates: int, lo: int, hi: int, entries: int) -> None:
+def run(n_estates: int, lo: int, hi: int, entries: int, verify: bool = True) -> None:
     from residents_app.db import utcnow
     from residents_app.extensions import db
 
@@ -186,44 +177,46 @@ def run(n_estates: int, lo: int, hi: int, entries: int) -> None:
         print(f"built {n_estates} estates, {ids['units']:,} units, {len(ids['rounds'])} due rounds, "
               f"{ids['ballots']:,} ballots, {n_entries:,} audit entries in {time.perf_counter() - t0:.1f} s")
         tick_part(app, ids, now)
-        verify_part(app)
+        if verify:
+            verify_part(app)
 
 
 def tick_part(app, ids: dict, now) -> None:
     from residents_app.extensions import db
+    from residents_app.rounds import closing
     from residents_app.rounds.counters import check_counters
     from residents_app.rounds.models import Round, RoundResult
     from residents_app.rounds.recount import recount_closed_rounds
+    from residents_app.rounds.services import rounds_due_to_close
     from residents_app.scheduler.jobs import tick
 
     with app.app_context():
+        # The floor: the tick's own read of every due round's figures (one statement), run alone.
+        due = rounds_due_to_close(now)
+        db.session.rollback()
         floor_times = []
         for _ in range(5):
-            t0 = time.perf_counter()
-            rows = db.session.execute(sa.text(FLOOR_TICK), {"now": now}).all()
-            floor_times.append(time.perf_counter() - t0)
-            db.session.rollback()
+            raw = db.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                t0 = time.perf_counter()
+                cur.execute(closing.FIGURES_SQL, {"ids": due})
+                rows = cur.fetchall()
+                floor_times.append(time.perf_counter() - t0)
+                raw.rollback()
+            finally:
+                raw.close()
         floor = sorted(floor_times)[2]
-        floor_rounds = len({r[0] for r in rows})
+        floor_rounds = len({r[1] for r in rows if r[0] == 0})
         # What "each round in its own transaction" costs by itself on this machine: one minimal transaction per
-        # round (its row locked, committed), nothing computed or written.
-        raw = db.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            t0 = time.perf_counter()
-            for rid in ids["rounds"]:
-                cur.execute("SELECT id FROM round WHERE id = %s FOR UPDATE", (rid,))
-                cur.fetchall()
-                raw.commit()
-            per_txn = time.perf_counter() - t0
-        finally:
-            raw.close()
+        # round (its row locked, committed), nothing computed or written; one after the other, and on 4
+        # connections at once.
+        per_txn = minimal_transactions(db.engine, ids["rounds"], 1)
+        per_txn_4 = minimal_transactions(db.engine, ids["rounds"], 4)
         statements: list[str] = []
 
         def count(conn, cursor, statement, *args):
             statements.append(statement)
-
-        from residents_app.rounds import closing
 
         before = dict(closing.STATS)
         event.listen(db.engine, "before_cursor_execute", count)
@@ -234,15 +227,17 @@ def tick_part(app, ids: dict, now) -> None:
         # The rounds' own statements go through psycopg's pipeline: counted by rounds.closing.STATS.
         pipelined = closing.STATS["statements"] - before["statements"]
         trips = closing.STATS["round_trips"] - before["round_trips"]
+        fast = closing.STATS["fast"] - before["fast"]
         statements += ["(pipelined)"] * pipelined
         closed = sum(1 for a in run.actions if a["kind"] == "round_closed" and "error" not in a)
         errors = [a for a in run.actions if "error" in a]
         print(f"tick: {closed} rounds closed in {took:.3f} s ({took / max(closed, 1) * 1000:.2f} ms each); "
               f"one query {floor:.3f} s ({floor_rounds} rounds); ratio {took / floor:.2f} (goal <= 2); "
               f"statements {len(statements)} ({len(statements) / max(closed, 1):.1f} per round, {pipelined} of them in "
-              f"{trips} pipelined round trips); errors {len(errors)}")
+              f"{trips} pipelined round trips; {fast} rounds closed as planned, on "
+              f"{app.config['SCHEDULER_CLOSE_CONNECTIONS']} connections); errors {len(errors)}")
         print(f"  (floor of {len(ids['rounds'])} minimal transactions, a row lock and a commit each: {per_txn:.3f} s; "
-              f"tick / that {took / per_txn:.2f})")
+              f"on 4 connections at once {per_txn_4:.3f} s; tick / the latter {took / per_txn_4:.2f})")
         again = tick(now)
         print(f"tick again: {sum(1 for a in again.actions if a['kind'] == 'round_closed')} rounds closed (no-op)")
         results = db.session.execute(sa.select(sa.func.count()).select_from(RoundResult)).scalar_one()
@@ -255,6 +250,35 @@ def tick_part(app, ids: dict, now) -> None:
         print(f"results stored {results} ({passed} passed), still open {still_open}; counters and stored results "
               f"against a recount: {len(problems)} differences ({time.perf_counter() - t0:.1f} s)")
         db.session.remove()
+
+
+def minimal_transactions(engine, round_ids: list[int], n: int) -> float:
+    """Seconds for one transaction per round (its row locked FOR UPDATE, committed), on n connections at once."""
+    import threading
+
+    lanes = [round_ids[i::n] for i in range(n)]
+    raws = [engine.raw_connection() for _ in range(n)]
+    barrier = threading.Barrier(n + 1)
+
+    def lane(raw, rids):
+        cur = raw.cursor()
+        barrier.wait()
+        for rid in rids:
+            cur.execute("SELECT id FROM round WHERE id = %s FOR UPDATE", (rid,))
+            cur.fetchall()
+            raw.commit()
+
+    threads = [threading.Thread(target=lane, args=(raw, rids)) for raw, rids in zip(raws, lanes, strict=True)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - t0
+    for raw in raws:
+        raw.close()
+    return took
 
 
 def verify_part(app) -> None:
@@ -302,8 +326,9 @@ def main() -> None:
     parser.add_argument("--min-units", type=int, default=100)
     parser.add_argument("--max-units", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=250_000)
+    parser.add_argument("--skip-verify", action="store_true", help="the tick only")
     args = parser.parse_args()
-    run(args.estates, args.min_units, args.max_units, args.entries)
+    run(args.estates, args.min_units, args.max_units, args.entries, verify=not args.skip_verify)
 
 
 if __name__ == "__main__":

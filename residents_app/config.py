@@ -84,6 +84,8 @@ def load_config(instance_path: Path) -> dict:
         # "thread" (a sealer thread per process, the cast does not wait) or "inline" (sealed right after the
         # commit, in the request; deterministic, what the tests use).
         "AUDIT_SEALER": os.environ.get("AUDIT_SEALER", "thread"),
+        # Connections on which the scheduler closes many due rounds at once (PostgreSQL; scheduler/closing.py).
+        "SCHEDULER_CLOSE_CONNECTIONS": int(os.environ.get("SCHEDULER_CLOSE_CONNECTIONS", "4")),
         **notify_settings(),
     }
 

@@ -130,12 +130,31 @@ def close_due_rounds(now: datetime, actions: list) -> None:
         return
     items = _rounds_in_order(due(now), "closes_at")
     db.session.commit()
-    # Many rounds at once: what the batch shares is read once per batch, each round still closes in its own
-    # transaction (rounds/closing.py); a round whose close fails stays open and is retried by the next tick.
-    batch = _optional("residents_app.rounds.closing", "CloseBatch")
-    if batch is not None:
-        act = batch([rid for rid, _ in items]).close
-    _each_window(actions, "round_closed", items, lambda rid: act(rid, now, ACTOR))
+    make_batch = _optional("residents_app.rounds.closing", "CloseBatch")
+    if make_batch is None or not items:
+        _each_window(actions, "round_closed", items, lambda rid: act(rid, now, ACTOR))
+        return
+    # Many rounds at once (rounds/closing.py): the whole batch read in one statement (PostgreSQL), then each round
+    # closed in its own transaction, on several connections at once (scheduler/closing.py), the rest one by one
+    # here; a round whose close fails stays open and is retried by the next tick.
+    from residents_app.scheduler import closing
+
+    batch = make_batch([rid for rid, _ in items])
+    try:
+        batch.plan(now, ACTOR)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - every round then takes the per-round path
+        db.session.rollback()
+        log.exception("scheduler: reading the due rounds' figures failed")
+        batch = make_batch([rid for rid, _ in items])
+    n = closing.connections_to_use(batch)
+    done = closing.close_on_connections(batch, items, now, ACTOR, n) if n else set()
+    rest: list[dict] = []
+    _each_window(rest, "round_closed", [it for it in items if it[0] not in done],
+                 lambda rid: batch.close(rid, now, ACTOR))
+    order = {rid: i for i, (rid, _) in enumerate(items)}
+    actions.extend(sorted([{"kind": "round_closed", "id": rid, "due": due.isoformat()}
+                           for rid, due in items if rid in done] + rest, key=lambda a: order[a["id"]]))
 
 
 def end_due_publicity(now: datetime, actions: list) -> None:

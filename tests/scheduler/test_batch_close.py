@@ -9,17 +9,21 @@ question counted by persons, a management mode choice, a satisfaction survey and
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from residents_app.audit.models import AuditEvent
+from residents_app.audit.verify import verify_chain
+from residents_app.extensions import db as _db
 from residents_app.registry.models import Ownership
 from residents_app.rounds import ballots, closing
 from residents_app.rounds import services as svc
 from residents_app.rounds import tally as tally_svc
 from residents_app.rounds.models import Round, RoundResult
 from residents_app.scheduler import jobs
+from tests.conftest import NOW, Factory
 from tests.querycount import count_statements
 
 BUILDINGS = {"1幢": [("101", "100.00"), ("102", "100.00"), ("103", "100.00")],
@@ -102,10 +106,15 @@ def test_batch_close_stores_exactly_what_closing_one_by_one_stores(db, factory, 
     assert expected[ids[11]][1]["figures"]["total_count"] == 4
     assert expected[ids[11]][1]["figures"]["agree_count"] == 2
 
+    before = dict(closing.STATS)
     run = jobs.tick(now)
     assert run.status == "ok"
     assert [(a["kind"], a["id"]) for a in run.actions if a["kind"] == "round_closed"] == [
         ("round_closed", rid) for rid in ids]
+    # PostgreSQL: each estate's household willingness round closes as planned from the batch's one read; its
+    # scoped one comes after the chain got entries the plan does not follow (three rounds closed one by one).
+    fast = closing.STATS["fast"] - before["fast"]
+    assert fast == (3 if db.engine.dialect.name == "postgresql" else 0)
     db.session.expire_all()
     assert _stored(db, ids) == expected
     assert all(r.status == "closed" and r.closed_at == now for r in
@@ -185,14 +194,146 @@ def test_statements_per_round_do_not_grow_with_the_rounds(db, factory, now):
         # PostgreSQL: the rounds' statements go through psycopg's pipeline (not seen by SQLAlchemy's events).
         raw = closing.STATS["statements"] - before["statements"]
         trips = closing.STATS["round_trips"] - before["round_trips"]
+        fast = closing.STATS["fast"] - before["fast"]
         if db.engine.dialect.name == "postgresql":
-            assert (raw, trips) == (7 * n_rounds, 2 * n_rounds)  # 4 reads, then 3 writes, per round
+            # The batch's figures in one statement, then per round one round trip: its row lock, its chain's lock
+            # and the write (the commit is the scheduler's).
+            assert (raw, trips, fast) == (1 + 3 * n_rounds, 1 + n_rounds, n_rounds)
             assert not [s for s in counted.statements if "round_count" in s]
         else:
-            assert (raw, trips) == (0, 0)
+            assert (raw, trips, fast) == (0, 0, 0)
             # the counters and agreeing units: one statement per round, never per unit
             assert len([s for s in counted.statements if "round_count" in s]) == n_rounds
         per_tick.append(counted.total + raw)
     # Each further round costs the same few statements (lock, counters + agreeing units, round, result, chain).
     per_round = (per_tick[1] - per_tick[0]) / 4
     assert per_round == int(per_round) and per_round <= 8, per_tick
+
+
+def _live_world(db, factory, now):
+    """_world, and per further estate two household willingness rounds one after the other (a chain whose rounds
+    all close as planned), committed."""
+    ids = _world(db, factory, now)
+    t0 = now - timedelta(days=3)
+    for e in range(5):
+        estate = factory.estate(buildings=BUILDINGS)
+        units = {u.label: u for b in estate.buildings for u in b.units}
+        for r in range(2):
+            rnd = svc.create_round(estate.id, svc.RoundInput(kind="willingness", title=f"改不改 {e}-{r}",
+                                                             opens_at=t0, closes_at=now), t0)
+            svc.open_round(rnd.id, t0, "system:test")
+            for k, (label, choice) in enumerate(VOTES["willingness"]):
+                if k != r + e % 3:
+                    ballots.cast_ballot(rnd.id, units[label].id, units[label].ownerships[0].owner_id, choice, t0)
+            ids.append(rnd.id)
+    db.session.commit()
+    return ids
+
+
+def test_closing_on_several_connections_stores_exactly_what_closing_one_by_one_stores(live_app, monkeypatch):
+    """Real commits: on PostgreSQL the planned rounds close on 4 connections of their own, each round in its own
+    transaction, a chain's rounds in order; SQLite takes the per-round path. Same results, same chain entries."""
+    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    with live_app.app_context():
+        ids = _live_world(_db, Factory(_db), NOW)
+        expected = _one_by_one(_db, ids, NOW)
+        _db.session.rollback()  # the one-by-one closes' locks go with it
+        before = dict(closing.STATS)
+        run = jobs.tick(NOW)
+        assert run.status == "ok"
+        assert sorted(a["id"] for a in run.actions if a["kind"] == "round_closed") == ids
+        # 3 of _world's rounds (see above) and the further estates' 10
+        fast = closing.STATS["fast"] - before["fast"]
+        assert fast == (13 if _db.engine.dialect.name == "postgresql" else 0)
+        _db.session.expire_all()
+        assert _stored(_db, ids) == expected
+        again = jobs.tick(NOW + timedelta(minutes=1))
+        assert [a for a in again.actions if a["kind"].startswith("round_closed")] == []
+        chains = {_db.session.get(Round, rid).estate_id for rid in ids}
+        assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
+        _db.session.remove()
+
+
+def test_two_ticks_at_once_close_each_round_once(live_app, monkeypatch):
+    """Two ticks running at the same instant (their tick lock left out): each round is closed by one of them,
+    with one result and one chain entry, and the chains verify."""
+    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    with live_app.app_context():
+        ids = _live_world(_db, Factory(_db), NOW)
+        expected = _one_by_one(_db, ids, NOW)
+        _db.session.rollback()
+        _db.session.remove()
+    barrier = threading.Barrier(2)
+    runs, errors = [], []
+
+    def worker():
+        with live_app.app_context():
+            try:
+                barrier.wait()
+                runs.append(jobs.tick(NOW, use_advisory_lock=False).actions)
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    closed = [a["id"] for actions in runs for a in actions if a["kind"] == "round_closed"]
+    assert [a for actions in runs for a in actions if "error" in a] == []
+    assert sorted(closed) == ids  # each round once, by one tick or the other
+    with live_app.app_context():
+        stored = _stored(_db, ids)
+        assert {rid: v[:4] for rid, v in stored.items()} == {rid: v[:4] for rid, v in expected.items()}
+        assert all(len(v[4]) == 1 for v in stored.values())
+        chains = {_db.session.get(Round, rid).estate_id for rid in ids}
+        assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
+        _db.session.remove()
+
+
+def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps_its_order(live_app, monkeypatch):
+    """The first of a chain's two rounds fails (real commits; PostgreSQL: on the connections of their own): it
+    stays open and is reported, the chain's second round still closes (after it, on the per-round path), the
+    other rounds close as planned, and the next tick closes the failed one; every chain verifies."""
+    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    with live_app.app_context():
+        ids = _live_world(_db, Factory(_db), NOW)
+        expected = _one_by_one(_db, ids, NOW)
+        _db.session.rollback()
+        victim, after = ids[15], ids[16]  # the first further estate's two rounds
+        real = tally_svc.household_tally
+
+        def broken(rnd, stored):
+            if rnd.id == victim:
+                raise RuntimeError("disk full")
+            return real(rnd, stored)
+
+        monkeypatch.setattr(tally_svc, "household_tally", broken)
+        before = dict(closing.STATS)
+        run = jobs.tick(NOW)
+        assert run.status == "error"
+        assert [a for a in run.actions if "error" in a] == [
+            {"kind": "round_closed", "id": victim, "due": NOW.isoformat(), "error": "RuntimeError: disk full"}]
+        assert sorted(a["id"] for a in run.actions if "error" not in a) == [rid for rid in ids if rid != victim]
+        # PostgreSQL: as planned, 3 of _world's rounds, the further estates' 8 on the connections of their own (not
+        # the victim's chain: it stops there), and the victim's successor on the per-round path (its head unmoved)
+        fast = closing.STATS["fast"] - before["fast"]
+        assert fast == (12 if _db.engine.dialect.name == "postgresql" else 0)
+        _db.session.expire_all()
+        assert _db.session.get(Round, victim).status == "open"
+        others = [rid for rid in ids if rid != victim]
+        assert {rid: v[:4] for rid, v in _stored(_db, others).items()} == {rid: expected[rid][:4] for rid in others}
+        assert _stored(_db, [after])[after][4][0][0] == expected[victim][4][0][0]  # the chain's first entry now
+
+        monkeypatch.setattr(tally_svc, "household_tally", real)
+        later = NOW + timedelta(minutes=1)
+        retry = jobs.tick(later)
+        assert [(a["kind"], a["id"]) for a in retry.actions] == [("round_closed", victim)]
+        _db.session.expire_all()
+        assert _stored(_db, [victim])[victim][:4] == (*expected[victim][:3], later)
+        chains = {_db.session.get(Round, rid).estate_id for rid in ids}
+        assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
+        _db.session.remove()
