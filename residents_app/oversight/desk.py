@@ -128,6 +128,22 @@ def roll_page(round_id: int, number: int) -> RollPage | None:
                     last=offset + len(rows), rows=rows)
 
 
+def signoffs_and_register_changes(rnd) -> tuple[list, list]:
+    """The round's sign-offs (services.signoffs) and the register's changes after its roll froze (the owner-change
+    flag's entries), both from the round's chain in one statement, in seq order."""
+    from residents_app.audit.models import AuditEvent
+    from residents_app.oversight.flags import REGISTER_KINDS
+    from residents_app.oversight.services import SIGNOFF_KIND
+
+    wanted = sa.and_(AuditEvent.kind == SIGNOFF_KIND, AuditEvent.subject_type == "round",
+                     AuditEvent.subject_id == str(rnd.id))
+    if rnd.opened_at is not None:
+        wanted = sa.or_(wanted, sa.and_(AuditEvent.kind.in_(REGISTER_KINDS), AuditEvent.at > rnd.opened_at))
+    events = db.session.execute(sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id, wanted)
+                                .order_by(AuditEvent.seq)).scalars().all()
+    return ([ev for ev in events if ev.kind == SIGNOFF_KIND], [ev for ev in events if ev.kind in REGISTER_KINDS])
+
+
 def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:
     """The desk's roll table body (one <tr> per unit; every value escaped), written here rather than in the
     template: a district-sized roll has a thousand rows, and this is several times cheaper than a Jinja loop.

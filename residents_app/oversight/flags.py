@@ -55,11 +55,12 @@ def _label(unit_id):
             .scalar_subquery())
 
 
-def round_flags(rnd, publicity: list | None = None) -> list[Flag]:
-    """`publicity`: the round's result publicity (result_publicity) when the caller has read it."""
+def round_flags(rnd, publicity: list | None = None, register_changes: list | None = None) -> list[Flag]:
+    """`publicity` (the round's result publicity, result_publicity) and `register_changes` (the register's
+    entries after the roll froze, REGISTER_KINDS, in seq order) when the caller has read them."""
     flags = _burst_flags(rnd)
     flags.extend(_ballot_flags(rnd))
-    flags.extend(_owner_changed_flags(rnd))
+    flags.extend(_owner_changed_flags(rnd, register_changes))
     flags.extend(backdated_publicity_flags(rnd, publicity))
     return flags
 
@@ -90,8 +91,11 @@ def _hot_keys_statement() -> sa.Select:
     """The keys under which the round's ballot entries name at least BURST_MIN_BALLOTS units: read from the
     chain's entries of this round alone (their round and unit), without touching the ballots. Entries still
     waiting for the sealer (audit_pending) count too: a flag must not wait for the chain."""
+    # A text search for the keys' names first: parsing every entry's JSON costs more than the search, and most
+    # entries have neither key (ballots entered by the committee, casts without a client fingerprint).
     parts = [sa.select(_key(m).label("key"), m.data["unit_id"].as_integer().label("unit_id"))
-             .where(*_entries(m), m.data["round_id"].as_integer() == _ROUND) for m in (AuditEvent, AuditPending)]
+             .where(*_entries(m), sa.cast(m.data, sa.Text).contains('_hash"', autoescape=True),
+                    m.data["round_id"].as_integer() == _ROUND) for m in (AuditEvent, AuditPending)]
     keyed = sa.union_all(*parts).subquery()
     return (sa.select(keyed.c.key).where(keyed.c.key.is_not(None)).group_by(keyed.c.key)
             .having(sa.func.count(sa.distinct(keyed.c.unit_id)) >= BURST_MIN_BALLOTS).order_by(keyed.c.key))
@@ -196,18 +200,22 @@ def _ballot_flags(rnd) -> list[Flag]:
 _ACTION = {"owner_added": "新增业主", "owner_removed": "移除业主", "owner_updated": "业主信息变更"}
 
 
+REGISTER_KINDS = ("register.change", "register.import")
+
+
 def _register_statement() -> sa.Select:
     """The register's changes on the round's chain after the roll froze (p_opened)."""
     return (sa.select(AuditEvent.kind, AuditEvent.at, AuditEvent.subject_type, AuditEvent.subject_id, AuditEvent.data)
-            .where(AuditEvent.chain == _ESTATE, AuditEvent.kind.in_(("register.change", "register.import")),
+            .where(AuditEvent.chain == _ESTATE, AuditEvent.kind.in_(REGISTER_KINDS),
                    AuditEvent.at > sa.bindparam("p_opened", type_=AuditEvent.__table__.c.at.type))
             .order_by(AuditEvent.seq))
 
 
-def _owner_changed_flags(rnd) -> list[Flag]:
+def _owner_changed_flags(rnd, events: list | None = None) -> list[Flag]:
     if rnd.opened_at is None:
         return []
-    events = db.session.execute(_statement("register"), _params(rnd, p_opened=rnd.opened_at)).all()
+    if events is None:
+        events = db.session.execute(_statement("register"), _params(rnd, p_opened=rnd.opened_at)).all()
     if not events:
         return []
     # The roll (in its order: the last entry naming a label or an owner wins), read only when the register changed.
@@ -218,7 +226,8 @@ def _owner_changed_flags(rnd) -> list[Flag]:
     unit_of_label = {label: unit_id for unit_id, label, _ in roll}
     owner_ids = {oid: unit_id for unit_id, _, ids in roll for oid in (ids or [])}
     changed: dict[int, list[str]] = {}
-    for kind, at, subject_type, subject_id, data in events:
+    for ev in events:
+        kind, at, subject_type, subject_id, data = ev.kind, ev.at, ev.subject_type, ev.subject_id, ev.data
         if kind == "register.import":
             # The import lists "1幢-101 张三" per ownership added or removed.
             for key, what in (("ownerships_added", "导入名册新增业主"), ("ownerships_removed", "导入名册移除业主")):

@@ -29,13 +29,16 @@ bp = Blueprint("oversight", __name__)
 
 
 def _round_or_404(round_id: int):
+    from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
 
-    rnd = db.session.get(Round, round_id)
-    if rnd is None:
+    # The round and its estate in one statement (estate_or_404 then finds the estate in the session).
+    row = db.session.execute(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
+                             .where(Round.id == round_id)).first()
+    if row is None:
         raise NotFound("找不到该表决")
-    estate = estate_or_404(rnd.estate_id)
-    return rnd, estate
+    estate = estate_or_404(row[0].estate_id)
+    return row[0], estate
 
 
 def _desk_rows(rnd) -> list[dict]:
@@ -75,7 +78,7 @@ def verify_desk(round_id: int):
     page = desk.roll_page(rnd.id, max(request.args.get("page", 1, type=int) or 1, 1))
     if page is None:
         raise NotFound("名册没有这一页")
-    signoffs = services_svc.signoffs(rnd.id, estate.id)
+    signoffs, register_changes = desk.signoffs_and_register_changes(rnd)
     publicity = flags.result_publicity(rnd)
     data = round_facts.round_report_data(rnd, now, roll_households=page.total, desk=True, signoff_events=signoffs,
                                          publicity=publicity)
@@ -83,7 +86,7 @@ def verify_desk(round_id: int):
     chain = verify_since_checkpoint(estate.id)
     html = render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
-        verdict=verdict_text(data), flags=flags.round_flags(rnd, publicity), page=page,
+        verdict=verdict_text(data), flags=flags.round_flags(rnd, publicity, register_changes), page=page,
         roll_rows=desk.roll_table_rows(page.rows, rnd, rnd.results_hidden),
         chain=chain, recount=recount_round(rnd),
         signoffs=signoffs, decisions=services_svc.DECISIONS,
