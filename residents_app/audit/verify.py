@@ -78,45 +78,64 @@ def _walk(report: ChainReport, prev_seq: int, prev_hash: str, prev_id: int) -> C
     chain = report.chain
     # Plain rows, not ORM objects: a long chain must not fill the session's identity map.
     stmt = (
-        sa.select(*[AuditEvent.__table__.c[name] for name in COLUMNS])
+        sa.select(*_columns())
         .where(AuditEvent.chain == chain, AuditEvent.seq > prev_seq)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=BATCH)
     )
     result = db.session.execute(stmt)
     try:
-        for ev in result:
-            problem = _check(ev, prev_seq, prev_hash, prev_id)
-            if problem is not None:
-                code, message = problem
-                report.broken = Break(chain=chain, seq=ev.seq, event_id=ev.id, kind=ev.kind,
-                                      problem=code, message=message)
-                break
-            report.entry_count += 1
-            prev_seq, prev_hash, prev_id = ev.seq, ev.hash, ev.id
+        _walk_rows(report, result, prev_seq, prev_hash, prev_id)
     finally:
         result.close()  # stopping early must still close PostgreSQL's server-side cursor
-    report.head_seq, report.head_hash = prev_seq, prev_hash
     return report
+
+
+def _columns():
+    return [AuditEvent.__table__.c[name] for name in COLUMNS]
+
+
+def _walk_rows(report: ChainReport, rows, prev_seq: int, prev_hash: str, prev_id: int) -> tuple[int, str, int]:
+    """Check `rows` (entries in seq order after `prev_seq`); report's counts, head and first break updated."""
+    for ev in rows:
+        problem = _check(ev, prev_seq, prev_hash, prev_id)
+        if problem is not None:
+            code, message = problem
+            report.broken = Break(chain=report.chain, seq=ev.seq, event_id=ev.id, kind=ev.kind,
+                                  problem=code, message=message)
+            break
+        report.entry_count += 1
+        prev_seq, prev_hash, prev_id = ev.seq, ev.hash, ev.id
+    report.head_seq, report.head_hash = prev_seq, prev_hash
+    return prev_seq, prev_hash, prev_id
 
 
 def verify_since_checkpoint(chain: int) -> ChainReport:
     """The desk's check: the checkpointed entry (still there, same hash, its hash recomputes), then only the
     entries after it. Without a checkpoint, or when the checkpointed entry no longer checks out, the whole chain
-    is walked (so a break is located as verify_chain locates it)."""
+    is walked (so a break is located as verify_chain locates it).
+
+    One statement when little came after the checkpoint: the checkpoint row joined to its entry and the entries
+    after it (up to BATCH of them; a longer tail is walked on in batches)."""
     from residents_app.audit.models import AuditCheckpoint
 
-    cp = db.session.get(AuditCheckpoint, chain)
-    if cp is None:
+    cp, ev = AuditCheckpoint.__table__, AuditEvent.__table__
+    rows = db.session.execute(
+        sa.select(cp.c.seq.label("cp_seq"), cp.c.hash.label("cp_hash"), cp.c.verified_at, cp.c.verified_by,
+                  *_columns())
+        .select_from(cp.outerjoin(ev, sa.and_(ev.c.chain == cp.c.chain, ev.c.seq >= cp.c.seq)))
+        .where(cp.c.chain == chain).order_by(ev.c.seq).limit(BATCH + 1)).all()
+    if not rows:
         return verify_chain(chain)
-    row = db.session.execute(
-        sa.select(*[AuditEvent.__table__.c[name] for name in COLUMNS])
-        .where(AuditEvent.chain == chain, AuditEvent.seq == cp.seq)).first()
-    if row is None or row.hash != cp.hash or compute_hash(row) != row.hash:
+    first = rows[0]
+    if first.seq != first.cp_seq or first.hash != first.cp_hash or compute_hash(first) != first.hash:
         return verify_chain(chain)
-    report = ChainReport(chain=chain, entry_count=cp.seq, from_seq=cp.seq, checkpoint_at=cp.verified_at,
-                         checkpoint_by=cp.verified_by)
-    return _walk(report, cp.seq, cp.hash, row.id)
+    report = ChainReport(chain=chain, entry_count=first.seq, from_seq=first.seq, checkpoint_at=first.verified_at,
+                         checkpoint_by=first.verified_by)
+    head = _walk_rows(report, rows[1:], first.seq, first.hash, first.id)
+    if report.ok and len(rows) > BATCH:
+        _walk(report, *head)
+    return report
 
 
 def record_checkpoint(report: ChainReport, *, actor: str, now) -> None:
@@ -133,6 +152,31 @@ def record_checkpoint(report: ChainReport, *, actor: str, now) -> None:
     elif report.head_seq >= cp.seq:
         cp.seq, cp.hash, cp.verified_at, cp.verified_by = report.head_seq, report.head_hash, now, actor
     db.session.flush()
+
+
+def advance_checkpoint(report: ChainReport, *, actor: str, now) -> bool:
+    """After the desk's check found the chain intact up to a head past its checkpoint (a walk from genesis, or
+    from the checkpoint through the entries since): that head becomes the checkpoint, so the next view reads only
+    what comes after it. One upsert, in the caller's transaction; a checkpoint already further on (another view
+    at the same time) is kept. True when a row was written."""
+    from residents_app.audit.models import AuditCheckpoint
+
+    if not report.ok or report.head_seq <= report.from_seq:
+        return False
+    table = AuditCheckpoint.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(chain=report.chain, seq=report.head_seq, hash=report.head_hash, verified_at=now,
+                                verified_by=actor)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.chain],
+        set_={"seq": stmt.excluded.seq, "hash": stmt.excluded.hash, "verified_at": stmt.excluded.verified_at,
+              "verified_by": stmt.excluded.verified_by},
+        where=table.c.seq < stmt.excluded.seq)
+    db.session.execute(stmt)
+    return True
 
 
 def _check(ev, prev_seq: int, prev_hash: str, prev_id: int) -> tuple[str, str] | None:

@@ -1,9 +1,10 @@
-"""The verification desk's rows in light rows (issue 19): one query for the frozen roll, one for every ballot of the
-round (with the unit's counted ballot id from current_ballot), one for the mandates, whatever the roll's size.
+"""The verification desk's roll table, one page of it at a time (issue 19): the units of the page with all their
+ballots, the counted one and its proxy mandate, in one statement whatever the roll's size.
 
-No ORM objects per unit or per ballot: a roll row and a ballot are plain slotted records with what the desk page
-and its flags read (the same attributes and labels as RollEntry and Ballot). The XLSX export keeps the full ballots
-(views._desk_rows): it writes columns the page does not show.
+A district-sized roll has thousands of units; the desk shows its figures, flags and chain status for the whole
+round and the roll PAGE_SIZE units at a time (the full roll with every ballot is the XLSX export, views._desk_rows).
+No ORM objects per unit or per ballot: plain slotted records with what the table reads (the same attributes and
+labels as RollEntry and Ballot).
 """
 
 from __future__ import annotations
@@ -26,30 +27,37 @@ from residents_app.rounds.models import (
     RollEntry,
 )
 
-_QUERIES: dict[str, sa.Select] = {}
+PAGE_SIZE = 100
+_QUERY: list[sa.Select] = []
 
 
-def _query(name: str) -> sa.Select:
-    """Built once (building a statement costs more than running it), with the round as a bound parameter."""
-    if not _QUERIES:
+def _query() -> sa.Select:
+    """Built once (building a statement costs more than running it), with the round and the page as bound
+    parameters."""
+    if not _QUERY:
         round_id = sa.bindparam("p_round_id")
-        # The order of round_facts.roll_entries (building name, then entry id).
-        _QUERIES["roll"] = (
-            # The owners' names as the stored JSON text: parsed below in one call for the whole roll.
-            sa.select(RollEntry.unit_id, RollEntry.label, RollEntry.area_m2,
-                      sa.cast(RollEntry.owner_names, sa.Text))
-            .where(RollEntry.round_id == round_id).order_by(RollEntry.building_name, RollEntry.id))
-        # The order of round_facts._ballots (cast time, then id); `current`: the ballot id current_ballot holds for
-        # the ballot's unit (the counted ballot is the one of the unit's history with that id).
-        _QUERIES["ballots"] = (
-            sa.select(Ballot.id, Ballot.unit_id, Ballot.choice, Ballot.channel, Ballot.status, Ballot.cast_at,
-                      Ballot.scan_file_id, Ballot.mandate_id, Ballot.proxy_name, Ballot.confirmed_by_id,
-                      Ballot.entered_by_id, CurrentBallot.ballot_id)
-            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == Ballot.round_id,
-                                              CurrentBallot.unit_id == Ballot.unit_id))
-            .where(Ballot.round_id == round_id).order_by(Ballot.cast_at, Ballot.id))
-        _QUERIES["mandates"] = sa.select(ProxyMandate).where(ProxyMandate.round_id == round_id)
-    return _QUERIES[name]
+        # The page of the roll, in the order of round_facts.roll_entries (building name, then entry id), with the
+        # roll's length; the owners' names as the stored JSON text (parsed below in one call for the page).
+        page = (sa.select(RollEntry.id, RollEntry.building_name, RollEntry.unit_id, RollEntry.label,
+                          RollEntry.area_m2, sa.cast(RollEntry.owner_names, sa.Text).label("names"),
+                          sa.func.count().over().label("total"))
+                .where(RollEntry.round_id == round_id).order_by(RollEntry.building_name, RollEntry.id)
+                .limit(sa.bindparam("p_limit", type_=sa.Integer))
+                .offset(sa.bindparam("p_offset", type_=sa.Integer)).cte("page"))
+        # Each unit's ballots in cast order (time, then id); `current`: the ballot id current_ballot holds for the
+        # unit (the counted ballot is the one of the unit's history with that id); the ballot's proxy mandate.
+        _QUERY.append(
+            sa.select(page.c.unit_id, page.c.label, page.c.area_m2, page.c.names, page.c.total,
+                      Ballot.id, Ballot.choice, Ballot.channel, Ballot.status, Ballot.cast_at, Ballot.scan_file_id,
+                      Ballot.mandate_id, Ballot.proxy_name, CurrentBallot.ballot_id, ProxyMandate.proxy_name,
+                      ProxyMandate.evidence_file_id)
+            .select_from(page)
+            .outerjoin(Ballot, sa.and_(Ballot.round_id == round_id, Ballot.unit_id == page.c.unit_id))
+            .outerjoin(CurrentBallot, sa.and_(CurrentBallot.round_id == round_id,
+                                              CurrentBallot.unit_id == page.c.unit_id))
+            .outerjoin(ProxyMandate, ProxyMandate.id == Ballot.mandate_id)
+            .order_by(page.c.building_name, page.c.id, Ballot.cast_at, Ballot.id))
+    return _QUERY[0]
 
 
 class RollRow(NamedTuple):
@@ -59,61 +67,81 @@ class RollRow(NamedTuple):
     owner_names: list
 
 
+class Mandate(NamedTuple):
+    proxy_name: str
+    evidence_file_id: int | None
+
+
 class DeskBallot(BallotLabels):
-    """A ballot as the desk reads it (the attributes of rounds.models.Ballot it uses, and its two labels)."""
+    """A ballot as the desk's table reads it (the attributes of rounds.models.Ballot it uses, and its labels)."""
 
     __slots__ = ("id", "unit_id", "choice", "channel", "status", "cast_at", "scan_file_id", "mandate_id",
-                 "proxy_name", "confirmed_by_id", "entered_by_id")
+                 "proxy_name")
 
-    def __init__(self, row):
-        (self.id, self.unit_id, self.choice, self.channel, self.status, self.cast_at, self.scan_file_id,
-         self.mandate_id, self.proxy_name, self.confirmed_by_id, self.entered_by_id) = row[:11]
+    def __init__(self, unit_id, row):
+        self.unit_id = unit_id
+        (self.id, self.choice, self.channel, self.status, self.cast_at, self.scan_file_id, self.mandate_id,
+         self.proxy_name) = row
 
 
 @dataclass
-class Desk:
-    entries: list  # rows (unit_id, label, area_m2, owner_names), in roll_entries order
-    ballots: list[DeskBallot]  # in cast order
+class RollPage:
+    number: int  # from 1
+    page_count: int
+    total: int  # units on the roll
+    first: int  # the page's first and last unit, counted from 1 (0, 0: an empty roll)
+    last: int
     rows: list[dict]  # views._desk_rows's shape
-
-    @property
-    def label_of(self) -> dict[int, str]:
-        return {e.unit_id: e.label for e in self.entries}
 
 
 _COUNTED = ("counted", "superseded")
 _PENDING = ("pending", "conflict")
 
 
-def load(round_id: int) -> Desk:
-    params = {"p_round_id": round_id}
-    rows = db.session.execute(_query("roll"), params).all()
-    names = json.loads("[" + ",".join(r[3] or "null" for r in rows) + "]") if rows else []
-    entries = [RollRow(r[0], r[1], r[2], n or []) for r, n in zip(rows, names, strict=True)]
-    ballots: list[DeskBallot] = []
-    by_unit: dict[int, list[DeskBallot]] = {}
-    current: dict[int, int] = {}
-    for row in db.session.execute(_query("ballots"), params):
-        b = DeskBallot(row)
-        ballots.append(b)
-        by_unit.setdefault(b.unit_id, []).append(b)
-        if row[11] is not None:
-            current[b.unit_id] = row[11]
-    mandates = {m.id: m for m in db.session.execute(_query("mandates"), params).scalars()}
+def roll_page(round_id: int, number: int) -> RollPage | None:
+    """Page `number` (from 1) of the round's roll with its units' ballots; None past the last page."""
+    offset = (number - 1) * PAGE_SIZE
+    result = db.session.execute(_query(), {"p_round_id": round_id, "p_limit": PAGE_SIZE, "p_offset": offset}).all()
+    if not result:
+        return None if number > 1 else RollPage(1, 1, 0, 0, 0, [])
+    units: dict[int, tuple] = {}  # unit id -> (roll row fields, ballots, current id, mandates by ballot id)
+    for r in result:
+        unit = units.get(r[0])
+        if unit is None:
+            unit = units[r[0]] = (r, [], r[13], {})
+        if r[5] is not None:
+            b = DeskBallot(r[0], r[5:13])
+            unit[1].append(b)
+            if r[14] is not None:
+                unit[3][b.id] = Mandate(r[14], r[15])
+    names = json.loads("[" + ",".join(u[0][3] or "null" for u in units.values()) + "]")
     rows = []
-    for e in entries:
-        history = by_unit.get(e.unit_id, [])
-        if not history:
-            rows.append({"entry": e, "counted": None, "history": history, "pending": [], "mandate": None,
-                         "changes": 0})
-            continue
-        want = current.get(e.unit_id)
-        counted = next((b for b in history if b.id == want), None)
-        rows.append({"entry": e, "counted": counted, "history": history,
+    for (r, history, want, mandates), owner_names in zip(units.values(), names, strict=True):
+        entry = RollRow(r[0], r[1], r[2], owner_names or [])
+        counted = next((b for b in history if b.id == want), None) if history else None
+        rows.append({"entry": entry, "counted": counted, "history": history,
                      "pending": [b for b in history if b.status in _PENDING],
-                     "mandate": mandates.get(counted.mandate_id) if counted and counted.mandate_id else None,
+                     "mandate": mandates.get(counted.id) if counted is not None and counted.mandate_id else None,
                      "changes": max(sum(1 for b in history if b.status in _COUNTED) - 1, 0)})
-    return Desk(entries=entries, ballots=ballots, rows=rows)
+    total = result[0][4]
+    return RollPage(number=number, page_count=max(-(-total // PAGE_SIZE), 1), total=total, first=offset + 1,
+                    last=offset + len(rows), rows=rows)
+
+
+def signoffs_and_register_changes(rnd) -> tuple[list, list]:
+    """The round's sign-offs (services.signoffs) and the register's changes after its roll froze (the owner-change
+    flag's entries), both from the round's chain in one statement, in seq order."""
+    from residents_app.audit.models import AuditEvent
+    from residents_app.oversight.flags import REGISTER_KINDS
+    from residents_app.oversight.services import SIGNOFF_KIND
+
+    wanted = sa.and_(AuditEvent.kind == SIGNOFF_KIND, AuditEvent.subject_type == "round",
+                     AuditEvent.subject_id == str(rnd.id))
+    if rnd.opened_at is not None:
+        wanted = sa.or_(wanted, sa.and_(AuditEvent.kind.in_(REGISTER_KINDS), AuditEvent.at > rnd.opened_at))
+    events = db.session.execute(sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id, wanted)
+                                .order_by(AuditEvent.seq)).scalars().all()
+    return ([ev for ev in events if ev.kind == SIGNOFF_KIND], [ev for ev in events if ev.kind in REGISTER_KINDS])
 
 
 def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:

@@ -20,7 +20,7 @@ from residents_app.auth.scoping import (
 from residents_app.db import utcnow
 from residents_app.errors import Conflict, DomainError, NotFound
 from residents_app.extensions import db
-from residents_app.oversight import dashboards, desk, round_facts
+from residents_app.oversight import dashboards, desk, flags, round_facts
 from residents_app.oversight import services as services_svc
 from residents_app.oversight.api_schemas import ChainVerificationSchema
 from residents_app.replica import reads_replica
@@ -29,13 +29,16 @@ bp = Blueprint("oversight", __name__)
 
 
 def _round_or_404(round_id: int):
+    from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
 
-    rnd = db.session.get(Round, round_id)
-    if rnd is None:
+    # The round and its estate in one statement (estate_or_404 then finds the estate in the session).
+    row = db.session.execute(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
+                             .where(Round.id == round_id)).first()
+    if row is None:
         raise NotFound("找不到该表决")
-    estate = estate_or_404(rnd.estate_id)
-    return rnd, estate
+    estate = estate_or_404(row[0].estate_id)
+    return row[0], estate
 
 
 def _desk_rows(rnd) -> list[dict]:
@@ -65,26 +68,34 @@ def _desk_rows(rnd) -> list[dict]:
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
-    from residents_app.audit.verify import verify_since_checkpoint
+    from residents_app.audit.verify import advance_checkpoint, verify_since_checkpoint
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
     rnd, estate = _round_or_404(round_id)
     now = utcnow()
-    # The roll and the ballots are read once, in light rows, for the table and the flags (oversight/desk.py).
-    loaded = desk.load(rnd.id)
-    signoffs = services_svc.signoffs(rnd.id, estate.id)
-    data = round_facts.round_report_data(rnd, now, roll_households=len(loaded.entries), with_agreeing=False,
-                                         signoff_events=signoffs)
+    # The roll a page at a time (oversight/desk.py); the figures, the flags and the chain are the whole round's.
+    page = desk.roll_page(rnd.id, max(request.args.get("page", 1, type=int) or 1, 1))
+    if page is None:
+        raise NotFound("名册没有这一页")
+    signoffs, register_changes = desk.signoffs_and_register_changes(rnd)
+    publicity = flags.result_publicity(rnd)
+    data = round_facts.round_report_data(rnd, now, roll_households=page.total, desk=True, signoff_events=signoffs,
+                                         publicity=publicity)
     rule_name, rule_source = rule_lines(data)
-    return render_template(
+    chain = verify_since_checkpoint(estate.id)
+    html = render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
-        verdict=verdict_text(data),
-        flags=round_facts.round_flags(rnd, loaded.label_of, loaded.ballots), rows=loaded.rows,
-        roll_rows=desk.roll_table_rows(loaded.rows, rnd, rnd.results_hidden),
-        chain=verify_since_checkpoint(estate.id), recount=recount_round(rnd),
+        verdict=verdict_text(data), flags=flags.round_flags(rnd, publicity, register_changes), page=page,
+        roll_rows=desk.roll_table_rows(page.rows, rnd, rnd.results_hidden),
+        chain=chain, recount=recount_round(rnd),
         signoffs=signoffs, decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
+    # The entries this view checked past the checkpoint become the checkpoint: the next view reads only what
+    # comes after them (issue 19 item 4). Committed after rendering, which still reads the loaded objects.
+    if advance_checkpoint(chain, actor=audit_services.actor_for_user(current_user), now=now):
+        db.session.commit()
+    return html
 
 
 @bp.route("/rounds/<int:round_id>/verify", methods=["POST"])
