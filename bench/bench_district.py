@@ -441,6 +441,8 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", us
                                           for k, (w, c) in ids["timings"].items()))
             print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         print(f"[{kind}]   {check(app, ids)}")
+        print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+              "(before the pages)")
         pages = {"district": "/district", "dashboard": f"/estates/{ids['estate_id']}/dashboard",
                  "tally": f"/rounds/{ids['round_id']}", "desk": f"/rounds/{ids['round_id']}/verify",
                  "city": "/city"}
