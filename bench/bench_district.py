@@ -26,6 +26,15 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from common import create_schema, make_app, scratch_database
+from district_votes import (
+    BALLOT_COLUMNS,
+    CURRENT_COLUMNS,
+    EVENT_COLUMNS,
+    EVENTS_SHARE,
+    FILE_COLUMNS,
+    MANDATE_COLUMNS,
+    build_votes,
+)
 from sqlalchemy import event
 
 GOALS = {"district": 3, "dashboard": 5, "tally": 5, "desk": 5, "city": 3}
@@ -102,7 +111,6 @@ def build(app, n_estates: int, n_units: int) -> dict:
     counters; 100 closed rounds (one building, through the services: every third estate of a district); 50
     published plans (through the services) with pledges and payments and their stored funding rows. Registry,
     rolls, ballots and audit entries go in with COPY."""
-    from residents_app.audit.chain import canonical_json, chain_entry, new_receipt
     from residents_app.auth.models import User
     from residents_app.extensions import db
     from residents_app.plans import services as plans
@@ -177,6 +185,23 @@ def build(app, n_estates: int, n_units: int) -> dict:
         db.session.flush()
         lap("closed rounds (services)")
 
+        # 50 plans through the services, published the day before the rounds open (their entries come first on the
+        # chains: the open rounds' votes below make up the rest of the issue's count).
+        t_plan = now - timedelta(days=2)
+        planned = estates[1::max(1, n_estates // PLANS)][:PLANS]
+        plan_ids = {}
+        admin = users["admin"]
+        for e in planned:
+            plan = plans.create_plan(db.session.get(Estate, e), title="综合改造方案", user=admin, now=t_plan,
+                                     management_plan="物业公司负责日常维护，维修资金按年归集。")
+            for name, category, cost in (("雨污分流", "required", 30_000_000), ("外墙保温", "basic", 40_000_000),
+                                         ("停车位改造", "improvement", 20_000_000)):
+                plans.add_item(plan, name=name, category=category, cost_fen=cost, user=admin, now=t_plan)
+            plans.publish_plan(plan, user=admin, now=t_plan)
+            plan_ids[e] = plan.id
+        db.session.flush()
+        lap("plans (services)")
+
         # The open rounds, their frozen rolls, ballots, current ballots and audit entries.
         first_round = conn.execute(sa.text("SELECT coalesce(max(id), 0) + 1 FROM round")).scalar_one()
         opened = now - timedelta(days=1)
@@ -198,68 +223,39 @@ def build(app, n_estates: int, n_units: int) -> dict:
         target = total * BALLOT_SHARE[0] // BALLOT_SHARE[1]
         step = next(p for p in (7919, 7927, 7933, 7937) if math.gcd(p, total) == 1)
         voters = [u for u in units if (u[0] * step) % total < target]  # exactly `target`: a permutation
-        ballots, current, events = [], [], []
-        first_ballot = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM ballot")).scalar_one()
-        heads = _heads(conn, estates)
         by_estate: dict[int, list] = {}
         for u in voters:
             by_estate.setdefault(u[1], []).append(u)
-        event_id = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM audit_event")).scalar_one()
-        for e in estates:
-            seq, prev = heads[e]
-            seq += 1
-            ev = chain_entry(chain=e, seq=seq, kind="round.opened", at=opened, actor="system:scheduler",
-                             subject_type="round", subject_id=str(round_of[e]),
-                             data={"title": "是否同意改造", "roll_units": per_building * 10}, prev_hash=prev)
-            event_id += 1
-            events.append((event_id, ev))
-            prev = ev["hash"]
-            for j, (uid, _e, _b, _num, _area) in enumerate(by_estate.get(e, [])):
-                r = (uid * 31) % 20
-                choice = "agree" if r < 15 else "disagree" if r < 19 else "abstain"
-                cast_at = opened + timedelta(seconds=60 * (j + 1))
-                owner = owners[uid][0][0]
-                receipt = new_receipt()
-                ballot_id = first_ballot + len(ballots) + 1
-                ballots.append((ballot_id, round_of[e], uid, choice, "[]", "", "online", "counted", owner, "", "",
-                                cast_at, receipt))
-                current.append((round_of[e], uid, ballot_id, choice, "online", cast_at))
-                data = {"round_id": round_of[e], "unit_id": uid, "choice": choice, "channel": "online", "items": [],
-                        "cast_at": cast_at.isoformat(), "receipt": receipt}
-                seq += 1
-                ev = chain_entry(chain=e, seq=seq, kind="ballot.cast", at=cast_at, actor=f"unit:{uid}/owner:{owner}",
-                                 subject_type="ballot", subject_id=str(ballot_id),
-                                 data=json.loads(canonical_json(data)), prev_hash=prev)
-                event_id += 1
-                events.append((event_id, ev))
-                prev = ev["hash"]
+        # Two committee members per estate (one enters paper forms and proxies, the other confirms them).
+        first_user = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM app_user")).scalar_one()
+        committee = {e: ((first_user + 2 * i + 1, f"bench_c{e}a"), (first_user + 2 * i + 2, f"bench_c{e}b"))
+                     for i, e in enumerate(estates)}
+        _copy(conn, "app_user", ("id", "username", "display_name", "password_hash", "role", "estate_id", "district",
+                                 "active", "session_version", "created_at"),
+              ((uid_, name, "", users["admin"].password_hash, "committee", e, "", True, 0, now)
+               for e, pair in committee.items() for uid_, name in pair))
+        first_ids = {t: conn.execute(sa.text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
+                     for t, table in (("ballot", "ballot"), ("file", "round_file"), ("mandate", "proxy_mandate"),
+                                      ("event", "audit_event"))}
+        n_before = conn.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
+        votes = build_votes(estates=estates, voters_of=by_estate, owners=owners, round_of=round_of,
+                            committee=committee, heads=_heads(conn, estates), opened=opened,
+                            roll_units=per_building * 10,
+                            target_events=total * EVENTS_SHARE[0] // EVENTS_SHARE[1] - n_before, first_ids=first_ids)
         lap("ballots and audit entries (Python, hashing)")
-        _copy(conn, "ballot", ("id", "round_id", "unit_id", "choice", "items", "comment", "channel", "status",
-                               "cast_by_owner_id", "proxy_name", "resolution_reason", "cast_at", "receipt_code"),
-              ballots)
-        _copy(conn, "current_ballot", ("round_id", "unit_id", "ballot_id", "choice", "channel", "cast_at"), current)
-        _copy(conn, "audit_event", ("id", "chain", "seq", "kind", "at", "actor", "subject_type", "subject_id", "data",
-                                    "prev_hash", "hash"),
-              ((i, ev["chain"], ev["seq"], ev["kind"], ev["at"], ev["actor"], ev["subject_type"], ev["subject_id"],
-                canonical_json(ev["data"]), ev["prev_hash"], ev["hash"]) for i, ev in events))
-        _reseed(conn, "round", "roll_entry", "ballot", "audit_event")
+        _copy(conn, "round_file", FILE_COLUMNS, votes.files)
+        _copy(conn, "proxy_mandate", MANDATE_COLUMNS, votes.mandates)
+        _copy(conn, "ballot", BALLOT_COLUMNS, votes.ballots)
+        _copy(conn, "current_ballot", CURRENT_COLUMNS, votes.current)
+        _copy(conn, "audit_event", EVENT_COLUMNS, votes.events)
+        _reseed(conn, "app_user", "round", "roll_entry", "ballot", "round_file", "proxy_mandate", "audit_event")
         rebuild_counters(list(round_of.values()))
         db.session.flush()
+        made = votes.counts
+        del votes
         lap("rounds COPY and counters")
 
-        # 50 plans through the services; pledges and payments by COPY; the stored funding rows refreshed.
-        planned = estates[1::max(1, n_estates // PLANS)][:PLANS]
-        plan_ids = {}
-        admin = users["admin"]
-        for e in planned:
-            plan = plans.create_plan(db.session.get(Estate, e), title="综合改造方案", user=admin, now=now,
-                                     management_plan="物业公司负责日常维护，维修资金按年归集。")
-            for name, category, cost in (("雨污分流", "required", 30_000_000), ("外墙保温", "basic", 40_000_000),
-                                         ("停车位改造", "improvement", 20_000_000)):
-                plans.add_item(plan, name=name, category=category, cost_fen=cost, user=admin, now=now)
-            plans.publish_plan(plan, user=admin, now=now)
-            plan_ids[e] = plan.id
-        db.session.flush()
+        # Pledges and payments by COPY; the stored funding rows refreshed at the commit.
         owed = {}
         for e in planned:
             money = plans.compute_money(db.session.get(PlanVersion, plan_ids[e]))
@@ -275,7 +271,7 @@ def build(app, n_estates: int, n_units: int) -> dict:
         # The commit refreshes the planned estates' stored funding rows (funding/summary.py: the plan versions
         # flushed above mark them), after the payments above: the figures include them.
         db.session.commit()
-        lap("plans (services), pledges and payments")
+        lap("pledges and payments, commit (stored funding rows)")
         with db.engine.connect() as c:
             c.execute(sa.text("ANALYZE"))
             c.commit()
@@ -283,28 +279,80 @@ def build(app, n_estates: int, n_units: int) -> dict:
         with db.engine.connect() as c:
             n_events = c.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
         return {"estates": n_estates, "estate_id": estates[0], "round_id": round_of[estates[0]], "units": len(units),
-                "owners": n_owner, "ballots": len(ballots), "rounds": n_estates + len(closed_in),
+                "owners": n_owner, "ballots": made["voters"], "made": made, "rounds": n_estates + len(closed_in),
                 "offices": n_offices, "plans": len(plan_ids), "pledges": len(pledged), "payments": len(paid),
                 "events": n_events, "timings": timings}
 
 
 def check(app, ids: dict) -> str:
-    """The data set holds together: a few chains verify from genesis, the counters equal a recount."""
+    """The data set holds together: a few chains verify from genesis (among them chains with vote changes, paper
+    and proxy ballots and a paper-online conflict), their open rounds' current_ballot rows and counted ballots are
+    what replaying the chain's ballot.cast entries gives (rounds/recount.py's chain_counts), and the counters equal
+    a recount."""
     from residents_app.audit.verify import verify_chain
     from residents_app.extensions import db
     from residents_app.rounds.counters import check_counters
 
     with app.app_context():
-        chains = sorted({1, 2, ids["estates"]})  # a closed round's estate, a planned one, the last one
+        chains = {1, 2, ids["estates"]}  # a closed round's estate, a planned one, the last one
+        kinds = ("ballot.paper_conflict", "ballot.proxy_entered", "ballot.paper_entered")
+        chains |= {c for c in db.session.execute(sa.text(
+            "SELECT min(chain) FROM audit_event WHERE kind IN :kinds GROUP BY kind").bindparams(
+                sa.bindparam("kinds", expanding=True)), {"kinds": list(kinds)}).scalars() if c is not None}
+        chains = sorted(chains)
         reports = [verify_chain(c) for c in chains]
         bad = [r for r in reports if not r.ok]
-        problems = check_counters(chains)
+        problems = check_counters(chains) + _replay_problems(chains)
         funded = db.session.execute(sa.text("SELECT count(*) FROM estate_funding")).scalar_one()
         if bad or problems or funded != ids["plans"]:
             raise RuntimeError(f"the data set does not verify: {[r.broken for r in bad]} {problems[:3]} "
                                f"{funded} stored funding rows for {ids['plans']} plans")
-        return (f"chains {chains} verify ({sum(r.entry_count for r in reports):,} entries); counters = recount; "
+        made = dict(db.session.execute(sa.text(
+            "SELECT kind, count(*) FROM audit_event WHERE chain IN :chains GROUP BY kind").bindparams(
+                sa.bindparam("chains", expanding=True)), {"chains": chains}).all())
+        changed = db.session.execute(sa.text(
+            "SELECT count(*) FROM current_ballot c JOIN round r ON r.id = c.round_id "
+            "WHERE r.estate_id IN :chains AND r.status = 'open' AND c.previous_choice IS NOT NULL").bindparams(
+                sa.bindparam("chains", expanding=True)), {"chains": chains}).scalar_one()
+        return (f"chains {chains} verify ({sum(r.entry_count for r in reports):,} entries: "
+                f"{made.get('ballot.cast', 0):,} ballot.cast, {changed:,} units whose counted ballot replaced another, "
+                + ", ".join(f"{made.get(k, 0):,} {k}" for k in (*kinds, "ballot.conflict_resolved",
+                                                                  "proxy.mandate_recorded"))
+                + f"); current_ballot and counted ballots = a replay of the chains; counters = recount; "
                 f"{funded} stored funding rows")
+
+
+def _replay_problems(chains: list[int]) -> list[str]:
+    """The open rounds of these chains: current_ballot (unit -> ballot, choice) and the ballots marked counted
+    equal the last ballot.cast entry of each unit on the chain."""
+    from residents_app.extensions import db
+    from residents_app.rounds.recount import chain_counts
+
+    out = []
+    for chain in chains:
+        rids = set(db.session.execute(sa.text(
+            "SELECT id FROM round WHERE estate_id = :c AND status = 'open'"), {"c": chain}).scalars())
+        logged = chain_counts(chain, rids)
+        for rid in rids:
+            current = {u: (b, c) for u, b, c in db.session.execute(sa.text(
+                "SELECT unit_id, ballot_id, choice FROM current_ballot WHERE round_id = :r"), {"r": rid})}
+            counted = {u: (b, c) for u, b, c in db.session.execute(sa.text(
+                "SELECT unit_id, id, choice FROM ballot WHERE round_id = :r AND status = 'counted'"), {"r": rid})}
+            for name, rows in (("current_ballot", current), ("counted ballots", counted)):
+                if rows != logged[rid]:
+                    diff = sorted(set(rows.items()) ^ set(logged[rid].items()))[:3]
+                    out.append(f"round {rid}: {name} differ from the chain's replay ({len(rows)} rows, "
+                               f"{len(logged[rid])} logged; e.g. {diff})")
+    return out
+
+
+def _ballot_detail(ids: dict) -> str:
+    m = ids.get("made")
+    if not m:
+        return ""
+    return (f" ({m['ballot rows']:,} ballot rows: {m['changes']:,} vote changes, {m['paper']:,} paper, "
+            f"{m['proxy']:,} proxy, {m['conflicts']:,} paper-online conflicts of which {m['conflicts_kept_paper']:,} "
+            "kept paper)")
 
 
 def _database(kind: str, keep: str, use: str):
@@ -398,7 +446,8 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", us
             if keep:
                 _save_ids(app, ids)
             print(f"[{kind}] built {n_estates} estates in {ids['offices']} street offices, {ids['units']:,} units, "
-                  f"{ids['owners']:,} owners, {ids['rounds']} rounds, {ids['ballots']:,} ballots, "
+                  f"{ids['owners']:,} owners, {ids['rounds']} rounds, {ids['ballots']:,} ballots counted"
+                  f"{_ballot_detail(ids)}, "
                   f"{ids['plans']} plans "
                   f"({ids['pledges']:,} pledges, {ids['payments']:,} payments), {ids['events']:,} audit entries "
                   f"in {time.perf_counter() - t0:.1f} s")
@@ -406,6 +455,8 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", us
                                           for k, (w, c) in ids["timings"].items()))
             print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         print(f"[{kind}]   {check(app, ids)}")
+        print(f"[{kind}]   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+              "(before the pages)")
         pages = {"district": "/district", "dashboard": f"/estates/{ids['estate_id']}/dashboard",
                  "tally": f"/rounds/{ids['round_id']}", "desk": f"/rounds/{ids['round_id']}/verify",
                  "city": "/city"}
