@@ -40,26 +40,9 @@ def upgrade():
 
 
 def _backfill():
-    conn = op.get_bind()
-    if conn.execute(sa.text("SELECT 1 FROM plan_version WHERE status = 'published'")).first() is None:
-        return  # a new database: nothing to compute (and the app's session could not see this schema)
-    from sqlalchemy.orm import Session
-
-    from residents_app.extensions import db
     from residents_app.funding import owed
 
-    # compute_plan reads through db.session: point it at a session on this connection for the back-fill.
-    previous = db.session.registry() if db.session.registry.has() else None
-    session = Session(bind=conn)
-    db.session.registry.set(session)
-    try:
-        owed.backfill(session)
-    finally:
-        session.close()
-        if previous is not None:
-            db.session.registry.set(previous)
-        else:
-            db.session.registry.clear()
+    owed.backfill_migration(op.get_bind())
 
 
 def downgrade():

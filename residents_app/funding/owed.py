@@ -337,6 +337,26 @@ def backfill(session: Session) -> int:
     return n
 
 
+def backfill_migration(conn) -> None:
+    """The migrations' back-fill on their connection. compute_plan reads through db.session: for the back-fill it
+    points at a session on this connection, then the previous one is put back."""
+    if conn.execute(sa.text("SELECT 1 FROM plan_version WHERE status = 'published'")).first() is None:
+        return  # a new database: nothing to compute (and the app's session could not see this schema)
+    from residents_app.extensions import db
+
+    previous = db.session.registry() if db.session.registry.has() else None
+    session = Session(bind=conn)
+    db.session.registry.set(session)
+    try:
+        backfill(session)
+    finally:
+        session.close()
+        if previous is not None:
+            db.session.registry.set(previous)
+        else:
+            db.session.registry.clear()
+
+
 # ---- the check run by `flask audit verify` --------------------------------------------------------------------
 
 

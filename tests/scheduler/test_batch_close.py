@@ -136,10 +136,8 @@ def test_closing_twice_is_a_no_op(db, factory, now):
     assert _stored(db, ids) == first  # one result and one chain entry each, unchanged
 
 
-def test_a_round_whose_close_fails_is_retried_next_tick_and_the_others_close(db, factory, now, monkeypatch):
-    ids = _world(db, factory, now)
-    expected = _one_by_one(db, ids, now)
-    victim = ids[5]  # the second estate's household willingness round
+def _fail_closing(monkeypatch, victim: int):
+    """Closing the round `victim` fails ("disk full"), the others close; returns what mends it."""
     real = tally_svc.household_tally
 
     def broken(rnd, stored):
@@ -148,6 +146,14 @@ def test_a_round_whose_close_fails_is_retried_next_tick_and_the_others_close(db,
         return real(rnd, stored)
 
     monkeypatch.setattr(tally_svc, "household_tally", broken)
+    return lambda: monkeypatch.setattr(tally_svc, "household_tally", real)
+
+
+def test_a_round_whose_close_fails_is_retried_next_tick_and_the_others_close(db, factory, now, monkeypatch):
+    ids = _world(db, factory, now)
+    expected = _one_by_one(db, ids, now)
+    victim = ids[5]  # the second estate's household willingness round
+    mend = _fail_closing(monkeypatch, victim)
     run = jobs.tick(now)
     assert run.status == "error"
     assert {"kind": "round_closed", "id": victim, "due": now.isoformat(), "error": "RuntimeError: disk full"} \
@@ -162,7 +168,7 @@ def test_a_round_whose_close_fails_is_retried_next_tick_and_the_others_close(db,
     others = [rid for rid in ids if rid != victim]
     assert {rid: v[:4] for rid, v in _stored(db, others).items()} == {rid: expected[rid][:4] for rid in others}
 
-    monkeypatch.setattr(tally_svc, "household_tally", real)
+    mend()
     later = now + timedelta(minutes=1)
     retry = jobs.tick(later)
     assert [(a["kind"], a["id"]) for a in retry.actions] == [("round_closed", victim)]
@@ -304,14 +310,7 @@ def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps
         expected = _one_by_one(_db, ids, NOW)
         _db.session.rollback()
         victim, after = ids[15], ids[16]  # the first further estate's two rounds
-        real = tally_svc.household_tally
-
-        def broken(rnd, stored):
-            if rnd.id == victim:
-                raise RuntimeError("disk full")
-            return real(rnd, stored)
-
-        monkeypatch.setattr(tally_svc, "household_tally", broken)
+        mend = _fail_closing(monkeypatch, victim)
         before = dict(closing.STATS)
         run = jobs.tick(NOW)
         assert run.status == "error"
@@ -328,7 +327,7 @@ def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps
         assert {rid: v[:4] for rid, v in _stored(_db, others).items()} == {rid: expected[rid][:4] for rid in others}
         assert _stored(_db, [after])[after][4][0][0] == expected[victim][4][0][0]  # the chain's first entry now
 
-        monkeypatch.setattr(tally_svc, "household_tally", real)
+        mend()
         later = NOW + timedelta(minutes=1)
         retry = jobs.tick(later)
         assert [(a["kind"], a["id"]) for a in retry.actions] == [("round_closed", victim)]
