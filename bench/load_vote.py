@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
 import socket
@@ -37,10 +36,11 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from residents_app.rounds import links as links_svc
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from residents_app.rounds import links as links_svc  # noqa: E402  (after ROOT is on the path)
+from tests.ops.multinode import Phone as MultinodePhone  # noqa: E402  (one resident's phone, shared with the test)
+
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 PG_ADMIN = os.environ.get("RAPP_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "load-test-secret"
@@ -181,41 +181,14 @@ class Outcome:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class Phone:
-    """One resident's phone: its own source address, keep-alive connection, session cookie."""
-
-    def __init__(self, port: int, address: str):
-        self.port, self.address, self.cookie, self.conn = port, address, None, None
+class Phone(MultinodePhone):
+    """One resident's phone (the multi-node test's: its own source address, keep-alive connection, session cookie);
+    each request also gives the seconds it took."""
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None, float]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.cookie:
-            headers["Cookie"] = self.cookie
         start = time.perf_counter()
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
-                                                       source_address=(self.address, 0))
-            self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-            resp = self.conn.getresponse()
-            data = resp.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            return 0, None, time.perf_counter() - start
-        elapsed = time.perf_counter() - start
-        for name, value in resp.getheaders():
-            if name.lower() == "set-cookie" and value.startswith("session="):
-                self.cookie = value.split(";", 1)[0]
-        try:
-            payload = json.loads(data) if data else None
-        except ValueError:
-            payload = None
-        return resp.status, payload, elapsed
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
+        status, payload = super().request(method, path, body)
+        return status, payload, time.perf_counter() - start
 
 
 RETRY_STATUSES = {0, 503}  # what a person does on "服务暂时不可用": try again a little later
