@@ -174,15 +174,6 @@ def roll_rows(round_id: int) -> list:
     return rows
 
 
-def non_voters_of(rows: list) -> dict[str, list[str]]:
-    """non_voters_by_building from roll_rows (already in building and unit order)."""
-    out: dict[str, list[str]] = {}
-    for r in rows:
-        if not r.voted:
-            out.setdefault(r.building_name, []).append(r.unit_number)
-    return out
-
-
 def roll_entries(round_id: int) -> list[RollEntry]:
     entries = list(db.session.execute(sa.select(RollEntry).where(RollEntry.round_id == round_id)).scalars())
     entries.sort(key=lambda e: (natural_key(e.building_name), natural_key(e.unit_number)))
