@@ -131,38 +131,39 @@ def _epoch(expr):
 def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = None
                        ) -> dict[int, list[tuple[datetime, int]]]:
     """The turnout curves of these rounds drawn to the chart's resolution, in one query: the first counted cast of
-    each unit as whole seconds (ints from SQL, in order: no datetime per household), one point per pixel column of
-    the chart that has any (the column's first cast, the cumulative count at the end of the column). The curve is
-    the per-household one of turnout_points_of at the width it is drawn at; the last point's count is exact."""
+    each unit as whole seconds, binned by the database into the chart's pixel columns (a round's casts before its
+    chart starts in column -1, after it ends in the last column), one row per column that has any: the column's
+    first cast and how many households it adds. The curve is the per-household one of turnout_points_of at the
+    width it is drawn at (a point per column: its first cast, the cumulative count at its end); the last point's
+    count is exact. No row per household leaves the database."""
     from residents_app.rounds.models import Ballot
 
     out: dict[int, list] = {r.id: [] for r in rounds}
     if not rounds:
         return out
     columns = columns or charts.plot_columns()
-    first = _epoch(sa.func.min(Ballot.cast_at)).label("first")
-    seconds_of: dict[int, list[int]] = {r.id: [] for r in rounds}
-    # Core, not the ORM session's execute: plain integer rows, nothing to load.
-    for round_id, seconds in db.session.connection().execute(
-            sa.select(Ballot.round_id, first)
-            .where(ids_in(db.session, Ballot.round_id, list(out)), Ballot.status.in_(COUNTED_STATUSES))
-            .group_by(Ballot.round_id, Ballot.unit_id).order_by(Ballot.round_id, first)).all():
-        seconds_of[round_id].append(seconds)
+    firsts = (sa.select(Ballot.round_id.label("round_id"), _epoch(sa.func.min(Ballot.cast_at)).label("first"))
+              .where(ids_in(db.session, Ballot.round_id, list(out)), Ballot.status.in_(COUNTED_STATUSES))
+              .group_by(Ballot.round_id, Ballot.unit_id).subquery())
+    t0s, spans = {}, {}
     for rnd in rounds:
         start, end = chart_window(rnd, now)
-        t0, span = int(start.timestamp()), max(int((end - start).total_seconds()), 1)
-        points, last_col, count, at = out[rnd.id], None, 0, 0
-        for seconds in seconds_of[rnd.id]:
-            offset = seconds - t0
-            col = -1 if offset < 0 else (columns if offset >= span else offset * columns // span)
-            if col != last_col:
-                if count:
-                    points.append((at, count))
-                last_col, at = col, seconds
-            count += 1
-        if count:
-            points.append((at, count))
-        out[rnd.id] = [(datetime.fromtimestamp(at, UTC), n) for at, n in points]
+        t0s[rnd.id], spans[rnd.id] = int(start.timestamp()), max(int((end - start).total_seconds()), 1)
+
+    def per_round(values: dict[int, int]):
+        return sa.case(*[(firsts.c.round_id == rid, sa.literal(v, sa.BigInteger)) for rid, v in values.items()])
+
+    offset = firsts.c.first - per_round(t0s)
+    column = sa.case((offset < 0, sa.literal(-1, sa.BigInteger)),
+                     (offset >= per_round(spans), sa.literal(columns, sa.BigInteger)),
+                     else_=offset * sa.literal(columns, sa.BigInteger) // per_round(spans)).label("col")
+    binned = (sa.select(firsts.c.round_id, column, sa.func.min(firsts.c.first), sa.func.count())
+              .group_by(firsts.c.round_id, column).order_by(firsts.c.round_id, column))
+    count_of = dict.fromkeys(out, 0)
+    # Core, not the ORM session's execute: plain integer rows, nothing to load.
+    for round_id, _col, at, n in db.session.connection().execute(binned).all():
+        count_of[round_id] += n
+        out[round_id].append((datetime.fromtimestamp(at, UTC), count_of[round_id]))
     return out
 
 
