@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -103,6 +104,22 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
+def estate_building_names(estate_id: int) -> dict[int, str]:
+    """The estate's building names {id: name}, read with the estate itself in one query: the estate is then in the
+    session's identity map (scoping.estate_or_404 runs no statement of its own). {} for no such estate."""
+    rows = db.session.execute(_estate_query(), {"p_estate_id": estate_id}).all()
+    return {b: name for _, b, name in rows if b is not None}
+
+
+@functools.cache
+def _estate_query():
+    """Built once (building it costs more than running it)."""
+    from residents_app.registry.models import Building, Estate
+
+    return (sa.select(Estate, Building.id, Building.name).outerjoin(Building, Building.estate_id == Estate.id)
+            .where(Estate.id == sa.bindparam("p_estate_id")))
+
+
 def estate_rounds(estate_id: int) -> list:
     """Every round of the estate in one query, oldest first: the dashboard's cards (open), deadlines (draft, open),
     closed rounds and the timeline's rounds all come from this list."""
@@ -167,12 +184,13 @@ def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = Non
     return out
 
 
-def round_cards(rounds: list, now: datetime) -> list[RoundCard]:
+def round_cards(rounds: list, now: datetime, *, names: dict[int, str] | None = None) -> list[RoundCard]:
     """The cards of these rounds in a fixed number of queries: their tallies from the stored counters, read
-    together (rounds.tally.compute_tallies), and their turnout curves in one query (turnout_columns_of)."""
+    together (rounds.tally.compute_tallies; `names`: their estates' building names when the caller has them), and
+    their turnout curves in one query (turnout_columns_of)."""
     from residents_app.rounds.tally import compute_tallies
 
-    live = compute_tallies([r for r in rounds if r.status != "closed"], now)
+    live = compute_tallies([r for r in rounds if r.status != "closed"], now, names=names)
     points = turnout_columns_of(rounds, now)
     return [round_card(r, now, live=live.get(r.id), points=points[r.id]) for r in rounds]
 

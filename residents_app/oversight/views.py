@@ -178,6 +178,7 @@ def round_file(file_id: int):
 def estate_dashboard(estate_id: int):
     from residents_app.works.construction import timeline
 
+    names = dashboards.estate_building_names(estate_id)  # with the estate: estate_or_404 runs no statement
     estate = estate_or_404(estate_id)
     now = utcnow()
     # Read once, shared: the estate's rounds (cards, deadlines, closed rounds, timeline) and the timeline's facts
@@ -185,7 +186,7 @@ def estate_dashboard(estate_id: int):
     rounds = dashboards.estate_rounds(estate.id)
     facts = timeline.facts(estate.id)
     in_progress = sorted((r for r in rounds if r.status == "open"), key=lambda r: (r.closes_at, r.id))
-    cards = dashboards.round_cards(in_progress, now)
+    cards = dashboards.round_cards(in_progress, now, names=names)
     items = dashboards.deadlines([estate.id], now, rounds=rounds)
     return render_template(
         "oversight/dashboard.html", estate=estate, cards=cards,
