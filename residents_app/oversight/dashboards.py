@@ -104,11 +104,12 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
-def estate_building_names(estate_id: int) -> dict[int, str]:
-    """The estate's building names {id: name}, read with the estate itself in one query: the estate is then in the
-    session's identity map (scoping.estate_or_404 runs no statement of its own). {} for no such estate."""
+def estate_with_building_names(estate_id: int) -> tuple[object | None, dict[int, str]]:
+    """The estate (None if there is no such estate) and its building names {id: name}, in one query. While the
+    caller holds the estate it is in the session's identity map, so scoping.estate_or_404 (which checks who may
+    see it) runs no statement of its own."""
     rows = db.session.execute(_estate_query(), {"p_estate_id": estate_id}).all()
-    return {b: name for _, b, name in rows if b is not None}
+    return (rows[0][0] if rows else None), {b: name for _, b, name in rows if b is not None}
 
 
 @functools.cache

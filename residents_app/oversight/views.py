@@ -178,7 +178,7 @@ def round_file(file_id: int):
 def estate_dashboard(estate_id: int):
     from residents_app.works.construction import timeline
 
-    names = dashboards.estate_building_names(estate_id)  # with the estate: estate_or_404 runs no statement
+    _held, names = dashboards.estate_with_building_names(estate_id)  # held: estate_or_404 runs no statement
     estate = estate_or_404(estate_id)
     now = utcnow()
     # Read once, shared: the estate's rounds (cards, deadlines, closed rounds, timeline) and the timeline's facts
