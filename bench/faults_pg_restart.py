@@ -13,7 +13,8 @@ Residents vote through gunicorn as in bench/load_vote.py; after --restart-after 
 server is restarted (fast shutdown: open transactions are aborted). Residents treat 503 and dropped
 connections as "try again a little later" (as a person would). Passes when: no accepted ballot
 is missing afterwards, no response was a 500, every resident's casts were finally accepted, the app
-served again after the restart without being restarted itself (pool_pre_ping), and tally = recount.
+served again after the restart without being restarted itself (the pool replaced its dead connections),
+and tally = recount.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main() -> int:
     print(f"\n== PostgreSQL restart drill ({'shared cluster' if args.shared_cluster else 'private cluster'}): "
           f"{args.units} residents x {args.changes} casts, restart after {args.restart_after} s")
     print(f"restart took {restart_seconds:.2f} s; {len(after_restart)} requests succeeded after it "
-          "(same gunicorn workers, pooled connections replaced by pool_pre_ping)")
+          "(same gunicorn workers, pooled connections replaced)")
     print(f"requests {stats['requests']} in {stats['seconds']} s; statuses {stats['statuses']} "
           "(0 = connection dropped, 503 = database unavailable: both retried)")
     print(f"ballots: accepted {result['accepted']}, stored {result['ballot_rows']}, lost {result['lost']}, "

@@ -126,7 +126,8 @@ def replica_binds(config: dict) -> None:
 def engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 5, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pool_pre_ping: residents_app/db.py pings a connection only when it has been idle (PING_AFTER_IDLE).
+    return {"pool_size": 10, "max_overflow": 20}
 
 
 def gunicorn_workers() -> int | None:

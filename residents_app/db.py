@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -197,6 +198,46 @@ def _sqlite_close(dbapi_connection, connection_record):
 def _sqlite_invalidate(dbapi_connection, connection_record, exception):
     if connection_record is not None:
         _release_write_lock(connection_record.info)
+
+
+# ---- PostgreSQL: a connection idle for a while is checked before use -----------------------------------------
+#
+# pool_pre_ping would cost every request a `SELECT 1` round trip (on a page of four statements, one round trip in
+# seven). A connection given back less than PING_AFTER_IDLE seconds ago was working a moment ago: it is handed out
+# as it is (HikariCP's "alive bypass window"). One idle longer (or a new one) is pinged first, and a dead one is
+# replaced before the request sees it: after a PostgreSQL restart the app recovers by itself. A connection that
+# dies within the window (the server restarted while the app was busy) fails its request with the 503 of
+# ops/faults.py, and SQLAlchemy, seeing the disconnect, invalidates every connection of the pool opened before it:
+# the next request connects afresh (tests/ops/test_faults.py).
+
+PING_AFTER_IDLE = 1.0  # seconds
+
+
+def _is_server_connection(dbapi_connection) -> bool:
+    return type(dbapi_connection).__module__.startswith("psycopg")
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_after_idle(dbapi_connection, connection_record, connection_proxy):
+    if not _is_server_connection(dbapi_connection):
+        return
+    used = connection_record.info.get("rapp_used")
+    if used is not None and time.monotonic() - used < PING_AFTER_IDLE:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as exc:  # dead: the pool replaces it (and tries again) before anyone uses it
+        raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+@event.listens_for(Pool, "checkin")
+def _note_use(dbapi_connection, connection_record):
+    if connection_record is not None and dbapi_connection is not None:
+        connection_record.info["rapp_used"] = time.monotonic()
 
 
 def ids_in(session, column, ids) -> sa.ColumnElement:

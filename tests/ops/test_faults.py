@@ -161,3 +161,47 @@ def test_app_recovers_by_itself_when_the_database_comes_back(working):
         resp = client.get("/api/test-killed")
         assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
         assert client.post("/api/test-write").get_json() == {"seq": 4}
+
+
+def _kill_connections(url: str) -> None:
+    """What a restart does to the pool's connections: their server processes end (the database stays up)."""
+    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+             db_name(url))
+
+
+def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(working, monkeypatch):
+    """residents_app/db.py: no `SELECT 1` before every request; a connection idle for PING_AFTER_IDLE seconds is
+    checked (a dead one replaced unseen), one used a moment ago goes straight to work (dead: one 503, and the
+    pool starts afresh)."""
+    import sqlite3
+
+    from residents_app import db as db_module
+
+    url, app = working
+    client = app.test_client()
+    assert client.post("/api/test-write").get_json() == {"seq": 1}
+    if TEST_DB == "sqlite":
+        # A file has no server to lose: never pinged, whatever the idle time.
+        assert db_module._is_server_connection(sqlite3.connect(":memory:")) is False
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
+        with app.app_context():
+            raw = db.engine.raw_connection()
+            assert db_module._is_server_connection(raw.dbapi_connection) is False
+            raw.close()
+        assert client.post("/api/test-write").get_json() == {"seq": 2}
+        return
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        assert db_module._is_server_connection(raw.dbapi_connection) is True
+        raw.close()
+    # Idle past the window (0 s: every checkout): the dead connection is replaced before the request uses it.
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
+    _kill_connections(url)
+    assert client.post("/api/test-write").get_json() == {"seq": 2}
+    # Within the window (an hour): handed out unchecked; killed, its request answers 503 and the next one works.
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 3600.0)
+    assert client.post("/api/test-write").get_json() == {"seq": 3}
+    _kill_connections(url)
+    resp = client.post("/api/test-write")
+    assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
+    assert client.post("/api/test-write").get_json() == {"seq": 4}
