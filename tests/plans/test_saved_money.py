@@ -68,6 +68,7 @@ def test_plan_pages_read_the_saved_money_and_show_what_the_live_computation_show
     staff, resident = _clients(app, client, login_as, resident_login, world)
     pages = _pages(world)
     with monkeypatch.context() as m:
+        m.setattr(funding_svc, "compute_plan", _boom)
         m.setattr(funding_svc, "compute_contributions", _boom)
         saved = {name: _get(staff, resident, db, name, url)[0] for name, url in pages.items()}
     # The figures are there: the staff page's units table, the totals and the shares in the JSON.
