@@ -135,8 +135,6 @@ def _on_publish(plan, contributions) -> None:
     save(plan, contributions)
 
 
-if _on_publish not in plan_svc.PUBLISH_HOOKS:
-    plan_svc.PUBLISH_HOOKS.append(_on_publish)
 
 
 def saved(plan) -> dict[int, UnitOwed] | None:
@@ -165,6 +163,8 @@ def contributions_of(plan, unit_ids: Iterable[int] | None = None) -> Contributio
 
 def stored_contributions(plan, unit_ids: Iterable[int] | None = None) -> Contributions | None:
     """The saved figures as a Contributions (see contributions_of); None when they cannot be trusted now."""
+    if plan.status != "published":
+        return None  # a draft has no rows, a superseded version's are not kept up to date (_trusted): no query
     q = sa.select(UnitOwed.unit_id, *(getattr(UnitOwed, f) for f in FIELDS), UnitOwed.detail).where(
         UnitOwed.plan_version_id == plan.id)
     wanted = None
@@ -181,6 +181,12 @@ def stored_contributions(plan, unit_ids: Iterable[int] | None = None) -> Contrib
     if len(rows) != (len(wanted) if wanted is not None else figures["units"]):
         return None  # a unit asked for is not saved (not of this estate): the live computation decides
     return _contributions(figures, rows)
+
+
+if _on_publish not in plan_svc.PUBLISH_HOOKS:
+    plan_svc.PUBLISH_HOOKS.append(_on_publish)
+if contributions_of not in plan_svc.MONEY_READERS:
+    plan_svc.MONEY_READERS.append(contributions_of)  # the plan pages (plans/views.py, plans/resident_api.py)
 
 
 class Amounts(NamedTuple):

@@ -1,7 +1,9 @@
 """The street office's district table (issue 19): one row per estate, in a fixed number of queries.
 
 Whatever the number of estates, rounds or units: the estates, their rounds (with the stored result's pass/fail),
-the stored counters of the open rounds (turnout), the sign-offs of the closed rounds, the stored funding summary
+the stored counters of the open rounds (turnout: households from round_count for a household-counted round, persons
+from round_person_count for a person-counted one, as its tally counts them), the sign-offs of the closed rounds,
+the stored funding summary
 rows (funding/summary.py) and which estates have a plan in force. Sorting, filtering and paging happen on the
 rows; the CSV/XLSX export is the same table, unpaged. No charts here: they are on each estate's page.
 """
@@ -23,7 +25,7 @@ from residents_app.funding import summary as funding_summary
 from residents_app.funding.services import format_ratio
 from residents_app.funding.services import funding_summary as live_funding
 from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
-from residents_app.rounds.models import ROUND_KIND_LABELS, Round, RoundCount, RoundResult
+from residents_app.rounds.models import ROUND_KIND_LABELS, Round, RoundCount, RoundPersonCount, RoundResult
 from residents_app.works.models import StartApplication
 
 PAGE_SIZE = 50
@@ -52,10 +54,14 @@ class EstateRow:
     to_verify: int  # closed rounds the street office has not signed off (or returned)
     overdue: int  # to_verify + open rounds past their closing time (the closing job has not run)
     next_close: datetime | None
+    # what voted / total count: 户 (households), 人 (persons: the open rounds are counted by person), 户/人 (both)
+    unit: str = "户"
 
     @property
     def turnout_text(self) -> str:
-        return "—" if self.turnout is None else f"{format_ratio(self.turnout)}（{self.voted} / {self.total} 户）"
+        if self.turnout is None:
+            return "—"
+        return f"{format_ratio(self.turnout)}（{self.voted} / {self.total} {self.unit}）"
 
     @property
     def funding_text(self) -> str:
@@ -98,19 +104,7 @@ def district_rows(estates: list, now: datetime) -> list[EstateRow]:
             rounds[row[1]].append(dict(zip(_ROUND_KEYS, row, strict=True)))
     open_ids = [r["id"] for rs in rounds.values() for r in rs if r["status"] == "open"]
     closed_ids = {r["id"] for rs in rounds.values() for r in rs if r["status"] == "closed"}
-    # (units on the open rounds' rolls, units that voted) per estate, summed by the database: one row per estate.
-    turnout: dict[int, tuple[int, int]] = {}
-    # The open rounds picked by estate on the round table (a few thousand rows), then joined to their counters:
-    # not a filter of every counter row against the list of round ids.
-    if open_ids:
-        on_roll = RoundCount.choice == ""
-        for estate_id, total, voted in db.session.execute(
-                sa.select(Round.estate_id, sa.func.sum(sa.case((on_roll, RoundCount.units), else_=0)),
-                          sa.func.sum(sa.case((on_roll, 0), else_=RoundCount.units)))
-                .join(Round, Round.id == RoundCount.round_id)
-                .where(ids_in(db.session, Round.estate_id, ids), Round.status == "open")
-                .group_by(Round.estate_id)).tuples():
-            turnout[estate_id] = (int(total or 0), int(voted or 0))
+    turnout = _turnout(ids) if open_ids else {}
     signed = _signed_off(ids, closed_ids)
     stored = funding_summary.stored(ids)
     planned = funding_summary.plans_in_force(ids)
@@ -120,7 +114,7 @@ def district_rows(estates: list, now: datetime) -> list[EstateRow]:
     out = []
     for e in estates:
         rs = rounds[e.id]
-        total, voted = turnout.get(e.id, (0, 0))
+        total, voted, unit = turnout.get(e.id, (0, 0, "户"))
         funding, owing = _funding(e.id, planned.get(e.id), stored.get(e.id))
         to_verify = sum(1 for r in rs if r["status"] == "closed" and r["id"] not in signed)
         late = sum(1 for r in rs if r["status"] == "open" and r["closes_at"] <= now)
@@ -128,10 +122,41 @@ def district_rows(estates: list, now: datetime) -> list[EstateRow]:
         out.append(EstateRow(
             estate_id=e.id, code=e.code, name=e.name,
             stage=_stage(rs, e.id in planned, funding is not None and funding >= 1, e.id in started),
-            open_rounds=len(open_rs), voted=voted, total=total,
+            open_rounds=len(open_rs), voted=voted, total=total, unit=unit,
             turnout=Fraction(voted, total) if total else None, funding=funding, owing_units=owing,
             to_verify=to_verify, overdue=to_verify + late,
             next_close=min((r["closes_at"] for r in open_rs), default=None)))
+    return out
+
+
+def _turnout(estate_ids: list[int]) -> dict[int, tuple[int, int, str]]:
+    """{estate id: (on the open rounds' rolls, voted, 户 / 人 / 户/人)}, summed by the database in one statement:
+    a household-counted round's units from round_count, a person-counted round's persons and participating persons
+    from round_person_count (what its tally counts: one owner of several units is one person). The open rounds are
+    picked by estate on the round table (a few thousand rows), then joined to their counters: not a filter of every
+    counter row against the list of round ids."""
+    on_roll = RoundCount.choice == ""
+    households = (
+        sa.select(Round.estate_id, sa.literal_column("'户'").label("unit"),
+                  sa.func.sum(sa.case((on_roll, RoundCount.units), else_=0)).label("total"),
+                  sa.func.sum(sa.case((on_roll, 0), else_=RoundCount.units)).label("voted"))
+        .join(Round, Round.id == RoundCount.round_id)
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "open",
+               Round.counting_mode != "person")
+        .group_by(Round.estate_id))
+    persons = (
+        sa.select(Round.estate_id, sa.literal_column("'人'").label("unit"),
+                  sa.func.sum(RoundPersonCount.persons).label("total"),
+                  sa.func.sum(RoundPersonCount.participated).label("voted"))
+        .join(Round, Round.id == RoundPersonCount.round_id)
+        .where(ids_in(db.session, Round.estate_id, estate_ids), Round.status == "open",
+               Round.counting_mode == "person")
+        .group_by(Round.estate_id))
+    out: dict[int, tuple[int, int, str]] = {}
+    for estate_id, unit, total, voted in db.session.execute(sa.union_all(households, persons)).tuples():
+        was_total, was_voted, was_unit = out.get(estate_id, (0, 0, unit))
+        out[estate_id] = (was_total + int(total or 0), was_voted + int(voted or 0),
+                          unit if was_unit == unit else "户/人")
     return out
 
 
@@ -185,11 +210,12 @@ def page_of(rows: list, page: int, size: int | None = None) -> tuple[list, int, 
     return rows[(page - 1) * size:page * size], page, pages
 
 
-HEADER = ["小区编码", "小区", "阶段", "进行中表决", "投票率", "已投票户数", "名册户数", "资金到位", "未缴清户数",
-          "待核验", "逾期", "最近截止"]
+# 已投票数 / 名册数 in the unit of 计数单位: 户 (households), 人 (persons), 户/人 (open rounds of both kinds)
+HEADER = ["小区编码", "小区", "阶段", "进行中表决", "投票率", "已投票数", "名册数", "计数单位", "资金到位",
+          "未缴清户数", "待核验", "逾期", "最近截止"]
 
 
 def table_rows(rows: list[EstateRow]) -> list[list]:
     return [HEADER] + [[r.code, r.name, r.stage, r.open_rounds, format_ratio(r.turnout), r.voted, r.total,
-                        r.funding_text, r.owing_units, r.to_verify, r.overdue,
+                        r.unit if r.open_rounds else "", r.funding_text, r.owing_units, r.to_verify, r.overdue,
                         format_local_dt(r.next_close) if r.next_close else ""] for r in rows]

@@ -243,7 +243,7 @@ def district_export(fmt: str):
     if fmt == "csv":
         return csv_response(table, f"{name}.csv")
     return xlsx_response(table, f"{name}.xlsx", sheet_title="街道总览",
-                         column_widths=[12, 20, 24, 10, 22, 10, 10, 10, 10, 8, 8, 18])
+                         column_widths=[12, 20, 24, 10, 22, 10, 10, 10, 10, 10, 8, 8, 18])
 
 
 # ---- JSON API ---------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The resident API of plans (/api/r/plans; resident session): my estate's published plan versions, one version's
 items and costs by category, what changed against the previous version.
 
-Money is given to the fen as strings of yuan ("1234.56"). The residents' and the subsidy's shares come from the
-money calculator funding registers (plans.services.MONEY_CALCULATORS; plans does not import funding). A draft
-or a version of another estate answers 404 as an unknown id.
+Money is given to the fen as strings of yuan ("1234.56"). The residents' and the subsidy's shares are the figures
+funding saved with the version (read through plans.services.MONEY_READERS, which funding registers; plans does not
+import funding). A draft or a version of another estate answers 404 as an unknown id.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def my_plan(version_id: int):
     """One published version: its items, and the costs with the residents' and the subsidy's shares by category."""
     plan = _visible_plan(version_id)
     try:
-        money = services.compute_money(plan) if plan.items else None
+        money = services.saved_money(plan, ()) if plan.items else None
     except MoneyError:
         money = None  # a scope the register no longer fills: the costs stand, the shares are not given
     shares = {i.key: i for i in money.items} if money is not None else {}

@@ -237,6 +237,21 @@ def compute_money(plan: PlanVersion):
     return MONEY_CALCULATORS[0](plan)
 
 
+# The same figures read from what funding/ saved when the version was published (funding/owed.py:
+# contributions_of, registered there): the plan pages read those rows instead of computing the whole estate on
+# every view. Each reader takes (plan, unit_ids) and computes live itself when its rows cannot be trusted (a draft,
+# a superseded version, an input changed in this transaction).
+MONEY_READERS: list = []
+
+
+def saved_money(plan: PlanVersion, unit_ids=None):
+    """What compute_money(plan) gives; with `unit_ids` only those units in `units` (`()`: the items and the
+    totals only, what a page without a per-unit table needs)."""
+    if not MONEY_READERS:
+        return compute_money(plan)
+    return MONEY_READERS[0](plan, unit_ids)
+
+
 # Why the version in force may not be superseded now (a vote on it is open): registered by rounds/, a package
 # above this one. Each guard takes the published version and returns its reasons (empty: no objection).
 SUPERSEDE_GUARDS: list = []

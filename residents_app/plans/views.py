@@ -101,7 +101,7 @@ def plan_detail(plan_id: int):
     contributions, compute_error = None, None
     if plan.items:
         try:
-            contributions = funding_svc.compute_plan(plan)
+            contributions = services.saved_money(plan)  # every unit: the page lists them
         except services.MoneyError as exc:
             compute_error = str(exc)
     units = funding_svc.estate_units(estate.id)
@@ -227,7 +227,7 @@ def resident_plan_of_session():
 @resident_required
 def resident_plan():
     resident, plan = resident_plan_of_session()
-    c = funding_svc.compute_plan(plan) if plan else None
+    c = services.saved_money(plan, ()) if plan else None  # the items and totals: no unit on this page
     return render_template("resident/plan.html", resident=resident, plan=plan, c=c)
 
 
@@ -242,7 +242,7 @@ def resident_attachment(att_id: int):
 
 
 def _plan_json(plan: PlanVersion) -> dict:
-    c = funding_svc.compute_plan(plan) if plan.items else None
+    c = services.saved_money(plan, ()) if plan.items else None
     items = {i.key: i for i in c.items} if c else {}
     return {
         "id": plan.id, "estate_id": plan.estate_id, "number": plan.number, "title": plan.title,

@@ -87,7 +87,7 @@ def _count(ballot: Ballot, now: datetime, actor: str, rnd: Round | None = None) 
     params = {"round_id": ballot.round_id, "unit_id": ballot.unit_id, "ballot_id": ballot.id,
               "choice": ballot.choice, "channel": ballot.channel, "cast_at": ballot.cast_at}
     conn.execute(_UPSERT, params)
-    counters.move_unit(ballot.round_id, ballot.unit_id)
+    counters.move_unit(ballot.round_id, ballot.unit_id, persons=rnd.counting_mode == "person")
     conn.execute(_SUPERSEDE, params)
     record("ballot.cast", chain=rnd.estate_id, actor=actor, now=now, subject_type="ballot", subject_id=ballot.id,
            data={"round_id": ballot.round_id, "unit_id": ballot.unit_id, "choice": ballot.choice,

@@ -52,11 +52,14 @@ PG_MOVE_CTE = f"k AS ({_MOVE.format(source='c', where='')})"
 _MOVE_TEXT = sa.text(MOVE_SQL)
 
 
-def move_unit(round_id: int, unit_id: int) -> None:
-    """After an upsert of the unit's current_ballot in this transaction (ORM paths: paper, proxy, conflicts)."""
+def move_unit(round_id: int, unit_id: int, *, persons: bool) -> None:
+    """After an upsert of the unit's current_ballot in this transaction (ORM paths: paper, proxy, conflicts).
+    `persons`: a person-counted round, whose person counters move too; a household-counted round's roll has no
+    person key, so its person statement would change nothing (it is not run)."""
     db.session.connection().execute(_MOVE_TEXT, {"round_id": round_id, "unit_id": unit_id,
                                                  "slot": slot_of(unit_id)})
-    person_counters.move_person(round_id, unit_id, slot_of(unit_id))
+    if persons:
+        person_counters.move_person(round_id, unit_id, slot_of(unit_id))
 
 
 def slot_of(unit_id: int) -> int:

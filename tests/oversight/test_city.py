@@ -114,7 +114,8 @@ def test_city_table_per_office_lines_filters_sorts_pages_and_exports(client, log
     assert lines[0] == ",".join(["街道", *district_svc.HEADER])
     assert [line.split(",")[:2] for line in lines[1:]] == [["五马街道", "D000"], ["五马街道", "D003"],
                                                            ["南汇街道", "D102"]]
-    assert lines[1].split(",")[3:12] == ["投票中：改造意愿征求（改不改）", "1", "50.00%", "1", "2", "—", "0", "1", "1"]
+    assert lines[1].split(",")[3:13] == ["投票中：改造意愿征求（改不改）", "1", "50.00%", "1", "2", "户", "—", "0", "1",
+                                         "1"]
     resp = client.get(f"/city/export.xlsx?office={a.id}&sort=code&dir=desc")
     ws = load_workbook(io.BytesIO(resp.get_data())).active
     assert [r[:2] for r in ws.iter_rows(min_row=2, values_only=True)] == [

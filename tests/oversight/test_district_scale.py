@@ -136,7 +136,8 @@ def test_district_table_rows_sort_filter_page_and_export(client, login_as, facto
     csv = client.get("/district/export.csv?overdue=1&sort=code").get_data().decode("utf-8-sig").splitlines()
     assert csv[0] == ",".join(district_svc.HEADER)
     assert [line.split(",")[0] for line in csv[1:]] == ["D000", "D003"]
-    assert csv[1].split(",")[2:11] == ["投票中：改造意愿征求（改不改）", "1", "50.00%", "1", "2", "—", "0", "1", "1"]
+    assert csv[1].split(",")[2:12] == ["投票中：改造意愿征求（改不改）", "1", "50.00%", "1", "2", "户", "—", "0", "1",
+                                       "1"]
     resp = client.get("/district/export.xlsx?q=D00&sort=code&dir=desc")
     ws = load_workbook(io.BytesIO(resp.get_data())).active
     assert [r[0] for r in ws.iter_rows(min_row=2, values_only=True)] == ["D003", "D002", "D001", "D000"]
