@@ -139,9 +139,9 @@ def chart_window(rnd, now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _epoch(expr):
+def _epoch(expr, dialect: str):
     """Whole seconds since 1970 of a UTC datetime column, in SQL (both databases)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return sa.cast(sa.func.floor(sa.extract("epoch", expr)), sa.BigInteger)
     return sa.cast(sa.func.strftime("%s", expr), sa.BigInteger)
 
@@ -154,35 +154,49 @@ def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = Non
     first cast and how many households it adds. The curve is the per-household one of turnout_points_of at the
     width it is drawn at (a point per column: its first cast, the cumulative count at its end); the last point's
     count is exact. No row per household leaves the database."""
-    from residents_app.rounds.models import Ballot
-
     out: dict[int, list] = {r.id: [] for r in rounds}
     if not rounds:
         return out
-    columns = columns or charts.plot_columns()
-    firsts = (sa.select(Ballot.round_id.label("round_id"), _epoch(sa.func.min(Ballot.cast_at)).label("first"))
-              .where(ids_in(db.session, Ballot.round_id, list(out)), Ballot.status.in_(COUNTED_STATUSES))
-              .group_by(Ballot.round_id, Ballot.unit_id).subquery())
-    t0s, spans = {}, {}
-    for rnd in rounds:
+    params: dict = {"ids": list(out), "columns": columns or charts.plot_columns()}
+    for i, rnd in enumerate(rounds):
         start, end = chart_window(rnd, now)
-        t0s[rnd.id], spans[rnd.id] = int(start.timestamp()), max(int((end - start).total_seconds()), 1)
-
-    def per_round(values: dict[int, int]):
-        return sa.case(*[(firsts.c.round_id == rid, sa.literal(v, sa.BigInteger)) for rid, v in values.items()])
-
-    offset = firsts.c.first - per_round(t0s)
-    column = sa.case((offset < 0, sa.literal(-1, sa.BigInteger)),
-                     (offset >= per_round(spans), sa.literal(columns, sa.BigInteger)),
-                     else_=offset * sa.literal(columns, sa.BigInteger) // per_round(spans)).label("col")
-    binned = (sa.select(firsts.c.round_id, column, sa.func.min(firsts.c.first), sa.func.count())
-              .group_by(firsts.c.round_id, column).order_by(firsts.c.round_id, column))
+        params.update({f"r{i}": rnd.id, f"t{i}": int(start.timestamp()),
+                       f"s{i}": max(int((end - start).total_seconds()), 1)})
+    statement = _turnout_query(db.session.get_bind().dialect.name, len(rounds))
     count_of = dict.fromkeys(out, 0)
     # Core, not the ORM session's execute: plain integer rows, nothing to load.
-    for round_id, _col, at, n in db.session.connection().execute(binned).all():
+    for round_id, _col, at, n in db.session.connection().execute(statement, params).all():
         count_of[round_id] += n
         out[round_id].append((datetime.fromtimestamp(at, UTC), count_of[round_id]))
     return out
+
+
+@functools.cache
+def _turnout_query(dialect: str, n_rounds: int):
+    """turnout_columns_of's statement for n rounds, built once (building it cost more than running it): the rounds'
+    ids in :ids, each round's id, chart start and span (seconds) in :r<i>, :t<i>, :s<i>, the width in :columns."""
+    from residents_app.rounds.models import Ballot
+
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        of_rounds = Ballot.round_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))
+    else:
+        of_rounds = Ballot.round_id.in_(sa.bindparam("ids", expanding=True))
+    firsts = (sa.select(Ballot.round_id.label("round_id"), _epoch(sa.func.min(Ballot.cast_at), dialect).label("first"))
+              .where(of_rounds, Ballot.status.in_(COUNTED_STATUSES))
+              .group_by(Ballot.round_id, Ballot.unit_id).subquery())
+
+    def per_round(name: str):
+        return sa.case(*[(firsts.c.round_id == sa.bindparam(f"r{i}", type_=sa.Integer),
+                          sa.bindparam(f"{name}{i}", type_=sa.BigInteger)) for i in range(n_rounds)])
+
+    columns = sa.bindparam("columns", type_=sa.BigInteger)
+    offset = firsts.c.first - per_round("t")
+    column = sa.case((offset < 0, sa.literal(-1, sa.BigInteger)), (offset >= per_round("s"), columns),
+                     else_=offset * columns // per_round("s")).label("col")
+    return (sa.select(firsts.c.round_id, column, sa.func.min(firsts.c.first), sa.func.count())
+            .group_by(firsts.c.round_id, column).order_by(firsts.c.round_id, column))
 
 
 def round_cards(rounds: list, now: datetime, *, names: dict[int, str] | None = None) -> list[RoundCard]:
