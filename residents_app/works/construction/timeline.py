@@ -6,6 +6,7 @@ STAGE_HOOKS (key -> fn(estate_id, now) -> Stage | None), so this module does not
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -96,18 +97,26 @@ def facts(estate_id: int) -> dict:
     """In one statement: the plan in force (plans.services.current_plan's id), whether the estate has a project
     (works.construction.services.project_of) and, per hook with a probe, whether it may find anything.
     The estate dashboard reads them once for its timeline and its funding card (the plan in force)."""
+    hooks = tuple((key, STAGE_PROBES[hook]) for key, hook in STAGE_HOOKS.items() if hook in STAGE_PROBES)
+    row = db.session.execute(_facts_query(hooks), {"p_estate_id": estate_id}).one()
+    return {"plan": row.plan, "project": bool(row.project),
+            **{key: bool(row._mapping[f"probe_{key}"]) for key, _ in hooks}}
+
+
+@functools.cache
+def _facts_query(hooks: tuple):
+    """facts' statement for these (key, probe) pairs, the estate a bound parameter: built once (building it cost
+    more than running it)."""
     from residents_app.plans.models import PlanVersion
     from residents_app.works.models import StartApplication
 
-    probes = {key: STAGE_PROBES[hook](estate_id) for key, hook in STAGE_HOOKS.items() if hook in STAGE_PROBES}
-    row = db.session.execute(sa.select(
+    estate_id = sa.bindparam("p_estate_id", type_=sa.Integer)
+    return sa.select(
         sa.select(PlanVersion.id).where(PlanVersion.estate_id == estate_id, PlanVersion.status == "published")
         .order_by(PlanVersion.number.desc()).limit(1).scalar_subquery().label("plan"),
         sa.exists().where(StartApplication.estate_id == estate_id, StartApplication.status == "approved")
         .label("project"),
-        *(probe.label(f"probe_{key}") for key, probe in probes.items()))).one()
-    return {"plan": row.plan, "project": bool(row.project),
-            **{key: bool(row._mapping[f"probe_{key}"]) for key in probes}}
+        *(probe(estate_id).label(f"probe_{key}") for key, probe in hooks))
 
 
 def project_timeline(estate_id: int, now: datetime, *, rounds: list | None = None,
