@@ -224,12 +224,14 @@ def _ping_after_idle(dbapi_connection, connection_record, connection_proxy):
     used = connection_record.info.get("rapp_used")
     if used is not None and time.monotonic() - used < PING_AFTER_IDLE:
         return
+    # In autocommit, as SQLAlchemy's own ping: no transaction is left open on the connection handed out.
+    was_autocommit = dbapi_connection.autocommit
     try:
-        cursor = dbapi_connection.cursor()
+        dbapi_connection.autocommit = True
         try:
-            cursor.execute("SELECT 1")
+            dbapi_connection.execute("SELECT 1")
         finally:
-            cursor.close()
+            dbapi_connection.autocommit = was_autocommit
     except Exception as exc:  # dead: the pool replaces it (and tries again) before anyone uses it
         raise sa.exc.DisconnectionError(str(exc)) from exc
 

@@ -190,12 +190,17 @@ def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(
             raw.close()
         assert client.post("/api/test-write").get_json() == {"seq": 2}
         return
+    import psycopg
+
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
     with app.app_context():
-        raw = db.engine.raw_connection()
+        raw = db.engine.raw_connection()  # pinged (idle past a window of 0 s) and handed out idle: no open transaction
         assert db_module._is_server_connection(raw.dbapi_connection) is True
+        assert raw.dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        raw.dbapi_connection.autocommit = True  # what the tick's closing lanes do (refused inside a transaction)
+        raw.dbapi_connection.autocommit = False
         raw.close()
     # Idle past the window (0 s: every checkout): the dead connection is replaced before the request uses it.
-    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
     _kill_connections(url)
     assert client.post("/api/test-write").get_json() == {"seq": 2}
     # Within the window (an hour): handed out unchecked; killed, its request answers 503 and the next one works.
