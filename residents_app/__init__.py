@@ -60,6 +60,9 @@ def create_app(config: dict | None = None) -> Flask:
     import residents_app.models  # noqa: F401  (every model registered before mappers configure)
 
     ext.db.init_app(app)
+    from residents_app import read_commit
+
+    read_commit.install(app, ext.db)  # a GET that only read ends with COMMIT: psycopg keeps its prepared statements
     ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"), compare_type=True,
                      render_as_batch=True)
     ext.csrf.init_app(app)
