@@ -128,19 +128,38 @@ def roll_page(round_id: int, number: int) -> RollPage | None:
                     last=offset + len(rows), rows=rows)
 
 
+_CHAIN_QUERIES: dict[bool, sa.Select] = {}
+
+
+def _chain_query(opened: bool) -> sa.Select:
+    """Built once per shape (with or without the register's changes), the round bound per call: plain rows with
+    what the page and the flags read of an entry, not ORM objects."""
+    if opened not in _CHAIN_QUERIES:
+        from residents_app.audit.models import AuditEvent
+        from residents_app.oversight.flags import REGISTER_KINDS
+        from residents_app.oversight.services import SIGNOFF_KIND
+
+        t = AuditEvent.__table__
+        wanted = sa.and_(t.c.kind == SIGNOFF_KIND, t.c.subject_type == "round",
+                         t.c.subject_id == sa.bindparam("p_subject_id", type_=sa.String))
+        if opened:
+            wanted = sa.or_(wanted, sa.and_(t.c.kind.in_(REGISTER_KINDS),
+                                            t.c.at > sa.bindparam("p_opened", type_=t.c.at.type)))
+        _CHAIN_QUERIES[opened] = (
+            sa.select(t.c.seq, t.c.kind, t.c.at, t.c.actor, t.c.subject_type, t.c.subject_id, t.c.data)
+            .where(t.c.chain == sa.bindparam("p_chain", type_=sa.Integer), wanted).order_by(t.c.seq))
+    return _CHAIN_QUERIES[opened]
+
+
 def signoffs_and_register_changes(rnd) -> tuple[list, list]:
     """The round's sign-offs (services.signoffs) and the register's changes after its roll froze (the owner-change
     flag's entries), both from the round's chain in one statement, in seq order."""
-    from residents_app.audit.models import AuditEvent
     from residents_app.oversight.flags import REGISTER_KINDS
     from residents_app.oversight.services import SIGNOFF_KIND
 
-    wanted = sa.and_(AuditEvent.kind == SIGNOFF_KIND, AuditEvent.subject_type == "round",
-                     AuditEvent.subject_id == str(rnd.id))
-    if rnd.opened_at is not None:
-        wanted = sa.or_(wanted, sa.and_(AuditEvent.kind.in_(REGISTER_KINDS), AuditEvent.at > rnd.opened_at))
-    events = db.session.execute(sa.select(AuditEvent).where(AuditEvent.chain == rnd.estate_id, wanted)
-                                .order_by(AuditEvent.seq)).scalars().all()
+    events = db.session.execute(_chain_query(rnd.opened_at is not None),
+                                {"p_chain": rnd.estate_id, "p_subject_id": str(rnd.id), "p_opened": rnd.opened_at}
+                                ).all()
     return ([ev for ev in events if ev.kind == SIGNOFF_KIND], [ev for ev in events if ev.kind in REGISTER_KINDS])
 
 
