@@ -158,7 +158,8 @@ def advance_checkpoint(report: ChainReport, *, actor: str, now) -> bool:
     """After the desk's check found the chain intact up to a head past its checkpoint (a walk from genesis, or
     from the checkpoint through the entries since): that head becomes the checkpoint, so the next view reads only
     what comes after it. One upsert, in the caller's transaction; a checkpoint already further on (another view
-    at the same time) is kept. True when a row was written."""
+    at the same time) is kept. True when a row was written. Who may record it is the caller's decision (the desk:
+    the street office and admin, not a committee member)."""
     from residents_app.audit.models import AuditCheckpoint
 
     if not report.ok or report.head_seq <= report.from_seq:

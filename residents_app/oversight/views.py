@@ -65,9 +65,22 @@ def _desk_rows(rnd) -> list[dict]:
     return rows
 
 
+# Who records the chain's checkpoint from the desk: the verifying authority (the street office, and admin).
+CHECKPOINT_ROLES = ("street", "admin")
+
+
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
+    """The verification desk: the round's figures, flags, sign-offs and roll (a page at a time), and the estate's
+    chain checked from its checkpoint (audit_checkpoint: entries up to it were verified earlier).
+
+    The checkpoint: a street-office (or admin) view that found the chain intact past the checkpoint (or walked
+    it from genesis, there being none) moves the checkpoint to the head it checked, recorded under the viewer,
+    and commits; the next view reads only what comes after it. The street office is the verifying authority: a
+    committee member's view verifies from the checkpoint just the same (and shows the same result) but writes
+    nothing, so a GET by the estate's own committee never changes what the chain is trusted up to.
+    """
     from residents_app.audit.verify import advance_checkpoint, verify_since_checkpoint
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
@@ -91,9 +104,10 @@ def verify_desk(round_id: int):
         chain=chain, recount=recount_round(rnd),
         signoffs=signoffs, decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
-    # The entries this view checked past the checkpoint become the checkpoint: the next view reads only what
-    # comes after them (issue 19 item 4). Committed after rendering, which still reads the loaded objects.
-    if advance_checkpoint(chain, actor=audit_services.actor_for_user(current_user), now=now):
+    # The entries a street-office view checked past the checkpoint become the checkpoint: the next view reads only
+    # what comes after them (issue 19 item 4). Committed after rendering, which still reads the loaded objects.
+    if current_user.role in CHECKPOINT_ROLES and advance_checkpoint(
+            chain, actor=audit_services.actor_for_user(current_user), now=now):
         db.session.commit()
     return html
 
