@@ -36,18 +36,21 @@ def _query() -> sa.Select:
     parameters."""
     if not _QUERY:
         round_id = sa.bindparam("p_round_id")
-        # The page of the roll, in the order of round_facts.roll_entries (building name, then entry id), with the
-        # roll's length; the owners' names as the stored JSON text (parsed below in one call for the page).
+        # The page of the roll, in the order of round_facts.roll_entries (building name, then entry id); the
+        # owners' names as the stored JSON text (parsed below in one call for the page).
         page = (sa.select(RollEntry.id, RollEntry.building_name, RollEntry.unit_id, RollEntry.label,
-                          RollEntry.area_m2, sa.cast(RollEntry.owner_names, sa.Text).label("names"),
-                          sa.func.count().over().label("total"))
+                          RollEntry.area_m2, sa.cast(RollEntry.owner_names, sa.Text).label("names"))
                 .where(RollEntry.round_id == round_id).order_by(RollEntry.building_name, RollEntry.id)
                 .limit(sa.bindparam("p_limit", type_=sa.Integer))
                 .offset(sa.bindparam("p_offset", type_=sa.Integer)).cte("page"))
+        # The roll's length counted on its own (the round's index), not as a window count over the page's query,
+        # which had the database carry every entry of the roll through the window before sorting the page out.
+        total = (sa.select(sa.func.count()).select_from(RollEntry).where(RollEntry.round_id == round_id)
+                 .scalar_subquery().label("total"))
         # Each unit's ballots in cast order (time, then id); `current`: the ballot id current_ballot holds for the
         # unit (the counted ballot is the one of the unit's history with that id); the ballot's proxy mandate.
         _QUERY.append(
-            sa.select(page.c.unit_id, page.c.label, page.c.area_m2, page.c.names, page.c.total,
+            sa.select(page.c.unit_id, page.c.label, page.c.area_m2, page.c.names, total,
                       Ballot.id, Ballot.choice, Ballot.channel, Ballot.status, Ballot.cast_at, Ballot.scan_file_id,
                       Ballot.mandate_id, Ballot.proxy_name, CurrentBallot.ballot_id, ProxyMandate.proxy_name,
                       ProxyMandate.evidence_file_id)
@@ -132,10 +135,14 @@ _CHAIN_QUERIES: dict[bool, sa.Select] = {}
 
 
 def _chain_query(opened: bool) -> sa.Select:
-    """Built once per shape (with or without the register's changes), the round bound per call: plain rows with
-    what the page and the flags read of an entry, not ORM objects."""
+    """Built once per shape (with or without the register's changes), the chain and the round bound per call.
+
+    Part 0: the chain's checkpoint with the entries from it (audit.verify.checkpoint_statement, what the desk's
+    chain check reads); part 1: the round's sign-offs and the register's changes after the roll froze. Plain rows
+    with an entry's columns, not ORM objects."""
     if opened not in _CHAIN_QUERIES:
         from residents_app.audit.models import AuditEvent
+        from residents_app.audit.verify import COLUMNS, checkpoint_statement
         from residents_app.oversight.flags import REGISTER_KINDS
         from residents_app.oversight.services import SIGNOFF_KIND
 
@@ -145,22 +152,27 @@ def _chain_query(opened: bool) -> sa.Select:
         if opened:
             wanted = sa.or_(wanted, sa.and_(t.c.kind.in_(REGISTER_KINDS),
                                             t.c.at > sa.bindparam("p_opened", type_=t.c.at.type)))
-        _CHAIN_QUERIES[opened] = (
-            sa.select(t.c.seq, t.c.kind, t.c.at, t.c.actor, t.c.subject_type, t.c.subject_id, t.c.data)
-            .where(t.c.chain == sa.bindparam("p_chain", type_=sa.Integer), wanted).order_by(t.c.seq))
+        checkpoint = checkpoint_statement().subquery("checkpoint")
+        both = sa.union_all(
+            sa.select(sa.literal(0).label("part"), *checkpoint.c),
+            sa.select(sa.literal(1), sa.null(), sa.null(), sa.null(), sa.null(), *[t.c[name] for name in COLUMNS])
+            .where(t.c.chain == sa.bindparam("p_chain", type_=sa.Integer), wanted)).subquery()
+        _CHAIN_QUERIES[opened] = sa.select(*both.c).order_by(both.c.part, both.c.seq)
     return _CHAIN_QUERIES[opened]
 
 
-def signoffs_and_register_changes(rnd) -> tuple[list, list]:
-    """The round's sign-offs (services.signoffs) and the register's changes after its roll froze (the owner-change
-    flag's entries), both from the round's chain in one statement, in seq order."""
+def chain_rows(rnd) -> tuple[list, list, list]:
+    """(the round's sign-offs (services.signoffs), the register's changes after its roll froze (the owner-change
+    flag's entries), the rows of the chain's check from its checkpoint (audit.verify.verify_checkpoint_rows)),
+    from the round's chain in one statement, each in seq order."""
     from residents_app.oversight.flags import REGISTER_KINDS
     from residents_app.oversight.services import SIGNOFF_KIND
 
-    events = db.session.execute(_chain_query(rnd.opened_at is not None),
-                                {"p_chain": rnd.estate_id, "p_subject_id": str(rnd.id), "p_opened": rnd.opened_at}
-                                ).all()
-    return ([ev for ev in events if ev.kind == SIGNOFF_KIND], [ev for ev in events if ev.kind in REGISTER_KINDS])
+    rows = db.session.execute(_chain_query(rnd.opened_at is not None),
+                              {"p_chain": rnd.estate_id, "p_subject_id": str(rnd.id), "p_opened": rnd.opened_at}
+                              ).all()
+    return ([r for r in rows if r.part == 1 and r.kind == SIGNOFF_KIND],
+            [r for r in rows if r.part == 1 and r.kind in REGISTER_KINDS], [r for r in rows if r.part == 0])
 
 
 def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:

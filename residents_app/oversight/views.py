@@ -81,7 +81,7 @@ def verify_desk(round_id: int):
     committee member's view verifies from the checkpoint just the same (and shows the same result) but writes
     nothing, so a GET by the estate's own committee never changes what the chain is trusted up to.
     """
-    from residents_app.audit.verify import advance_checkpoint, verify_since_checkpoint
+    from residents_app.audit.verify import advance_checkpoint, verify_checkpoint_rows
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
@@ -91,12 +91,12 @@ def verify_desk(round_id: int):
     page = desk.roll_page(rnd.id, max(request.args.get("page", 1, type=int) or 1, 1))
     if page is None:
         raise NotFound("名册没有这一页")
-    signoffs, register_changes = desk.signoffs_and_register_changes(rnd)
+    signoffs, register_changes, checkpoint_rows = desk.chain_rows(rnd)
     publicity = flags.result_publicity(rnd)
     data = round_facts.round_report_data(rnd, now, roll_households=page.total, desk=True, signoff_events=signoffs,
                                          publicity=publicity)
     rule_name, rule_source = rule_lines(data)
-    chain = verify_since_checkpoint(estate.id)
+    chain = verify_checkpoint_rows(estate.id, checkpoint_rows)  # audit.verify.verify_since_checkpoint's check
     html = render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data), flags=flags.round_flags(rnd, publicity, register_changes), page=page,
