@@ -10,6 +10,7 @@ labels as RollEntry and Ballot).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -192,12 +193,22 @@ def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:
             text = times[value] = format_local_dt(value)
         return text
 
+    # A roll has a handful of distinct choices and channels: each escaped once.
+    choices: dict = {}
+    channels: dict = {}
     out = []
     for r in rows:
         e, counted = r["entry"], r["counted"]
         if counted is not None:
-            choice = "已投票" if hidden else _esc(labels.get(counted.choice, counted.choice))
-            channel = _esc(counted.channel_label)
+            if hidden:
+                choice = "已投票"
+            else:
+                choice = choices.get(counted.choice)
+                if choice is None:
+                    choice = choices[counted.choice] = _esc(labels.get(counted.choice, counted.choice))
+            channel = channels.get(counted.channel)
+            if channel is None:
+                channel = channels[counted.channel] = _esc(counted.channel_label)
             if counted.scan_file_id:
                 channel += f' · <a href="{file_url}{counted.scan_file_id}">扫描件</a>'
             m = r["mandate"]
@@ -218,11 +229,17 @@ def roll_table_rows(rows: list[dict], rnd, hidden: bool) -> Markup:
             parts.append(part)
         pending = "；".join(parts)
         out.append(f'<tr><td>{_esc(e.label)}</td><td class="num">{format_area(e.area_m2)}</td>'
-                   f'<td>{"、".join(_esc(n) for n in e.owner_names or ())}</td><td>{choice}</td><td>{channel}</td>'
+                   f'<td>{_esc("、".join(map(str, e.owner_names or ())))}</td><td>{choice}</td><td>{channel}</td>'
                    f'<td>{cast}</td><td class="num">{r["changes"] or ""}</td><td>{pending}</td></tr>')
     return Markup("\n".join(out))  # noqa: S704 (every value above is escaped or a number)
 
 
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
 def _esc(value) -> str:
-    """Escaped as plain text (a str, so that adding markup to it does not escape the markup again)."""
+    """Escaped as plain text (a str, so that adding markup to it does not escape the markup again). Most values
+    (labels, names) have nothing to escape: they are returned as they are, without building a Markup."""
+    if type(value) is str and _SPECIAL.search(value) is None:
+        return value
     return str(escape(value))
