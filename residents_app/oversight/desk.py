@@ -108,25 +108,34 @@ def roll_page(round_id: int, number: int) -> RollPage | None:
     result = db.session.execute(_query(), {"p_round_id": round_id, "p_limit": PAGE_SIZE, "p_offset": offset}).all()
     if not result:
         return None if number > 1 else RollPage(1, 1, 0, 0, 0, [])
-    units: dict[int, tuple] = {}  # unit id -> (roll row fields, ballots, current id, mandates by ballot id)
+    # One pass over the rows (a unit's rows are consecutive, its ballots in cast order): each ballot once.
+    rows: list[dict] = []
+    texts: list[str] = []  # the units' owners' names as JSON text, parsed below in one call for the page
+    unit_id = want = history = pending = row = None
     for r in result:
-        unit = units.get(r[0])
-        if unit is None:
-            unit = units[r[0]] = (r, [], r[13], {})
-        if r[5] is not None:
-            b = DeskBallot(r[0], r[5:13])
-            unit[1].append(b)
-            if r[14] is not None:
-                unit[3][b.id] = Mandate(r[14], r[15])
-    names = json.loads("[" + ",".join(u[0][3] or "null" for u in units.values()) + "]")
-    rows = []
-    for (r, history, want, mandates), owner_names in zip(units.values(), names, strict=True):
-        entry = RollRow(r[0], r[1], r[2], owner_names or [])
-        counted = next((b for b in history if b.id == want), None) if history else None
-        rows.append({"entry": entry, "counted": counted, "history": history,
-                     "pending": [b for b in history if b.status in _PENDING],
-                     "mandate": mandates.get(counted.id) if counted is not None and counted.mandate_id else None,
-                     "changes": max(sum(1 for b in history if b.status in _COUNTED) - 1, 0)})
+        if r[0] != unit_id:
+            unit_id, want, history, pending = r[0], r[13], [], []
+            row = {"entry": r, "counted": None, "history": history, "pending": pending, "mandate": None,
+                   "changes": 0}
+            rows.append(row)
+            texts.append(r[3] or "null")
+        if r[5] is None:
+            continue
+        b = DeskBallot(unit_id, r[5:13])
+        history.append(b)
+        if b.status in _COUNTED:
+            row["changes"] += 1
+        elif b.status in _PENDING:
+            pending.append(b)
+        if b.id == want:
+            row["counted"] = b
+            if b.mandate_id and r[14] is not None:
+                row["mandate"] = Mandate(r[14], r[15])
+    for row, owner_names in zip(rows, json.loads("[" + ",".join(texts) + "]"), strict=True):
+        r = row["entry"]
+        row["entry"] = RollRow(r[0], r[1], r[2], owner_names or [])
+        if row["changes"]:
+            row["changes"] -= 1  # the counted ballots after the first
     total = result[0][4]
     return RollPage(number=number, page_count=max(-(-total // PAGE_SIZE), 1), total=total, first=offset + 1,
                     last=offset + len(rows), rows=rows)
