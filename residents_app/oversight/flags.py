@@ -67,13 +67,17 @@ def round_flags(rnd, publicity: list | None = None, register_changes: list | Non
     return flags
 
 
-def result_publicity(rnd) -> list:
-    """The round's result publicity, newest first."""
-    from residents_app.publicity.models import Publicity
+_PUBLICITY: list[sa.Select] = []
 
-    return list(db.session.execute(
-        sa.select(Publicity).where(Publicity.subject_type == "round_result", Publicity.subject_id == rnd.id)
-        .order_by(Publicity.id.desc())).scalars())
+
+def result_publicity(rnd) -> list:
+    """The round's result publicity, newest first (the statement built once, the round bound per call)."""
+    if not _PUBLICITY:
+        from residents_app.publicity.models import Publicity
+
+        _PUBLICITY.append(sa.select(Publicity).where(Publicity.subject_type == "round_result",
+                                                     Publicity.subject_id == _ROUND).order_by(Publicity.id.desc()))
+    return list(db.session.execute(_PUBLICITY[0], {"p_round_id": rnd.id}).scalars())
 
 
 # The flags' ballots in one statement (the burst's and the others'): each row says which it is for.

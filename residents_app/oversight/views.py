@@ -28,13 +28,18 @@ from residents_app.replica import reads_replica
 bp = Blueprint("oversight", __name__)
 
 
-def _round_or_404(round_id: int):
-    from residents_app.registry.models import Estate
-    from residents_app.rounds.models import Round
+_ROUND_AND_ESTATE: list[sa.Select] = []
 
+
+def _round_or_404(round_id: int):
+    if not _ROUND_AND_ESTATE:  # built once (building it cost more than running it), the round bound per call
+        from residents_app.registry.models import Estate
+        from residents_app.rounds.models import Round
+
+        _ROUND_AND_ESTATE.append(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
+                                 .where(Round.id == sa.bindparam("p_round_id", type_=sa.Integer)))
     # The round and its estate in one statement (estate_or_404 then finds the estate in the session).
-    row = db.session.execute(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
-                             .where(Round.id == round_id)).first()
+    row = db.session.execute(_ROUND_AND_ESTATE[0], {"p_round_id": round_id}).first()
     if row is None:
         raise NotFound("找不到该表决")
     estate = estate_or_404(row[0].estate_id)
