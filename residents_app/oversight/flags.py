@@ -2,7 +2,9 @@
 
 Each flag is selected in SQL, restricted to the round (issue 19): the desk reads only the ballots that raise a
 flag, never the whole roll or every ballot of the round, and only this round's ballot entries of the chain.
-A round without flags costs four small statements whatever its size.
+The ballots behind every ballot flag (a burst from one device or address, paper and proxy ballots, late changes)
+come in one statement; the desk passes the register's changes and the result publicity it has read already, so
+that its flags cost that one statement whatever the round's size.
 """
 
 from __future__ import annotations
