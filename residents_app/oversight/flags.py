@@ -2,9 +2,10 @@
 
 Each flag is selected in SQL, restricted to the round (issue 19): the desk reads only the ballots that raise a
 flag, never the whole roll or every ballot of the round, and only this round's ballot entries of the chain.
-The ballots behind every ballot flag (a burst from one device or address, paper and proxy ballots, late changes)
-come in one statement; the desk passes the register's changes and the result publicity it has read already, so
-that its flags cost that one statement whatever the round's size.
+The device keys behind several units' ballots and the ballots raising the other ballot flags (paper and proxy
+ballots, late changes) come in one statement, the keys' ballots in a second one only when there is such a key; the
+desk passes the register's changes and the result publicity it has read already, so that a round without a burst
+costs that one statement whatever its size.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ _STATEMENTS: dict[str, sa.Select] = {}
 def _statement(name: str) -> sa.Select:
     """Built once (building a statement costs more than running it), the round and the estate bound per call."""
     if not _STATEMENTS:
-        _STATEMENTS.update(ballots=_flagged_ballots_statement(), register=_register_statement())
+        _STATEMENTS.update(keys_and_ballots=_keys_and_ballots_statement(), burst=_burst_statement(),
+                           register=_register_statement())
     return _STATEMENTS[name]
 
 
@@ -60,9 +62,9 @@ def round_flags(rnd, publicity: list | None = None, register_changes: list | Non
     """`publicity` (the round's result publicity, result_publicity) and `register_changes` (the register's
     entries after the roll froze, REGISTER_KINDS, in seq order) when the caller has read them."""
     closes = rnd.closed_at or rnd.closes_at
-    rows = db.session.execute(_statement("ballots"),
+    rows = db.session.execute(_statement("keys_and_ballots"),
                               _params(rnd, p_from=closes - LAST_HOUR, p_closes=closes)).all()
-    flags = _burst_flags([r for r in rows if r[0] == _BURST])
+    flags = _burst_flags(rnd, [r[5] for r in rows if r[0] == _KEY])
     flags.extend(_ballot_flags([r for r in rows if r[0] == _FLAGGED], closes))
     flags.extend(_owner_changed_flags(rnd, register_changes))
     flags.extend(backdated_publicity_flags(rnd, publicity))
@@ -82,19 +84,22 @@ def result_publicity(rnd) -> list:
     return list(db.session.execute(_PUBLICITY[0], {"p_round_id": rnd.id}).scalars())
 
 
-# The flags' ballots in one statement (the burst's and the others'): each row says which it is for.
-_BURST, _FLAGGED = 0, 1
+# The device keys behind several units' ballots (flag 1) and the ballots raising flags 2 and 3, in one statement:
+# each row says which it is.
+_KEY, _FLAGGED = 0, 1
 
 
-def _flagged_ballots_statement() -> sa.Select:
-    """The round's ballots behind a burst (flag 1) and those raising flags 2 and 3, in one statement, as rows of
-    (which, ballot id, cast at, source, unit id, roll label, key, channel, status, unconfirmed, late), the burst's
-    in (cast at, id, source) order, the others' in (cast at, id) order."""
-    both = sa.union_all(_burst_select(), _ballots_select()).subquery()
-    c = both.c
-    return (sa.select(c.which, c.id, c.cast_at, c.src, c.unit_id, _label(c.unit_id), c.key, c.channel, c.status,
-                      c.unconfirmed, c.late)
-            .order_by(c.which, c.cast_at, c.id, c.src))
+def _keys_and_ballots_statement() -> sa.Select:
+    """Rows of (which, ballot id, cast at, unit id, roll label, key, channel, status, unconfirmed, late): the hot
+    keys (_hot_keys_select, which = _KEY, only the key set) in key order, then the flagged ballots
+    (_ballots_select, which = _FLAGGED) in (cast at, id) order."""
+    keys = _hot_keys_select().subquery()
+    none = sa.null()
+    # The ballots first: a union's columns take their types from its first select (cast at as a time).
+    both = sa.union_all(
+        _ballots_select(),
+        sa.select(sa.literal(_KEY), none, none, none, none, keys.c.key, none, none, none, none)).subquery()
+    return sa.select(*both.c).order_by(both.c.which, both.c.key, both.c.cast_at, both.c.id)
 
 
 # ---- 1. Many ballots from one device or address within a short time ------------------------------------------
@@ -110,39 +115,43 @@ def _entries(model):
     return (model.chain == _ESTATE, model.kind == "ballot.cast", model.subject_type == "ballot")
 
 
-def _burst_select() -> sa.Select:
-    """The round's online ballots cast under a key that the round's ballot entries name for at least
-    BURST_MIN_BALLOTS units (a device or address behind several units' ballots), with the key and the entry's
-    source (0 sealed, 1 still waiting for the sealer in audit_pending: a flag must not wait for the chain).
-
-    Read from the chain's entries of this round alone (their round and unit): the ballots are joined only to the
-    entries under such a key, so a round without one (the usual case) touches no ballot. A text search for the
-    keys' names first: parsing every entry's JSON costs more than the search, and most entries have neither key
-    (ballots entered by the committee, casts without a client fingerprint)."""
-    parts = [sa.select(_key(m).label("key"), m.data["unit_id"].as_integer().label("unit_id"),
-                       m.subject_id.label("subject_id"), sa.literal(n).label("src"))
+def _hot_keys_select() -> sa.Select:
+    """The keys under which the round's ballot entries name at least BURST_MIN_BALLOTS units: read from the
+    chain's entries of this round alone (their round and unit), without touching the ballots. Entries still
+    waiting for the sealer (audit_pending) count too: a flag must not wait for the chain."""
+    # A text search for the keys' names first: parsing every entry's JSON costs more than the search, and most
+    # entries have neither key (ballots entered by the committee, casts without a client fingerprint).
+    parts = [sa.select(_key(m).label("key"), m.data["unit_id"].as_integer().label("unit_id"))
              .where(*_entries(m), sa.cast(m.data, sa.Text).contains('_hash"', autoescape=True),
-                    m.data["round_id"].as_integer() == _ROUND) for n, m in enumerate((AuditEvent, AuditPending))]
-    keyed = sa.union_all(*parts).cte("keyed")
-    hot = (sa.select(keyed.c.key).where(keyed.c.key.is_not(None)).group_by(keyed.c.key)
-           .having(sa.func.count(sa.distinct(keyed.c.unit_id)) >= BURST_MIN_BALLOTS))
-    return (sa.select(sa.literal(_BURST).label("which"), Ballot.id, Ballot.cast_at, keyed.c.key, keyed.c.src,
-                      sa.null().label("channel"), sa.null().label("status"), sa.null().label("unconfirmed"),
-                      sa.null().label("late"), Ballot.unit_id)
-            .select_from(keyed).join(Ballot, sa.cast(Ballot.id, sa.String) == keyed.c.subject_id)
-            .where(keyed.c.key.in_(hot), Ballot.round_id == _ROUND, Ballot.channel == "online"))
+                    m.data["round_id"].as_integer() == _ROUND) for m in (AuditEvent, AuditPending)]
+    keyed = sa.union_all(*parts).subquery()
+    return (sa.select(keyed.c.key).where(keyed.c.key.is_not(None)).group_by(keyed.c.key)
+            .having(sa.func.count(sa.distinct(keyed.c.unit_id)) >= BURST_MIN_BALLOTS))
 
 
-def _burst_flags(rows: list) -> list[Flag]:
-    """rows: _flagged_ballots_statement's burst rows."""
-    if not rows:  # the usual case: no device or address behind several units' ballots
+def _burst_statement() -> sa.Select:
+    """The round's online ballots behind the given keys, with their cast time and roll label."""
+    keys = sa.bindparam("p_keys", expanding=True)
+    parts = [sa.select(Ballot.id, Ballot.unit_id, Ballot.cast_at, _key(m).label("key"), sa.literal(n).label("src"))
+             .join(m, sa.and_(m.subject_id == sa.cast(Ballot.id, sa.String), *_entries(m)))
+             .where(Ballot.round_id == _ROUND, Ballot.channel == "online", _key(m).in_(keys))
+             for n, m in enumerate((AuditEvent, AuditPending))]
+    keyed = sa.union_all(*parts).subquery()
+    return (sa.select(keyed.c.id, keyed.c.unit_id, keyed.c.cast_at, keyed.c.key, _label(keyed.c.unit_id))
+            .order_by(keyed.c.cast_at, keyed.c.id, keyed.c.src))
+
+
+def _burst_flags(rnd, hot: list[str]) -> list[Flag]:
+    """hot: the keys behind several units' ballots (_hot_keys_select); their ballots are read only then."""
+    if not hot:  # the usual case: no device or address behind several units' ballots
         return []
+    rows = db.session.execute(_statement("burst"), _params(rnd, p_keys=hot)).all()
     keys: dict[int, tuple] = {}
     for row in rows:  # a ballot's pending entry (read last) wins over a sealed one
-        keys[row[1]] = row
+        keys[row[0]] = row
     by_key: dict[str, list] = {}
     for row in keys.values():
-        by_key.setdefault(row[6], []).append(row)
+        by_key.setdefault(row[3], []).append(row)
     flags = []
     for key, group in by_key.items():
         start = 0
@@ -151,9 +160,9 @@ def _burst_flags(rows: list) -> list[Flag]:
             while group[end][2] - group[start][2] > BURST_WINDOW:
                 start += 1
             window = group[start:end + 1]
-            if len({r[4] for r in window}) > len({r[4] for r in worst}):
+            if len({r[1] for r in window}) > len({r[1] for r in worst}):
                 worst = window
-        units = sorted({r[5] or str(r[4]) for r in worst})
+        units = sorted({r[4] or str(r[1]) for r in worst})
         if len(units) >= BURST_MIN_BALLOTS:
             flags.append(Flag("burst", "同一设备/网络短时间内多户投票",
                               f"{len(units)} 户在 {int(BURST_WINDOW.total_seconds() // 60)} 分钟内从同一来源"
@@ -175,37 +184,38 @@ def _ballots_select() -> sa.Select:
                                        sa.and_(earlier.cast_at == Ballot.cast_at, earlier.id < Ballot.id)))
     late = sa.and_(Ballot.cast_at >= closes_from, Ballot.cast_at <= closes, changed)
     unconfirmed = sa.or_(Ballot.confirmed_by_id.is_(None), Ballot.confirmed_by_id == Ballot.entered_by_id)
-    return (sa.select(sa.literal(_FLAGGED).label("which"), Ballot.id, Ballot.cast_at, sa.null().label("key"),
-                      sa.null().label("src"), Ballot.channel, Ballot.status,
+    return (sa.select(sa.literal(_FLAGGED).label("which"), Ballot.id, Ballot.cast_at, Ballot.unit_id,
+                      _label(Ballot.unit_id).label("label"), sa.null().label("key"), Ballot.channel, Ballot.status,
                       sa.case((unconfirmed, 1), else_=0).label("unconfirmed"),
-                      sa.case((late, 1), else_=0).label("late"), Ballot.unit_id)
+                      sa.case((late, 1), else_=0).label("late"))
             .where(Ballot.round_id == _ROUND,
                    sa.or_(sa.and_(Ballot.channel == "paper", Ballot.status != "rejected", unconfirmed),
                           sa.and_(Ballot.channel == "proxy", Ballot.status.in_(PROXY_STATUSES)), late)))
 
 
 def _ballot_flags(rows: list, closes) -> list[Flag]:
-    """rows: _flagged_ballots_statement's other rows (channel 7, status 8, unconfirmed 9, late 10)."""
+    """rows: _keys_and_ballots_statement's ballot rows (unit id 3, label 4, channel 6, status 7, unconfirmed 8,
+    late 9)."""
     def labels(group):
-        return sorted({r[5] or str(r[4]) for r in group})
+        return sorted({r[4] or str(r[3]) for r in group})
 
     flags = []
-    paper = [r for r in rows if r[7] == "paper" and r[8] != "rejected" and r[9]]
+    paper = [r for r in rows if r[6] == "paper" and r[7] != "rejected" and r[8]]
     if paper:
         flags.append(Flag("paper_unconfirmed", "纸质票未经第二人确认",
                           f"{len(paper)} 张纸质票尚无第二名业委会成员确认", labels(paper)))
     # Proxy ballots: each one is named (its written mandate is to be checked), with those a second member has not
     # confirmed (they do not count) and those in conflict with the owner's own ballot.
-    proxies = [r for r in rows if r[7] == "proxy" and r[8] in PROXY_STATUSES]
+    proxies = [r for r in rows if r[6] == "proxy" and r[7] in PROXY_STATUSES]
     if proxies:
         parts = [f"{len(proxies)} 张委托代理票，请核对书面委托书"]
-        for group, text in (([r for r in proxies if r[8] == "counted" and r[9]], "张未经第二名业委会成员确认即已计入"),
-                            ([r for r in proxies if r[8] == "pending"], "张尚无第二名业委会成员确认（不计入）"),
-                            ([r for r in proxies if r[8] == "conflict"], "张与业主本人的投票冲突，待处理（不计入）")):
+        for group, text in (([r for r in proxies if r[7] == "counted" and r[8]], "张未经第二名业委会成员确认即已计入"),
+                            ([r for r in proxies if r[7] == "pending"], "张尚无第二名业委会成员确认（不计入）"),
+                            ([r for r in proxies if r[7] == "conflict"], "张与业主本人的投票冲突，待处理（不计入）")):
             if group:
                 parts.append(f"{len(group)} {text}")
         flags.append(Flag("proxy", "委托代理投票", "；".join(parts), labels(proxies)))
-    late_rows = [r for r in rows if r[10]]
+    late_rows = [r for r in rows if r[9]]
     if late_rows:
         flags.append(Flag("late_change", "截止前一小时内改票",
                           f"{len(late_rows)} 次改票发生在 {format_local_dt(closes - LAST_HOUR)} 至 "
