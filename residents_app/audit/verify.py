@@ -117,14 +117,31 @@ def verify_since_checkpoint(chain: int) -> ChainReport:
 
     One statement when little came after the checkpoint: the checkpoint row joined to its entry and the entries
     after it (up to BATCH of them; a longer tail is walked on in batches)."""
-    from residents_app.audit.models import AuditCheckpoint
+    return verify_checkpoint_rows(chain, db.session.execute(checkpoint_statement(), {"p_chain": chain}).all())
 
-    cp, ev = AuditCheckpoint.__table__, AuditEvent.__table__
-    rows = db.session.execute(
-        sa.select(cp.c.seq.label("cp_seq"), cp.c.hash.label("cp_hash"), cp.c.verified_at, cp.c.verified_by,
-                  *_columns())
-        .select_from(cp.outerjoin(ev, sa.and_(ev.c.chain == cp.c.chain, ev.c.seq >= cp.c.seq)))
-        .where(cp.c.chain == chain).order_by(ev.c.seq).limit(BATCH + 1)).all()
+
+_CHECKPOINT: list[sa.Select] = []
+
+
+def checkpoint_statement() -> sa.Select:
+    """verify_since_checkpoint's statement, built once, the chain bound as p_chain: the checkpoint (cp_seq,
+    cp_hash, verified_at, verified_by) with its entry and the entries after it (COLUMNS), in seq order, at most
+    BATCH + 1 rows; no row without a checkpoint. A page may read it together with other rows of the chain (as a
+    subquery) and hand its rows to verify_checkpoint_rows."""
+    if not _CHECKPOINT:
+        from residents_app.audit.models import AuditCheckpoint
+
+        cp, ev = AuditCheckpoint.__table__, AuditEvent.__table__
+        _CHECKPOINT.append(
+            sa.select(cp.c.seq.label("cp_seq"), cp.c.hash.label("cp_hash"), cp.c.verified_at, cp.c.verified_by,
+                      *_columns())
+            .select_from(cp.outerjoin(ev, sa.and_(ev.c.chain == cp.c.chain, ev.c.seq >= cp.c.seq)))
+            .where(cp.c.chain == sa.bindparam("p_chain", type_=sa.Integer)).order_by(ev.c.seq).limit(BATCH + 1))
+    return _CHECKPOINT[0]
+
+
+def verify_checkpoint_rows(chain: int, rows: list) -> ChainReport:
+    """verify_since_checkpoint from checkpoint_statement's rows (read by the caller)."""
     if not rows:
         return verify_chain(chain)
     first = rows[0]
@@ -158,7 +175,8 @@ def advance_checkpoint(report: ChainReport, *, actor: str, now) -> bool:
     """After the desk's check found the chain intact up to a head past its checkpoint (a walk from genesis, or
     from the checkpoint through the entries since): that head becomes the checkpoint, so the next view reads only
     what comes after it. One upsert, in the caller's transaction; a checkpoint already further on (another view
-    at the same time) is kept. True when a row was written."""
+    at the same time) is kept. True when a row was written. Who may record it is the caller's decision (the desk:
+    the street office and admin, not a committee member)."""
     from residents_app.audit.models import AuditCheckpoint
 
     if not report.ok or report.head_seq <= report.from_seq:

@@ -2,7 +2,10 @@
 
 Each flag is selected in SQL, restricted to the round (issue 19): the desk reads only the ballots that raise a
 flag, never the whole roll or every ballot of the round, and only this round's ballot entries of the chain.
-A round without flags costs four small statements whatever its size.
+The device keys behind several units' ballots and the ballots raising the other ballot flags (paper and proxy
+ballots, late changes) come in one statement, the keys' ballots in a second one only when there is such a key; the
+desk passes the register's changes and the result publicity it has read already, so that a round without a burst
+costs that one statement whatever its size.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ _STATEMENTS: dict[str, sa.Select] = {}
 def _statement(name: str) -> sa.Select:
     """Built once (building a statement costs more than running it), the round and the estate bound per call."""
     if not _STATEMENTS:
-        _STATEMENTS.update(hot_keys=_hot_keys_statement(), burst=_burst_statement(), ballots=_ballots_statement(),
+        _STATEMENTS.update(keys_and_ballots=_keys_and_ballots_statement(), burst=_burst_statement(),
                            register=_register_statement())
     return _STATEMENTS[name]
 
@@ -58,20 +61,45 @@ def _label(unit_id):
 def round_flags(rnd, publicity: list | None = None, register_changes: list | None = None) -> list[Flag]:
     """`publicity` (the round's result publicity, result_publicity) and `register_changes` (the register's
     entries after the roll froze, REGISTER_KINDS, in seq order) when the caller has read them."""
-    flags = _burst_flags(rnd)
-    flags.extend(_ballot_flags(rnd))
+    closes = rnd.closed_at or rnd.closes_at
+    rows = db.session.execute(_statement("keys_and_ballots"),
+                              _params(rnd, p_from=closes - LAST_HOUR, p_closes=closes)).all()
+    flags = _burst_flags(rnd, [r[5] for r in rows if r[0] == _KEY])
+    flags.extend(_ballot_flags([r for r in rows if r[0] == _FLAGGED], closes))
     flags.extend(_owner_changed_flags(rnd, register_changes))
     flags.extend(backdated_publicity_flags(rnd, publicity))
     return flags
 
 
-def result_publicity(rnd) -> list:
-    """The round's result publicity, newest first."""
-    from residents_app.publicity.models import Publicity
+_PUBLICITY: list[sa.Select] = []
 
-    return list(db.session.execute(
-        sa.select(Publicity).where(Publicity.subject_type == "round_result", Publicity.subject_id == rnd.id)
-        .order_by(Publicity.id.desc())).scalars())
+
+def result_publicity(rnd) -> list:
+    """The round's result publicity, newest first (the statement built once, the round bound per call)."""
+    if not _PUBLICITY:
+        from residents_app.publicity.models import Publicity
+
+        _PUBLICITY.append(sa.select(Publicity).where(Publicity.subject_type == "round_result",
+                                                     Publicity.subject_id == _ROUND).order_by(Publicity.id.desc()))
+    return list(db.session.execute(_PUBLICITY[0], {"p_round_id": rnd.id}).scalars())
+
+
+# The device keys behind several units' ballots (flag 1) and the ballots raising flags 2 and 3, in one statement:
+# each row says which it is.
+_KEY, _FLAGGED = 0, 1
+
+
+def _keys_and_ballots_statement() -> sa.Select:
+    """Rows of (which, ballot id, cast at, unit id, roll label, key, channel, status, unconfirmed, late): the hot
+    keys (_hot_keys_select, which = _KEY, only the key set) in key order, then the flagged ballots
+    (_ballots_select, which = _FLAGGED) in (cast at, id) order."""
+    keys = _hot_keys_select().subquery()
+    none = sa.null()
+    # The ballots first: a union's columns take their types from its first select (cast at as a time).
+    both = sa.union_all(
+        _ballots_select(),
+        sa.select(sa.literal(_KEY), none, none, none, none, keys.c.key, none, none, none, none)).subquery()
+    return sa.select(*both.c).order_by(both.c.which, both.c.key, both.c.cast_at, both.c.id)
 
 
 # ---- 1. Many ballots from one device or address within a short time ------------------------------------------
@@ -87,7 +115,7 @@ def _entries(model):
     return (model.chain == _ESTATE, model.kind == "ballot.cast", model.subject_type == "ballot")
 
 
-def _hot_keys_statement() -> sa.Select:
+def _hot_keys_select() -> sa.Select:
     """The keys under which the round's ballot entries name at least BURST_MIN_BALLOTS units: read from the
     chain's entries of this round alone (their round and unit), without touching the ballots. Entries still
     waiting for the sealer (audit_pending) count too: a flag must not wait for the chain."""
@@ -98,7 +126,7 @@ def _hot_keys_statement() -> sa.Select:
                     m.data["round_id"].as_integer() == _ROUND) for m in (AuditEvent, AuditPending)]
     keyed = sa.union_all(*parts).subquery()
     return (sa.select(keyed.c.key).where(keyed.c.key.is_not(None)).group_by(keyed.c.key)
-            .having(sa.func.count(sa.distinct(keyed.c.unit_id)) >= BURST_MIN_BALLOTS).order_by(keyed.c.key))
+            .having(sa.func.count(sa.distinct(keyed.c.unit_id)) >= BURST_MIN_BALLOTS))
 
 
 def _burst_statement() -> sa.Select:
@@ -113,8 +141,8 @@ def _burst_statement() -> sa.Select:
             .order_by(keyed.c.cast_at, keyed.c.id, keyed.c.src))
 
 
-def _burst_flags(rnd) -> list[Flag]:
-    hot = list(db.session.execute(_statement("hot_keys"), _params(rnd)).scalars())
+def _burst_flags(rnd, hot: list[str]) -> list[Flag]:
+    """hot: the keys behind several units' ballots (_hot_keys_select); their ballots are read only then."""
     if not hot:  # the usual case: no device or address behind several units' ballots
         return []
     rows = db.session.execute(_statement("burst"), _params(rnd, p_keys=hot)).all()
@@ -145,7 +173,7 @@ def _burst_flags(rnd) -> list[Flag]:
 
 # ---- 2. Paper and proxy ballots without a second person; 3. changes in the last hour ----------------------------
 
-def _ballots_statement() -> sa.Select:
+def _ballots_select() -> sa.Select:
     """The round's ballots that raise a flag: paper ballots without a second person, proxy ballots, and changes
     (a unit's ballot after an earlier one) cast in the last hour before the close (p_from to p_closes)."""
     when = Ballot.__table__.c.cast_at.type
@@ -156,38 +184,38 @@ def _ballots_statement() -> sa.Select:
                                        sa.and_(earlier.cast_at == Ballot.cast_at, earlier.id < Ballot.id)))
     late = sa.and_(Ballot.cast_at >= closes_from, Ballot.cast_at <= closes, changed)
     unconfirmed = sa.or_(Ballot.confirmed_by_id.is_(None), Ballot.confirmed_by_id == Ballot.entered_by_id)
-    return (sa.select(Ballot.unit_id, _label(Ballot.unit_id), Ballot.channel, Ballot.status,
-                      sa.case((unconfirmed, 1), else_=0), sa.case((late, 1), else_=0))
+    return (sa.select(sa.literal(_FLAGGED).label("which"), Ballot.id, Ballot.cast_at, Ballot.unit_id,
+                      _label(Ballot.unit_id).label("label"), sa.null().label("key"), Ballot.channel, Ballot.status,
+                      sa.case((unconfirmed, 1), else_=0).label("unconfirmed"),
+                      sa.case((late, 1), else_=0).label("late"))
             .where(Ballot.round_id == _ROUND,
                    sa.or_(sa.and_(Ballot.channel == "paper", Ballot.status != "rejected", unconfirmed),
-                          sa.and_(Ballot.channel == "proxy", Ballot.status.in_(PROXY_STATUSES)), late))
-            .order_by(Ballot.cast_at, Ballot.id))
+                          sa.and_(Ballot.channel == "proxy", Ballot.status.in_(PROXY_STATUSES)), late)))
 
 
-def _ballot_flags(rnd) -> list[Flag]:
-    closes = rnd.closed_at or rnd.closes_at
-    rows = db.session.execute(_statement("ballots"), _params(rnd, p_from=closes - LAST_HOUR, p_closes=closes)).all()
-
+def _ballot_flags(rows: list, closes) -> list[Flag]:
+    """rows: _keys_and_ballots_statement's ballot rows (unit id 3, label 4, channel 6, status 7, unconfirmed 8,
+    late 9)."""
     def labels(group):
-        return sorted({r[1] or str(r[0]) for r in group})
+        return sorted({r[4] or str(r[3]) for r in group})
 
     flags = []
-    paper = [r for r in rows if r[2] == "paper" and r[3] != "rejected" and r[4]]
+    paper = [r for r in rows if r[6] == "paper" and r[7] != "rejected" and r[8]]
     if paper:
         flags.append(Flag("paper_unconfirmed", "纸质票未经第二人确认",
                           f"{len(paper)} 张纸质票尚无第二名业委会成员确认", labels(paper)))
     # Proxy ballots: each one is named (its written mandate is to be checked), with those a second member has not
     # confirmed (they do not count) and those in conflict with the owner's own ballot.
-    proxies = [r for r in rows if r[2] == "proxy" and r[3] in PROXY_STATUSES]
+    proxies = [r for r in rows if r[6] == "proxy" and r[7] in PROXY_STATUSES]
     if proxies:
         parts = [f"{len(proxies)} 张委托代理票，请核对书面委托书"]
-        for group, text in (([r for r in proxies if r[3] == "counted" and r[4]], "张未经第二名业委会成员确认即已计入"),
-                            ([r for r in proxies if r[3] == "pending"], "张尚无第二名业委会成员确认（不计入）"),
-                            ([r for r in proxies if r[3] == "conflict"], "张与业主本人的投票冲突，待处理（不计入）")):
+        for group, text in (([r for r in proxies if r[7] == "counted" and r[8]], "张未经第二名业委会成员确认即已计入"),
+                            ([r for r in proxies if r[7] == "pending"], "张尚无第二名业委会成员确认（不计入）"),
+                            ([r for r in proxies if r[7] == "conflict"], "张与业主本人的投票冲突，待处理（不计入）")):
             if group:
                 parts.append(f"{len(group)} {text}")
         flags.append(Flag("proxy", "委托代理投票", "；".join(parts), labels(proxies)))
-    late_rows = [r for r in rows if r[5]]
+    late_rows = [r for r in rows if r[9]]
     if late_rows:
         flags.append(Flag("late_change", "截止前一小时内改票",
                           f"{len(late_rows)} 次改票发生在 {format_local_dt(closes - LAST_HOUR)} 至 "

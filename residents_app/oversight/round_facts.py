@@ -43,16 +43,17 @@ def roll_entries(round_id: int):
     ).scalars().all()
 
 
-def round_tally(rnd, now: datetime, live=None) -> dict:
+def round_tally(rnd, now: datetime, live=None, *, named: bool = True) -> dict:
     """The stored result once closed (what was published), else the live tally (Tally.to_dict() shape).
-    `live`: the round's compute_tally when the caller has it (tally_svc.compute_tallies)."""
+    `live`: the round's compute_tally when the caller has it (tally_svc.compute_tallies); named=False: the
+    buildings' rows without their names (a page that does not show them)."""
     from residents_app.rounds.models import RoundResult
 
     if rnd.status == "closed":
         result = db.session.get(RoundResult, rnd.id)
         if result is not None:
             return result.tally
-    return outcomes.live_tally(rnd, live if live is not None else tally_svc.compute_tally(rnd.id, now))
+    return outcomes.live_tally(rnd, live if live is not None else tally_svc.compute_tally(rnd.id, now, named=named))
 
 
 def _hundredths(value) -> int:
@@ -171,11 +172,12 @@ def round_report_data(rnd, now: datetime, *, roll_households: int | None = None,
                       signoff_events: list | None = None, publicity=None) -> RoundReportData:
     """What the report shows. The desk (desk=True) passes what it has read already (the roll's length, the
     sign-offs, the round's result publicity, newest first) and leaves out what it does not show: the agreeing
-    units, the ballots per channel, the street office and the chain's head (it shows its own chain check)."""
+    units, the ballots per channel, the street office, the chain's head (it shows its own chain check) and the
+    buildings' names (the live tally's rows per building are not on the page)."""
     from residents_app.registry.models import Estate
 
     estate = db.session.get(Estate, rnd.estate_id)
-    tally = round_tally(rnd, now)
+    tally = round_tally(rnd, now, named=not desk)  # the desk does not show the buildings' rows
     figures = tally["figures"]
     rule_code, rule_item = rule_of(rnd)
     head = None if desk else chain_head(estate.id)

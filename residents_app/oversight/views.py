@@ -28,13 +28,18 @@ from residents_app.replica import reads_replica
 bp = Blueprint("oversight", __name__)
 
 
-def _round_or_404(round_id: int):
-    from residents_app.registry.models import Estate
-    from residents_app.rounds.models import Round
+_ROUND_AND_ESTATE: list[sa.Select] = []
 
+
+def _round_or_404(round_id: int):
+    if not _ROUND_AND_ESTATE:  # built once (building it cost more than running it), the round bound per call
+        from residents_app.registry.models import Estate
+        from residents_app.rounds.models import Round
+
+        _ROUND_AND_ESTATE.append(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
+                                 .where(Round.id == sa.bindparam("p_round_id", type_=sa.Integer)))
     # The round and its estate in one statement (estate_or_404 then finds the estate in the session).
-    row = db.session.execute(sa.select(Round, Estate).join(Estate, Estate.id == Round.estate_id)
-                             .where(Round.id == round_id)).first()
+    row = db.session.execute(_ROUND_AND_ESTATE[0], {"p_round_id": round_id}).first()
     if row is None:
         raise NotFound("找不到该表决")
     estate = estate_or_404(row[0].estate_id)
@@ -65,10 +70,23 @@ def _desk_rows(rnd) -> list[dict]:
     return rows
 
 
+# Who records the chain's checkpoint from the desk: the verifying authority (the street office, and admin).
+CHECKPOINT_ROLES = ("street", "admin")
+
+
 @bp.route("/rounds/<int:round_id>/verify")
 @staff_required
 def verify_desk(round_id: int):
-    from residents_app.audit.verify import advance_checkpoint, verify_since_checkpoint
+    """The verification desk: the round's figures, flags, sign-offs and roll (a page at a time), and the estate's
+    chain checked from its checkpoint (audit_checkpoint: entries up to it were verified earlier).
+
+    The checkpoint: a street-office (or admin) view that found the chain intact past the checkpoint (or walked
+    it from genesis, there being none) moves the checkpoint to the head it checked, recorded under the viewer,
+    and commits; the next view reads only what comes after it. The street office is the verifying authority: a
+    committee member's view verifies from the checkpoint just the same (and shows the same result) but writes
+    nothing, so a GET by the estate's own committee never changes what the chain is trusted up to.
+    """
+    from residents_app.audit.verify import advance_checkpoint, verify_checkpoint_rows
     from residents_app.oversight.report import rule_lines, verdict_text
     from residents_app.rounds.recount import recount_round
 
@@ -78,12 +96,12 @@ def verify_desk(round_id: int):
     page = desk.roll_page(rnd.id, max(request.args.get("page", 1, type=int) or 1, 1))
     if page is None:
         raise NotFound("名册没有这一页")
-    signoffs, register_changes = desk.signoffs_and_register_changes(rnd)
+    signoffs, register_changes, checkpoint_rows = desk.chain_rows(rnd)
     publicity = flags.result_publicity(rnd)
     data = round_facts.round_report_data(rnd, now, roll_households=page.total, desk=True, signoff_events=signoffs,
                                          publicity=publicity)
     rule_name, rule_source = rule_lines(data)
-    chain = verify_since_checkpoint(estate.id)
+    chain = verify_checkpoint_rows(estate.id, checkpoint_rows)  # audit.verify.verify_since_checkpoint's check
     html = render_template(
         "oversight/verify.html", rnd=rnd, estate=estate, data=data, rule_name=rule_name, rule_source=rule_source,
         verdict=verdict_text(data), flags=flags.round_flags(rnd, publicity, register_changes), page=page,
@@ -91,9 +109,10 @@ def verify_desk(round_id: int):
         chain=chain, recount=recount_round(rnd),
         signoffs=signoffs, decisions=services_svc.DECISIONS,
         can_sign=current_user.role in ("street", "admin") and rnd.status == "closed")
-    # The entries this view checked past the checkpoint become the checkpoint: the next view reads only what
-    # comes after them (issue 19 item 4). Committed after rendering, which still reads the loaded objects.
-    if advance_checkpoint(chain, actor=audit_services.actor_for_user(current_user), now=now):
+    # The entries a street-office view checked past the checkpoint become the checkpoint: the next view reads only
+    # what comes after them (issue 19 item 4). Committed after rendering, which still reads the loaded objects.
+    if current_user.role in CHECKPOINT_ROLES and advance_checkpoint(
+            chain, actor=audit_services.actor_for_user(current_user), now=now):
         db.session.commit()
     return html
 

@@ -36,17 +36,19 @@ def _register_entries(rnd: Round) -> list[th.RollEntry]:
     return [th.RollEntry(u, b, a, tuple(owners.get(u, ()))) for u, b, a in db.session.execute(q)]
 
 
-def compute_tally(round_id: int, now: datetime | None = None) -> th.Tally:
+def compute_tally(round_id: int, now: datetime | None = None, *, named: bool = True) -> th.Tally:
     """The live tally of a round, from the frozen roll and the counted ballots.
 
     Both modes read the stored counters (rounds/counters.py: units and hundredths per building and choice); person
     mode also the round's person totals (rounds/person_counters.py): a few rows, whatever the size of the roll.
+    named=False: for a page that does not show the buildings' rows (their names are not read; the rows are named
+    by their building ids).
     """
     rnd = get_round(round_id)
     if rnd.status == "draft":
         entries = _register_entries(rnd)
         return th.tally(entries, {}, rnd.rule_preset, rnd.counting_mode)
-    return compute_tallies([rnd], now)[rnd.id]
+    return compute_tallies([rnd], now, names=None if named else {})[rnd.id]
 
 
 def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:

@@ -1,9 +1,11 @@
 """The desk at district size (issue 19): the roll a page at a time, and a view with nothing new since the chain's
-checkpoint reads the chain in one small statement (the view that checked the entries checkpoints them)."""
+checkpoint reads the chain in one small statement (a street-office view that checked the entries checkpoints them;
+a committee member's view verifies from the checkpoint and writes nothing)."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -77,3 +79,76 @@ def test_a_view_checkpoints_what_it_checked_and_the_next_reads_the_chain_once(cl
     assert f"本小区审计日志完好：共 {seq + 1} 条" in html and "本次核对该检查点及其后的 1 条" in html
     db.session.expire_all()
     assert db.session.get(AuditCheckpoint, chain).seq == seq + 1
+
+
+def _checkpoint(db, chain):
+    db.session.expire_all()
+    cp = db.session.get(AuditCheckpoint, chain)
+    return None if cp is None else (cp.seq, cp.hash, cp.verified_at, cp.verified_by)
+
+
+def _chain_reads(counted) -> tuple[int, list[str]]:
+    """(statements reading the checkpoint, statements walking the chain from a seq or writing the checkpoint)."""
+    return (sum("audit_checkpoint" in s and s.lstrip().upper().startswith("SELECT") for s in counted.statements),
+            [s for s in counted.statements if re.search(r"audit_event\.seq > [%?:]", s)
+             or re.match(r"\s*(INSERT|UPDATE)[^;]*audit_checkpoint", s, re.I | re.S)])
+
+
+def test_a_street_view_records_the_checkpoint_and_a_committee_view_verifies_from_it_writing_nothing(
+        client, login_as, voted_round, now, db, monkeypatch):
+    from residents_app.oversight import views
+
+    chain = voted_round.estate_id
+    street_at, committee_at, later_at = (now + timedelta(hours=h) for h in (1, 2, 3))
+    seq, hash_ = _head(db, chain)
+
+    # A committee member's view with no checkpoint: the whole chain walked, verified, nothing recorded.
+    login_as(client, voted_round.c1)
+    monkeypatch.setattr(views, "utcnow", lambda: committee_at)
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert f"本小区审计日志完好：共 {seq} 条" in html and 'id="chain-checkpoint"' not in html
+    assert _checkpoint(db, chain) is None
+
+    # The street office's view records the head it checked, under the viewer, at the view's time.
+    login_as(client, voted_round.street)
+    monkeypatch.setattr(views, "utcnow", lambda: street_at)
+    client.get(f"/rounds/{voted_round.id}/verify")
+    street_actor = f"user:{voted_round.street.id}:vr_street"
+    assert _checkpoint(db, chain) == (seq, hash_, street_at, street_actor)
+
+    # An entry after the checkpoint; a committee member's view checks it from the checkpoint (one statement, no
+    # walk) and reports the chain verified, but the checkpoint stays where the street office left it.
+    record("test.after", chain=chain, actor="test", now=now, data={})
+    db.session.commit()
+    login_as(client, voted_round.c1)
+    monkeypatch.setattr(views, "utcnow", lambda: committee_at)
+    for _ in range(2):  # and so does the next one: still from the street office's checkpoint
+        with count_statements(db.engine) as counted:
+            html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+        assert f"本小区审计日志完好：共 {seq + 1} 条" in html
+        assert f"第 1–{seq} 条已于 2026-09-01 11:00 完整核验（{street_actor}），本次核对该检查点及其后的 1 条" in html
+        assert _chain_reads(counted) == (1, []), counted.report()
+        assert _checkpoint(db, chain) == (seq, hash_, street_at, street_actor)
+
+    # The street office's next view moves it on to the new entry.
+    login_as(client, voted_round.street)
+    monkeypatch.setattr(views, "utcnow", lambda: later_at)
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert "本次核对该检查点及其后的 1 条" in html
+    new_head = _head(db, chain)
+    assert new_head[0] == seq + 1
+    assert _checkpoint(db, chain) == (seq + 1, new_head[1], later_at, street_actor)
+
+
+def test_an_admin_view_records_the_checkpoint(client, login_as, voted_round, now, factory, db, monkeypatch):
+    from residents_app.oversight import views
+
+    admin = factory.user("admin", username="vr_admin")
+    db.session.commit()
+    chain = voted_round.estate_id
+    seq, hash_ = _head(db, chain)
+    login_as(client, admin)
+    monkeypatch.setattr(views, "utcnow", lambda: now)
+    html = client.get(f"/rounds/{voted_round.id}/verify").get_data(as_text=True)
+    assert f"本小区审计日志完好：共 {seq} 条" in html
+    assert _checkpoint(db, chain) == (seq, hash_, now, f"user:{admin.id}:vr_admin")
