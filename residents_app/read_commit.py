@@ -38,6 +38,10 @@ def install(app: Flask, db) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI", "").startswith("postgresql"):
         return
 
+    @app.before_request
+    def _fresh_request():  # an app context can serve several requests (tests): each starts unmarked
+        g.pop(WROTE, None)
+
     @app.after_request
     def _commit_reads(resp):
         if request.method not in READ_METHODS or resp.status_code >= 400 or g.get(WROTE):
