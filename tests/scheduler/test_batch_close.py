@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from residents_app import db as app_db
 from residents_app.audit.models import AuditEvent
 from residents_app.audit.verify import verify_chain
 from residents_app.extensions import db as _db
@@ -240,6 +241,8 @@ def test_closing_on_several_connections_stores_exactly_what_closing_one_by_one_s
     """Real commits: on PostgreSQL the planned rounds close on 4 connections of their own, each round in its own
     transaction, a chain's rounds in order; SQLite takes the per-round path. Same results, same chain entries."""
     monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
+    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
@@ -264,6 +267,8 @@ def test_two_ticks_at_once_close_each_round_once(live_app, monkeypatch):
     """Two ticks running at the same instant (their tick lock left out): each round is closed by one of them,
     with one result and one chain entry, and the chains verify."""
     monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
+    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
@@ -305,6 +310,8 @@ def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps
     stays open and is reported, the chain's second round still closes (after it, on the per-round path), the
     other rounds close as planned, and the next tick closes the failed one; every chain verifies."""
     monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
+    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
