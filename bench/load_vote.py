@@ -140,7 +140,9 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int, logdir: Path
     cmd = [str(GUNICORN), "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
            "--access-logfile", str(logdir / "access.log"), "--error-logfile", str(logdir / "error.log"),
            "--graceful-timeout", "5", "wsgi:app"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app_log = open(logdir / "app.log", "ab")  # noqa: SIM115 - the app's own log lines, kept with gunicorn's
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=app_log, stderr=app_log)
+    app_log.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -204,7 +204,7 @@ def _sqlite_invalidate(dbapi_connection, connection_record, exception):
 #
 # pool_pre_ping would cost every request a `SELECT 1` round trip (on a page of four statements, one round trip in
 # seven). A connection given back less than PING_AFTER_IDLE seconds ago was working a moment ago: it is handed out
-# as it is (HikariCP's "alive bypass window"). One idle longer (or a new one) is pinged first, and a dead one is
+# as it is (HikariCP's "alive bypass window"), as is one just opened. One idle longer is pinged first, and a dead one is
 # replaced before the request sees it: after a PostgreSQL restart the app recovers by itself. A connection that
 # dies within the window (the server restarted while the app was busy) fails its request with the 503 of
 # ops/faults.py, and SQLAlchemy, seeing the disconnect, invalidates every connection of the pool opened before it:
@@ -240,6 +240,13 @@ def _ping_after_idle(dbapi_connection, connection_record, connection_proxy):
 def _note_use(dbapi_connection, connection_record):
     if connection_record is not None and dbapi_connection is not None:
         connection_record.info["rapp_used"] = time.monotonic()
+
+
+@event.listens_for(Pool, "connect")
+def _note_new(dbapi_connection, connection_record):
+    # Just opened: alive, not pinged on its first checkout. (A ping failing on the connection that replaced a
+    # dead one would exhaust the pool's attempts and end in a non-database error, a 500, not the 503.)
+    connection_record.info["rapp_used"] = time.monotonic()
 
 
 def ids_in(session, column, ids) -> sa.ColumnElement:

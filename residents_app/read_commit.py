@@ -51,7 +51,10 @@ def install(app: Flask, db) -> None:
             return resp
         try:
             session.commit()
-        except Exception:  # the transaction could not end well: as before, rolled back at the request's end
-            log.warning("read-only request %s: COMMIT failed, rolled back", request.path, exc_info=True)
-            session.rollback()
+        except Exception:  # noqa: BLE001 - the transaction could not end well: rolled back as before
+            log.warning("read-only request %s: COMMIT failed, rolled back", request.path)
+            try:
+                session.rollback()
+            except Exception:  # noqa: BLE001 - the connection is gone (ops.faults.end_session discards it)
+                log.warning("read-only request %s: ROLLBACK failed too", request.path)
         return resp

@@ -61,3 +61,23 @@ def handle_database_error(exc: sa.exc.DBAPIError):
         return body, status, {"Retry-After": "30"}
     resp.headers["Retry-After"] = "30"
     return resp
+
+
+def end_session(exc) -> None:
+    """The request's session ended as Flask-SQLAlchemy ends it (at the app context's end), just before it does.
+
+    A server that went away between the view's last statement and this end (a restart: the connection is
+    terminated) makes the closing ROLLBACK fail after the answer was already made, and an error raised here would
+    turn that answer into a 500. There is nothing left to undo on a connection the server has closed: the error is
+    logged, the connection discarded (invalidated, no ROLLBACK sent) and the answer goes out as it was."""
+    from residents_app.extensions import db
+
+    try:
+        db.session.remove()
+    except sa.exc.DBAPIError as err:
+        log.warning("database connection lost at the end of a request: %s", type(err.orig).__name__)
+        try:
+            db.session().invalidate()
+        except Exception:  # noqa: BLE001 - the session is dropped below whatever state it is in
+            log.warning("discarding the lost connection failed")
+        db.session.registry.clear()

@@ -1,6 +1,7 @@
 """/healthz (the process answers) and /readyz (database reachable, migrations at head).
 
-Registering this blueprint also installs the log redaction filter and the database-fault handler.
+Registering this blueprint also installs the log redaction filter, the database-fault handler and the end of
+the request's session that survives a connection lost after the answer (faults.end_session).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
-from residents_app.ops.faults import handle_database_error
+from residents_app.ops.faults import end_session, handle_database_error
 from residents_app.ops.redaction import install_log_redaction
 from residents_app.ops.services import check_readiness
 
@@ -19,6 +20,7 @@ bp = Blueprint("ops", __name__)
 def _on_register(state) -> None:
     install_log_redaction()
     state.app.register_error_handler(sa.exc.DBAPIError, handle_database_error)
+    state.app.teardown_appcontext(end_session)  # runs before Flask-SQLAlchemy's (registered earlier)
 
 
 def _no_store(resp):

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 
 from residents_app.audit import sealer
@@ -189,8 +191,23 @@ def _dialect(conn) -> _Dialect:
 
 
 def _run(cursor, name: str, sql: str, params: dict) -> None:
-    """Every statement of the cast path goes through here (tests wrap it to see which ones run)."""
-    cursor.execute(sql, params)
+    """Every statement of the cast path goes through here (tests wrap it to see which ones run). The driver's own
+    errors (this path runs on the driver's cursor) are raised as SQLAlchemy's, as every other statement's are: a
+    server restarting under a cast is then the 503 of ops/faults.py, not an unknown error's 500."""
+    try:
+        cursor.execute(sql, params)
+    except Exception as err:
+        base = _driver_error(cursor)
+        if base is None or not isinstance(err, base):
+            raise
+        broken = bool(getattr(cursor.connection, "closed", False) or getattr(cursor.connection, "broken", False))
+        raise sa.exc.DBAPIError.instance(sql, params, err, base, connection_invalidated=broken) from err
+
+
+def _driver_error(cursor) -> type | None:
+    """The DB-API module's base Error class of this cursor's driver (psycopg or sqlite3)."""
+    module = sys.modules.get(type(cursor).__module__.split(".")[0])
+    return getattr(module, "Error", None)
 
 
 def _cursor(conn):

@@ -210,3 +210,46 @@ def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(
     resp = client.post("/api/test-write")
     assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
     assert client.post("/api/test-write").get_json() == {"seq": 4}
+
+
+def test_a_connection_lost_after_the_answer_does_not_turn_it_into_a_500(working, monkeypatch):
+    """The server ends the request's connection after the view made its answer (a restart at that moment): the
+    closing ROLLBACK (a POST) or a read-only GET's COMMIT (read_commit) fails; the answer goes out as made, the
+    lost connection is discarded, and the next request works (ops.faults.end_session)."""
+    import time
+
+    from flask import jsonify
+
+    url, app = working
+
+    def answer_then_lose():
+        if TEST_DB == "postgresql":
+            pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            pg_admin("SELECT pg_terminate_backend(%s)", pid)
+            for _ in range(200):  # gone for sure before the request ends
+                if not pg_admin("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid):
+                    break
+                time.sleep(0.01)
+        else:
+            db.session.execute(sa.text("SELECT 1")).scalar_one()
+        return jsonify({"answered": True}), 201
+
+    app.add_url_rule("/api/test-answer-then-lose", "answer_then_lose", answer_then_lose, methods=["GET", "POST"])
+    client = app.test_client()
+    if TEST_DB == "sqlite":
+        # No server to lose: the session's end fails as a lost connection's ROLLBACK does, once.
+        import sqlalchemy.orm
+
+        real_close, failed = sqlalchemy.orm.Session.close, []
+
+        def close_once_lost(self):
+            if not failed:
+                failed.append(True)
+                raise sa.exc.OperationalError("ROLLBACK", {}, Exception("server closed the connection"))
+            return real_close(self)
+
+        monkeypatch.setattr(sqlalchemy.orm.Session, "close", close_once_lost)
+    for method in ("post", "get"):
+        resp = getattr(client, method)("/api/test-answer-then-lose")
+        assert (resp.status_code, resp.get_json()) == (201, {"answered": True}), method
+        assert client.post("/api/test-write").get_json() == {"seq": {"post": 1, "get": 2}[method]}

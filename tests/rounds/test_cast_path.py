@@ -205,3 +205,27 @@ def test_a_round_closed_after_its_first_cast_refuses_the_next(client, db, live_r
     _identify(client, tokens["1幢-102"], units["1幢-102"])
     bad = client.post(f"/api/ballot/{tokens['1幢-102']}/cast", json={"round_id": round_id, "choice": "maybe"})
     assert bad.status_code == 409 and bad.get_json()["code"] == "vote_window_closed"
+
+
+def test_the_cast_paths_driver_errors_are_raised_as_sqlalchemys(db):
+    """The one-statement cast runs on the driver's cursor: its errors come out as SQLAlchemy's (a server gone is
+    then ops/faults.py's 503, not an unknown error's 500), the driver's error kept as .orig."""
+    import pytest
+
+    from residents_app.rounds import castpath
+
+    cursor = castpath._cursor(db.session.connection())
+    driver = castpath._driver_error(cursor)
+    assert driver is not None and driver.__module__.split(".")[0] in ("psycopg", "sqlite3")
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        castpath._run(cursor, "cast", "SELECT no_such_column FROM ballot", {})
+    assert isinstance(caught.value.orig, driver)
+    assert caught.value.statement == "SELECT no_such_column FROM ballot"
+    assert caught.value.connection_invalidated is False
+    # Anything that is not a driver's error passes through unchanged.
+    class NotADriver:
+        def execute(self, sql, params):
+            raise ValueError("not a driver's error")
+
+    with pytest.raises(ValueError, match="not a driver's error"):
+        castpath._run(NotADriver(), "cast", "SELECT 1", {})
