@@ -190,8 +190,16 @@ def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(
             raw.close()
         assert client.post("/api/test-write").get_json() == {"seq": 2}
         return
+    import time
+
     import psycopg
 
+    with app.app_context():
+        db.engine.dispose()
+        opened = time.monotonic()
+        raw = db.engine.raw_connection()  # a new connection counts as just used: alive, not pinged again
+        assert opened <= raw.info["rapp_used"] <= time.monotonic()
+        raw.close()
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
     with app.app_context():
         raw = db.engine.raw_connection()  # pinged (idle past a window of 0 s) and handed out idle: no open transaction
