@@ -69,7 +69,9 @@ def create_schema(app) -> None:
     from residents_app.audit import db_guards
 
     with app.app_context():
-        _db.create_all()
+        # The default database only: an app with a replica (test_multinode) leaves its bind key in the shared
+        # extension's metadatas, which create_all() would otherwise try on every later app.
+        _db.create_all(bind_key=None)
         db_guards.install(_db.engine)
 
 
