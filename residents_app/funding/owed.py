@@ -135,8 +135,6 @@ def _on_publish(plan, contributions) -> None:
     save(plan, contributions)
 
 
-
-
 def saved(plan) -> dict[int, UnitOwed] | None:
     """The saved rows of this version by unit id; None when they cannot be trusted now (none saved, or the
     estate changed in this transaction and the commit has not rewritten them yet)."""
