@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from residents_app import db as app_db
@@ -237,12 +238,17 @@ def _live_world(db, factory, now):
     return ids
 
 
-def test_closing_on_several_connections_stores_exactly_what_closing_one_by_one_stores(live_app, monkeypatch):
+@pytest.fixture
+def lanes(live_app, monkeypatch):
+    """The planned rounds close on 4 connections of their own (PostgreSQL), every connection checked before use
+    (db.py's ping, as one idle for a while is): the lanes still get all of them."""
+    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
+    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
+
+
+def test_closing_on_several_connections_stores_exactly_what_closing_one_by_one_stores(live_app, lanes):
     """Real commits: on PostgreSQL the planned rounds close on 4 connections of their own, each round in its own
     transaction, a chain's rounds in order; SQLite takes the per-round path. Same results, same chain entries."""
-    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
-    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
-    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
@@ -263,12 +269,9 @@ def test_closing_on_several_connections_stores_exactly_what_closing_one_by_one_s
         _db.session.remove()
 
 
-def test_two_ticks_at_once_close_each_round_once(live_app, monkeypatch):
+def test_two_ticks_at_once_close_each_round_once(live_app, lanes):
     """Two ticks running at the same instant (their tick lock left out): each round is closed by one of them,
     with one result and one chain entry, and the chains verify."""
-    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
-    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
-    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
@@ -305,13 +308,11 @@ def test_two_ticks_at_once_close_each_round_once(live_app, monkeypatch):
         _db.session.remove()
 
 
-def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps_its_order(live_app, monkeypatch):
+def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps_its_order(live_app, lanes,
+                                                                                           monkeypatch):
     """The first of a chain's two rounds fails (real commits; PostgreSQL: on the connections of their own): it
     stays open and is reported, the chain's second round still closes (after it, on the per-round path), the
     other rounds close as planned, and the next tick closes the failed one; every chain verifies."""
-    monkeypatch.setitem(live_app.config, "SCHEDULER_CLOSE_CONNECTIONS", 4)
-    # every connection checked before use (db.py), as one idle for a while is: the lanes still get all of them
-    monkeypatch.setattr(app_db, "PING_AFTER_IDLE", 0)
     with live_app.app_context():
         ids = _live_world(_db, Factory(_db), NOW)
         expected = _one_by_one(_db, ids, NOW)
