@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import time
 from datetime import UTC, datetime
@@ -204,7 +205,9 @@ def _sqlite_invalidate(dbapi_connection, connection_record, exception):
 #
 # pool_pre_ping would cost every request a `SELECT 1` round trip (on a page of four statements, one round trip in
 # seven). A connection given back less than PING_AFTER_IDLE seconds ago was working a moment ago: it is handed out
-# as it is (HikariCP's "alive bypass window"), as is one just opened. One idle longer is pinged first, and a dead one is
+# as it is (HikariCP's "alive bypass window"), as is one just opened, unless the server has closed it meanwhile
+# and said so (what arrived on its socket is read without a round trip: a restart or pg_terminate_backend sends a
+# FATAL message first). One idle longer is pinged first, and a dead one is
 # replaced before the request sees it: after a PostgreSQL restart the app recovers by itself. A connection that
 # dies within the window (the server restarted while the app was busy) fails its request with the 503 of
 # ops/faults.py, and SQLAlchemy, seeing the disconnect, invalidates every connection of the pool opened before it:
@@ -223,6 +226,8 @@ def _ping_after_idle(dbapi_connection, connection_record, connection_proxy):
         return
     used = connection_record.info.get("rapp_used")
     if used is not None and time.monotonic() - used < PING_AFTER_IDLE:
+        if not _socket_alive(dbapi_connection):  # the server ended it meanwhile (and said so): replaced
+            raise sa.exc.DisconnectionError("the server closed the connection")
         return
     # In autocommit, as SQLAlchemy's own ping: no transaction is left open on the connection handed out.
     was_autocommit = dbapi_connection.autocommit
@@ -234,6 +239,19 @@ def _ping_after_idle(dbapi_connection, connection_record, connection_proxy):
             dbapi_connection.autocommit = was_autocommit
     except Exception as exc:  # dead: the pool replaces it (and tries again) before anyone uses it
         raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+def _socket_alive(dbapi_connection) -> bool:
+    """No round trip: an idle connection's socket has nothing to read unless the server sent something on its own,
+    which here only ever is a goodbye (a shutdown or pg_terminate_backend sends its FATAL message, then closes the
+    socket). Readable, or gone: not alive."""
+    try:
+        fd = dbapi_connection.pgconn.socket
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return not poller.poll(0)
+    except Exception:  # noqa: BLE001 - closed or broken
+        return False
 
 
 @event.listens_for(Pool, "checkin")

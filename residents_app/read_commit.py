@@ -97,11 +97,13 @@ def _checkin(dbapi_connection, connection_record):
         log.warning("a connection could not leave autocommit at check-in", exc_info=True)
 
 
-def in_autocommit(session) -> bool:
-    """Whether the session's connection serves this request's reads in autocommit (nothing to end for a read)."""
+def nothing_begun(session) -> bool:
+    """Whether the session's connection serves this request's reads in autocommit and no BEGIN was sent: nothing
+    to end."""
     if not session.in_transaction():
         return False
-    return bool(session.connection().connection.info.get(AUTOCOMMIT))
+    fairy = session.connection().connection
+    return bool(fairy.info.get(AUTOCOMMIT)) and fairy.dbapi_connection.info.transaction_status == _IDLE
 
 
 def install(app: Flask, db) -> None:
@@ -119,7 +121,7 @@ def install(app: Flask, db) -> None:
         session = db.session()  # the request's Session (not the scoped proxy)
         if not session.in_transaction() or session.new or session.dirty or session.deleted:
             return resp
-        if in_autocommit(session):
+        if nothing_begun(session):
             return resp  # nothing began: the connection goes back as it is
         try:
             session.commit()

@@ -234,9 +234,15 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
     if names is None:
         names = dict(db.session.execute(db.select(Building.id, Building.name)
                                         .where(Building.estate_id == estate.id)).all())
-    tally = tally_svc.tally_of_round(rnd, names)
-    outcome = svc.round_outcome(rnd.id) if rnd.status == "closed" else None
     show_results = rnd.results_visibility == "live" or rnd.status == "closed"
+    with_latest = show_results and rnd.status != "draft"
+    stored, recent = None, []
+    if with_latest and rnd.counting_mode == "household":  # the counters and the latest ballots in one statement
+        stored, recent = ballots_svc.counts_and_latest(rnd.id, limit=20)
+    elif with_latest:
+        recent = ballots_svc.latest_ballots(rnd.id, limit=20)
+    tally = tally_svc.tally_of_round(rnd, names, stored)
+    outcome = svc.round_outcome(rnd.id) if rnd.status == "closed" else None
     can_edit = _can_edit(estate)
     entry = rnd.status == "open" and can_edit  # the paper and proxy forms, the ballots waiting for a second member
     # The whole roll (with its owners) only feeds the paper and proxy forms.
@@ -244,7 +250,6 @@ def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:
     pending = ballots_svc.pending_paper_ballots(rnd.id) if entry else []
     mandates = list(db.session.execute(db.select(ProxyMandate).where(ProxyMandate.round_id == rnd.id)
                                        .order_by(ProxyMandate.id)).scalars()) if entry else []
-    recent = ballots_svc.latest_ballots(rnd.id, limit=20) if show_results and rnd.status != "draft" else []
     # {unit id: a row with its roll .label}: the pending ballots' and mandates' units are on the roll (entry forms).
     units: dict = {**{b.unit_id: b for b in recent}, **{r.unit_id: r for r in roll}}
     # A choice shows its options and the decided one, a survey its figures (stored once closed).

@@ -51,13 +51,14 @@ def compute_tally(round_id: int, now: datetime | None = None, *, named: bool = T
     return compute_tallies([rnd], now, names=None if named else {})[rnd.id]
 
 
-def tally_of_round(rnd: Round, names: dict[int, str]) -> th.Tally:
+def tally_of_round(rnd: Round, names: dict[int, str], stored: counters.Counts | None = None) -> th.Tally:
     """compute_tally of a round already loaded, with its estate's building names {id: name} already read (the round
     page reads the round, its estate and the names in one query): a household-counted round reads only its
-    counters; a draft or a person-counted round is compute_tally's."""
+    counters (unless given: `stored`, read with the latest ballots); a draft or a person-counted round is
+    compute_tally's."""
     if rnd.status == "draft" or rnd.counting_mode != "household":
         return compute_tally(rnd.id)
-    return name_buildings(household_tally(rnd, counters.stored_counts(rnd.id)), names)
+    return name_buildings(household_tally(rnd, counters.stored_counts(rnd.id) if stored is None else stored), names)
 
 
 def compute_tallies(rounds: list[Round], now: datetime | None = None, *,

@@ -165,14 +165,15 @@ def test_app_recovers_by_itself_when_the_database_comes_back(working):
 
 def _kill_connections(url: str) -> None:
     """What a restart does to the pool's connections: their server processes end (the database stays up)."""
-    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-             db_name(url))
+    pg_admin("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s "
+             "AND pid <> pg_backend_pid()", db_name(url))  # each gone (its goodbye sent) before this returns
 
 
 def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(working, monkeypatch):
     """residents_app/db.py: no `SELECT 1` before every request; a connection idle for PING_AFTER_IDLE seconds is
-    checked (a dead one replaced unseen), one used a moment ago goes straight to work (dead: one 503, and the
-    pool starts afresh)."""
+    checked (a dead one replaced unseen), one used a moment ago goes straight to work unless the server's goodbye
+    is on its socket (replaced unseen too, no round trip); one that died without a word: one 503, and the pool
+    starts afresh."""
     import sqlite3
 
     from residents_app import db as db_module
@@ -214,10 +215,14 @@ def test_a_connection_idle_longer_than_the_window_is_pinged_a_recent_one_is_not(
     # Within the window (an hour): handed out unchecked; killed, its request answers 503 and the next one works.
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 3600.0)
     assert client.post("/api/test-write").get_json() == {"seq": 3}
+    _kill_connections(url)  # each server process sends its FATAL message and closes the socket
+    assert client.post("/api/test-write").get_json() == {"seq": 4}
+    # A death the socket does not show yet (the goodbye still on its way, a network gone): the request fails.
+    monkeypatch.setattr(db_module, "_socket_alive", lambda dbapi_connection: True)
     _kill_connections(url)
     resp = client.post("/api/test-write")
     assert (resp.status_code, resp.get_json()) == (503, UNAVAILABLE)
-    assert client.post("/api/test-write").get_json() == {"seq": 4}
+    assert client.post("/api/test-write").get_json() == {"seq": 5}
 
 
 def test_a_connection_lost_after_the_answer_does_not_turn_it_into_a_500(working, monkeypatch):

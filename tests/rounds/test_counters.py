@@ -97,6 +97,30 @@ def test_the_tally_reads_the_counters(db, make_round, units, now):
     assert [p.code for p in counters.check_counters(round_ids=[rnd.id])] == ["round_count_mismatch"]
 
 
+def test_the_round_pages_one_statement_gives_the_counters_and_the_latest_ballots(db, make_round, units, now):
+    """ballots.counts_and_latest: what counters.stored_counts and latest_ballots give, read in one statement."""
+    rnd = make_round(kind="general", matter_item=7)
+    b1, b2 = units["1幢-101"].building_id, units["2幢-201"].building_id
+    casts = [("1幢-101", "agree", 1), ("2幢-201", "disagree", 2), ("1幢-101", "disagree", 3), ("1幢-102", "agree", 4)]
+    for label, choice, hours in casts:
+        u = units[label]
+        ballots_svc.cast_ballot(rnd.id, u.id, u.ownerships[0].owner_id, choice, now + timedelta(hours=hours))
+    stored, latest = ballots_svc.counts_and_latest(rnd.id, limit=3)
+    assert stored == {
+        (b1, ""): (3, 30000), (b2, ""): (2, 10000), (b1, "agree"): (1, 10000), (b1, "disagree"): (1, 10000),
+        (b2, "disagree"): (1, 6000)}
+    assert stored == counters.stored_counts(rnd.id)
+    # Newest first: 102 agree, 101 disagree, 201 disagree (the 4th, 101's first ballot, is past the limit).
+    assert [(b.label, b.choice, b.channel, b.status, b.proxy_name, b.cast_at) for b in latest] == [
+        ("1幢-102", "agree", "online", "counted", "", now + timedelta(hours=4)),
+        ("1幢-101", "disagree", "online", "counted", "", now + timedelta(hours=3)),
+        ("2幢-201", "disagree", "online", "counted", "", now + timedelta(hours=2))]
+    assert latest[0].cast_at.tzinfo is not None
+    assert [(b.id, b.unit_id, b.choice, b.label, b.cast_at) for b in ballots_svc.latest_ballots(rnd.id, limit=3)] \
+        == [(b.id, b.unit_id, b.choice, b.label, b.cast_at) for b in latest]
+    assert ballots_svc.counts_and_latest(rnd.id, limit=0)[1] == []
+
+
 def recount(app, *args):
     return app.test_cli_runner().invoke(args=["rounds", "recount", *args])
 
