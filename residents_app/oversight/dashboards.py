@@ -15,6 +15,7 @@ from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
 from residents_app.oversight.round_facts import round_tally
+from residents_app.registry.services import building_names, building_names_of
 
 COUNTED_STATUSES = ("counted", "superseded")
 
@@ -108,17 +109,16 @@ def estate_with_building_names(estate_id: int) -> tuple[object | None, dict[int,
     """The estate (None if there is no such estate) and its building names {id: name}, in one query. While the
     caller holds the estate it is in the session's identity map, so scoping.estate_or_404 (which checks who may
     see it) runs no statement of its own."""
-    rows = db.session.execute(_estate_query(), {"p_estate_id": estate_id}).all()
-    return (rows[0][0] if rows else None), {b: name for _, b, name in rows if b is not None}
+    row = db.session.execute(_estate_query(db.session.get_bind().dialect.name), {"p_estate_id": estate_id}).first()
+    return (row[0], building_names(row[1])) if row else (None, {})
 
 
 @functools.cache
-def _estate_query():
+def _estate_query(dialect: str):
     """Built once (building it costs more than running it)."""
-    from residents_app.registry.models import Building, Estate
+    from residents_app.registry.models import Estate
 
-    return (sa.select(Estate, Building.id, Building.name).outerjoin(Building, Building.estate_id == Estate.id)
-            .where(Estate.id == sa.bindparam("p_estate_id")))
+    return sa.select(Estate, building_names_of(Estate.id, dialect)).where(Estate.id == sa.bindparam("p_estate_id"))
 
 
 def estate_rounds(estate_id: int) -> list:

@@ -6,6 +6,7 @@ transaction. Time is an argument (`now`), the actor is a string from audit.servi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -72,6 +73,24 @@ class RegisterSummary:
 def _area_sum(column) -> sa.ColumnElement:
     # Sum the stored hundredths as plain integers (exact on both databases).
     return sa.func.coalesce(sa.func.sum(sa.type_coerce(column, sa.BigInteger)), 0)
+
+
+def building_names_of(estate_id_column, dialect: str) -> sa.ScalarSelect:
+    """A column for a query that holds an estate: its buildings' [id, name] pairs as one JSON array (a page that
+    shows an estate and its building names gets ONE row, not a row per building that repeats the estate's and
+    everything else's columns)."""
+    if dialect == "postgresql":
+        pairs = sa.func.json_agg(sa.func.json_build_array(Building.id, Building.name))
+    else:
+        pairs = sa.func.json_group_array(sa.func.json_array(Building.id, Building.name))
+    return sa.select(pairs).where(Building.estate_id == estate_id_column).scalar_subquery()
+
+
+def building_names(value) -> dict[int, str]:
+    """{building id: name} from a building_names_of column (JSON decoded by psycopg; text on SQLite)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return {int(b): name for b, name in value or ()}
 
 
 def register_summary(estate_id: int, building_ids=None) -> RegisterSummary:

@@ -228,7 +228,8 @@ def _latest_query():
 def latest_ballots(round_id: int, limit: int = 20) -> list[LatestBallot]:
     """The round's `limit` latest ballots, newest first, each with its unit's label on the frozen roll, in one
     query."""
-    return [LatestBallot(r) for r in db.session.execute(_latest_query(), {"p_round_id": round_id, "p_limit": limit})]
+    return [LatestBallot(r) for r in db.session.execute(_latest_query(), {"p_round_id": round_id, "p_limit": limit})
+            .all()]
 
 
 @functools.cache
@@ -257,7 +258,7 @@ def counts_and_latest(round_id: int, limit: int = 20) -> tuple[counters.Counts, 
     stored: counters.Counts = {}
     latest = []
     for k, building_id, choice, units, area, *ballot in db.session.execute(
-            _counts_and_latest_query(), {"p_round_id": round_id, "p_limit": limit}):
+            _counts_and_latest_query(), {"p_round_id": round_id, "p_limit": limit}).all():
         if k == 1:
             ballot.insert(2, choice)
             latest.append(LatestBallot(ballot))

@@ -27,6 +27,7 @@ from residents_app.exports import csv_response, safe_cell
 from residents_app.extensions import db
 from residents_app.formatting import BEIJING, to_local
 from residents_app.registry.models import Building, Estate, Unit
+from residents_app.registry.services import building_names, building_names_of
 from residents_app.rounds import ballots as ballots_svc
 from residents_app.rounds import common, outcomes
 from residents_app.rounds import links as links_svc
@@ -210,20 +211,20 @@ def round_detail(round_id: int):
 
 
 @functools.cache
-def _round_query():
+def _round_query(dialect: str):
     """Built once (building it cost more than running it)."""
-    return (db.select(Round, Estate, Building.id, Building.name).join(Estate, Estate.id == Round.estate_id)
-            .outerjoin(Building, Building.estate_id == Estate.id).where(Round.id == db.bindparam("p_round_id")))
+    return (db.select(Round, Estate, building_names_of(Estate.id, dialect)).join(Estate, Estate.id == Round.estate_id)
+            .where(Round.id == db.bindparam("p_round_id")))
 
 
 def _round_with_buildings(round_id: int):
     """The round, its estate and the estate's building names in one query (the estate then comes from the session's
     identity map: estate_or_404 runs no statement of its own)."""
-    rows = db.session.execute(_round_query(), {"p_round_id": round_id}).all()
-    if not rows:
+    row = db.session.execute(_round_query(db.session.get_bind().dialect.name), {"p_round_id": round_id}).first()
+    if row is None:
         raise NotFound("找不到该表决")
-    rnd = rows[0][0]
-    return rnd, estate_or_404(rnd.estate_id), {b: name for _, _, b, name in rows if b is not None}
+    rnd = row[0]
+    return rnd, estate_or_404(rnd.estate_id), building_names(row[2])
 
 
 def _detail_ctx(rnd, estate, now, names: dict[int, str] | None = None) -> dict:

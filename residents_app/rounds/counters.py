@@ -122,7 +122,7 @@ def _stored_query():
 
 def _all_stored(round_ids: list[int]) -> dict[int, Counts]:
     out: dict[int, Counts] = {r: {} for r in round_ids}
-    for r, b, c, u, a in db.session.execute(_stored_query(), {"round_ids": list(round_ids)}):
+    for r, b, c, u, a in db.session.execute(_stored_query(), {"round_ids": list(round_ids)}).all():
         if u or a:
             out[r][(b, c)] = (int(u), int(a or 0))
     return out
