@@ -6,8 +6,8 @@ statement, and the request ends with another (`COMMIT` or `ROLLBACK`): on a page
 trips in six. Under READ COMMITTED (the app's level) every statement of a transaction takes its own snapshot
 anyway, so a SELECT run on its own sees exactly what it would have seen inside one. A connection checked out for a
 GET or HEAD request is therefore put in autocommit, and the first statement that is not a plain read (an INSERT,
-UPDATE or DELETE, a flush, a lock `FOR UPDATE` / `FOR SHARE`, an advisory lock, a SAVEPOINT, a `WITH` or any text
-statement that is not a SELECT, a server-side cursor) gets a `BEGIN` sent before it: from there on the request's
+UPDATE or DELETE, a flush, a lock `FOR UPDATE` / `FOR SHARE`, an advisory lock, a SAVEPOINT, any statement that is
+not a SELECT or a WITH ... SELECT, a server-side cursor) gets a `BEGIN` sent before it: from there on the request's
 writes are one transaction as on any other request, committed by the view or rolled back at its end (psycopg's
 commit() and rollback() send COMMIT / ROLLBACK whenever the server is in a transaction). The connection leaves
 autocommit when it goes back to the pool. Requests other than GET/HEAD, the scheduler, the commands and a session
@@ -48,9 +48,10 @@ _NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b|PG_ADVISORY|NEXT
 
 @functools.lru_cache(maxsize=4096)  # a page's statements are the same strings every time (SQLAlchemy's cache)
 def plain_read(statement: str) -> bool:
-    """A SELECT that neither locks nor changes anything (anything else is treated as a write)."""
+    """A SELECT (or a WITH ... SELECT) that neither locks nor changes anything: no INSERT, UPDATE or DELETE anywhere in
+    it, no row or advisory lock, no sequence or setting changed. Anything else is treated as a write."""
     head = statement.lstrip()[:7].upper()
-    return head.startswith("SELECT") and not _NOT_PLAIN.search(statement)
+    return head.startswith(("SELECT", "WITH")) and not _NOT_PLAIN.search(statement)
 
 
 @event.listens_for(Engine, "before_cursor_execute")
