@@ -76,7 +76,8 @@ def test_plain_reads():
     assert read_commit.plain_read("WITH page AS (SELECT id FROM roll_entry LIMIT 50) SELECT * FROM page")
     for statement in ("INSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t",
                       "WITH x AS (UPDATE t SET a = 1 RETURNING id) SELECT * FROM x",
-                      "WITH x AS (DELETE FROM t RETURNING id) SELECT count(*) FROM x", "SAVEPOINT sa_1", "SET LOCAL synchronous_commit = off",
+                      "WITH x AS (DELETE FROM t RETURNING id) SELECT count(*) FROM x", "SAVEPOINT sa_1",
+                      "SET LOCAL synchronous_commit = off",
                       "SELECT id FROM round WHERE id = 1 FOR UPDATE", "SELECT id FROM t FOR NO KEY UPDATE",
                       "SELECT id FROM t\nFOR SHARE", "SELECT id FROM t FOR KEY SHARE",
                       "SELECT pg_advisory_xact_lock(1, 2)", "SELECT nextval('s')", "SELECT setval('s', 3)",
