@@ -16,6 +16,7 @@ from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
 from residents_app.oversight.round_facts import round_tally
 from residents_app.registry.services import building_names, building_names_of
+from residents_app.rounds.counters import add_stored, stored_select
 
 COUNTED_STATUSES = ("counted", "superseded")
 
@@ -146,14 +147,17 @@ def _epoch(expr, dialect: str):
     return sa.cast(sa.func.strftime("%s", expr), sa.BigInteger)
 
 
-def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = None
+def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = None, counts: dict | None = None
                        ) -> dict[int, list[tuple[datetime, int]]]:
     """The turnout curves of these rounds drawn to the chart's resolution, in one query: the first counted cast of
     each unit as whole seconds, binned by the database into the chart's pixel columns (a round's casts before its
     chart starts in column -1, after it ends in the last column), one row per column that has any: the column's
     first cast and how many households it adds. The curve is the per-household one of turnout_points_of at the
     width it is drawn at (a point per column: its first cast, the cumulative count at its end); the last point's
-    count is exact. No row per household leaves the database."""
+    count is exact. No row per household leaves the database.
+
+    `counts` (a dict): the same statement also reads the rounds' stored counters into it ({round: Counts}, as
+    rounds.counters.stored_counts_of gives them): the cards' tallies and curves in one round trip."""
     out: dict[int, list] = {r.id: [] for r in rounds}
     if not rounds:
         return out
@@ -162,29 +166,35 @@ def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = Non
         start, end = chart_window(rnd, now)
         params.update({f"r{i}": rnd.id, f"t{i}": int(start.timestamp()),
                        f"s{i}": max(int((end - start).total_seconds()), 1)})
-    statement = _turnout_query(db.session.get_bind().dialect.name, len(rounds))
+    statement = _turnout_query(db.session.get_bind().dialect.name, len(rounds), counts is not None)
     count_of = dict.fromkeys(out, 0)
-    # Core, not the ORM session's execute: plain integer rows, nothing to load.
-    for round_id, _col, at, n in db.session.connection().execute(statement, params).all():
+    # Core, not the ORM session's execute: plain rows, nothing to load.
+    for k, round_id, col, choice, at, n in db.session.connection().execute(statement, params).all():
+        if k == 0:
+            add_stored(counts, round_id, col, choice, at, n)
+            continue
         count_of[round_id] += n
         out[round_id].append((datetime.fromtimestamp(at, UTC), count_of[round_id]))
     return out
 
 
 @functools.cache
-def _turnout_query(dialect: str, n_rounds: int):
+def _turnout_query(dialect: str, n_rounds: int, with_counts: bool = False):
     """turnout_columns_of's statement for n rounds, built once (building it cost more than running it): the rounds'
-    ids in :ids, each round's id, chart start and span (seconds) in :r<i>, :t<i>, :s<i>, the width in :columns."""
-    from residents_app.rounds.models import Ballot
+    ids in :ids, each round's id, chart start and span (seconds) in :r<i>, :t<i>, :s<i>, the width in :columns.
+    Rows (k = 1, round, column, NULL, its first cast, households); with_counts: also the counters' rows (k = 0,
+    round, building, choice, units, area)."""
+    from residents_app.rounds.models import Ballot, RoundCount
 
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
+    def of_rounds(column):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
 
-        of_rounds = Ballot.round_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))
-    else:
-        of_rounds = Ballot.round_id.in_(sa.bindparam("ids", expanding=True))
+            return column == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Integer)))
+        return column.in_(sa.bindparam("ids", expanding=True))
+
     firsts = (sa.select(Ballot.round_id.label("round_id"), _epoch(sa.func.min(Ballot.cast_at), dialect).label("first"))
-              .where(of_rounds, Ballot.status.in_(COUNTED_STATUSES))
+              .where(of_rounds(Ballot.round_id), Ballot.status.in_(COUNTED_STATUSES))
               .group_by(Ballot.round_id, Ballot.unit_id).subquery())
 
     def per_round(name: str):
@@ -195,18 +205,25 @@ def _turnout_query(dialect: str, n_rounds: int):
     offset = firsts.c.first - per_round("t")
     column = sa.case((offset < 0, sa.literal(-1, sa.BigInteger)), (offset >= per_round("s"), columns),
                      else_=offset * columns // per_round("s")).label("col")
-    return (sa.select(firsts.c.round_id, column, sa.func.min(firsts.c.first), sa.func.count())
-            .group_by(firsts.c.round_id, column).order_by(firsts.c.round_id, column))
+    curve = sa.select(sa.literal(1, sa.Integer).label("k"), firsts.c.round_id, column,
+                      sa.cast(sa.null(), sa.String).label("choice"), sa.func.min(firsts.c.first),
+                      sa.func.count()).group_by(firsts.c.round_id, column)
+    if not with_counts:
+        return curve.order_by(firsts.c.round_id, column)
+    stored = stored_select(of_rounds(RoundCount.round_id), sa.literal(0, sa.Integer))
+    union = sa.union_all(stored, curve).subquery()
+    return sa.select(union).order_by(union.c[0], union.c[1], union.c[2])
 
 
 def round_cards(rounds: list, now: datetime, *, names: dict[int, str] | None = None) -> list[RoundCard]:
-    """The cards of these rounds in a fixed number of queries: their tallies from the stored counters, read
-    together (rounds.tally.compute_tallies; `names`: their estates' building names when the caller has them), and
-    their turnout curves in one query (turnout_columns_of)."""
+    """The cards of these rounds in a fixed number of queries: their turnout curves and their stored counters in
+    one (turnout_columns_of), their tallies from these (rounds.tally.compute_tallies; `names`: their estates'
+    building names when the caller has them)."""
     from residents_app.rounds.tally import compute_tallies
 
-    live = compute_tallies([r for r in rounds if r.status != "closed"], now, names=names)
-    points = turnout_columns_of(rounds, now)
+    counts: dict = {}
+    points = turnout_columns_of(rounds, now, counts=counts)
+    live = compute_tallies([r for r in rounds if r.status != "closed"], now, names=names, stored=counts)
     return [round_card(r, now, live=live.get(r.id), points=points[r.id]) for r in rounds]
 
 

@@ -110,21 +110,31 @@ def live_counts(round_ids: list[int]) -> dict[int, Counts]:
     return out
 
 
+def stored_select(of_rounds, *first) -> sa.Select:
+    """The counters of the rounds `of_rounds` selects (a condition on RoundCount.round_id), summed over the slots:
+    (*first, round, building, choice, units, area in hundredths) rows."""
+    return (sa.select(*first, RoundCount.round_id, RoundCount.building_id, RoundCount.choice,
+                      sa.func.sum(RoundCount.units), sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)))
+            .where(of_rounds).group_by(RoundCount.round_id, RoundCount.building_id, RoundCount.choice))
+
+
+def add_stored(out: dict[int, Counts], round_id: int, building_id: int, choice: str, units, area) -> None:
+    """One row of stored_select into {round: Counts} (a choice every unit has left holds zeros: no count)."""
+    if units or area:
+        out.setdefault(round_id, {})[(building_id, choice)] = (int(units), int(area or 0))
+
+
 @functools.cache
 def _stored_query():
     """Built once (every round page and dashboard reads the counters; building the statement cost more than
     running it)."""
-    return (sa.select(RoundCount.round_id, RoundCount.building_id, RoundCount.choice, sa.func.sum(RoundCount.units),
-                      sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)))
-            .where(RoundCount.round_id.in_(sa.bindparam("round_ids", expanding=True)))
-            .group_by(RoundCount.round_id, RoundCount.building_id, RoundCount.choice))
+    return stored_select(RoundCount.round_id.in_(sa.bindparam("round_ids", expanding=True)))
 
 
 def _all_stored(round_ids: list[int]) -> dict[int, Counts]:
     out: dict[int, Counts] = {r: {} for r in round_ids}
-    for r, b, c, u, a in db.session.execute(_stored_query(), {"round_ids": list(round_ids)}).all():
-        if u or a:
-            out[r][(b, c)] = (int(u), int(a or 0))
+    for row in db.session.execute(_stored_query(), {"round_ids": list(round_ids)}).all():
+        add_stored(out, *row)
     return out
 
 

@@ -61,21 +61,24 @@ def tally_of_round(rnd: Round, names: dict[int, str], stored: counters.Counts | 
     return name_buildings(household_tally(rnd, counters.stored_counts(rnd.id) if stored is None else stored), names)
 
 
-def compute_tallies(rounds: list[Round], now: datetime | None = None, *,
-                    names: dict[int, str] | None = None) -> dict[int, th.Tally]:
-    """compute_tally of several rounds: the opened ones from one read of their counters, one of their person
-    totals and one of their buildings' names unless the caller has them (`names`, {building id: name} of their
-    estates): a dashboard's rounds in a fixed number of queries; drafts one by one (a preview over the register)."""
+def compute_tallies(rounds: list[Round], now: datetime | None = None, *, names: dict[int, str] | None = None,
+                    stored: dict[int, counters.Counts] | None = None) -> dict[int, th.Tally]:
+    """compute_tally of several rounds: the opened ones from one read of their counters (unless the caller has
+    them: `stored`, {round: Counts}), one of their person totals and one of their buildings' names unless the
+    caller has them (`names`, {building id: name} of their estates): a dashboard's rounds in a fixed number of
+    queries; drafts one by one (a preview over the register)."""
     batch = [r for r in rounds if r.status != "draft"]
     out: dict[int, th.Tally] = {}
     if batch:
         if names is None:
             names = dict(db.session.execute(sa.select(Building.id, Building.name)
                                             .where(Building.estate_id.in_({r.estate_id for r in batch}))).all())
-        stored = counters.stored_counts_of([r.id for r in batch])
+        if stored is None:
+            stored = counters.stored_counts_of([r.id for r in batch])
         persons = person_counters.stored_totals([r.id for r in batch if r.counting_mode == "person"])
         for r in batch:
-            t = person_tally(r, stored[r.id], persons[r.id]) if r.id in persons else household_tally(r, stored[r.id])
+            counts = stored.get(r.id, {})
+            t = person_tally(r, counts, persons[r.id]) if r.id in persons else household_tally(r, counts)
             out[r.id] = name_buildings(t, names)
     for r in rounds:
         if r.id not in out:

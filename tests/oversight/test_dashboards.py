@@ -10,6 +10,7 @@ from residents_app.db import utcnow
 from residents_app.extensions import db
 from residents_app.oversight import charts, dashboards
 from residents_app.registry.models import StreetOffice
+from residents_app.rounds import counters
 from tests.voted import build_open_round
 
 
@@ -36,6 +37,12 @@ def test_turnout_columns_are_the_points_at_the_charts_resolution(voted_round, li
     assert dashboards.turnout_columns_of([live_round], opens + timedelta(hours=2), columns=2) == {
         live_round.id: [(opens + timedelta(hours=1), 1), (opens + timedelta(hours=2), 3)]}
     assert dashboards.turnout_columns_of([], now) == {}
+    # With the counters read in the same statement: the same curve, the counters as stored_counts_of gives them.
+    counts: dict = {}
+    assert dashboards.turnout_columns_of([live_round], now, columns=2, counts=counts) == {
+        live_round.id: [(opens + timedelta(hours=1), 2), (opens + timedelta(hours=3), 3)]}
+    assert counts == counters.stored_counts_of([live_round.id])
+    assert sum(n for (_, choice), (n, _) in counts[live_round.id].items() if choice) == 3  # the three voters
 
 
 def test_progress_bars_are_exact(voted_round, live_round):
