@@ -52,9 +52,9 @@ def turnout_svg(points: list[tuple[datetime, int]], *, start: datetime, end: dat
     # once), so the path is the same as through Fractions at a fraction of the cost (a point per household).
     x_num, y_num = left * span, (top + plot_h) * y_max
     for t, v in points:
-        seconds = min(max(int((t - start).total_seconds()), 0), span)
-        path.append(f"H{(x_num + plot_w * seconds) / span:.1f}")
-        path.append(f"V{(y_num - plot_h * v) / y_max:.1f}")
+        d = t - start  # whole seconds as int(total_seconds()) gives them once clamped at 0 (days * 86400 + seconds
+        seconds = min(max(d.days * 86400 + d.seconds, 0), span)  # is their floor, the same for d >= 0)
+        path.append(f"H{(x_num + plot_w * seconds) / span:.1f} V{(y_num - plot_h * v) / y_max:.1f}")
         last = v
     path.append(f"H{_px(x(end))}")
     bound_value = bound * total
