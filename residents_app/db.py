@@ -267,6 +267,19 @@ def _note_new(dbapi_connection, connection_record):
     connection_record.info["rapp_used"] = time.monotonic()
 
 
+# On a pooled connection's record while it serves a GET's reads in autocommit (residents_app/read_commit.py).
+READS_IN_AUTOCOMMIT = "rapp_reads_in_autocommit"
+
+
+def begin_if_in_autocommit(fairy) -> None:
+    """Before statements sent on the driver's own cursor (which SQLAlchemy's events do not see): on a connection
+    that serves a GET's reads in autocommit, BEGIN first, so they are one transaction as anywhere else."""
+    if fairy.info.get(READS_IN_AUTOCOMMIT):
+        raw = fairy.dbapi_connection
+        if raw.info.transaction_status == 0:  # psycopg.pq.TransactionStatus.IDLE
+            raw.execute("BEGIN")
+
+
 def ids_in(session, column, ids) -> sa.ColumnElement:
     """`column IN ids` for a list of ids that can be long (a district's estates, their rounds): one array parameter
     (`= ANY(:ids)`) on PostgreSQL, so the statement text is the same whatever the number of ids (no hundreds of

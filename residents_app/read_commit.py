@@ -35,12 +35,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
+from residents_app.db import READS_IN_AUTOCOMMIT
+
 log = logging.getLogger(__name__)
 
 READ_METHODS = ("GET", "HEAD")
 _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 WROTE = "_rapp_statement_not_a_read"
-AUTOCOMMIT = "rapp_reads_in_autocommit"  # on a pooled connection's record while it serves a GET in autocommit
+AUTOCOMMIT = READS_IN_AUTOCOMMIT  # on a pooled connection's record while it serves a GET in autocommit
 # A SELECT that locks or changes something: it needs the transaction its effect lasts for.
 _NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b|PG_ADVISORY|NEXTVAL|SETVAL|SET_CONFIG|"
                         r"\bINTO\b|\b(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)

@@ -35,6 +35,7 @@ from flask import current_app
 from residents_app.audit import sealer
 from residents_app.audit.chain import GENESIS, canonical_json, chain_entry, new_receipt
 from residents_app.audit.services import seal_chain
+from residents_app.db import begin_if_in_autocommit
 from residents_app.errors import Conflict
 from residents_app.extensions import db
 from residents_app.rounds.counters import MOVE_SQL, PG_MOVE_CTE, slot_of
@@ -211,7 +212,9 @@ def _driver_error(cursor) -> type | None:
 
 
 def _cursor(conn):
-    # The session's connection, inside the transaction the session has begun (BEGIN IMMEDIATE on SQLite).
+    # The session's connection, inside the transaction the session has begun (BEGIN IMMEDIATE on SQLite; on
+    # PostgreSQL psycopg's own BEGIN, or ours if the connection serves a GET's reads in autocommit).
+    begin_if_in_autocommit(conn.connection)
     return conn.connection.dbapi_connection.cursor()
 
 

@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from residents_app.audit.chain import GENESIS, canonical_json, chain_entry
 from residents_app.audit.services import CHAIN_LOCK_KEY
 from residents_app.core import matters
+from residents_app.db import begin_if_in_autocommit
 from residents_app.errors import NotFound
 from residents_app.extensions import db
 from residents_app.registry.models import Building
@@ -281,7 +282,9 @@ class CloseBatch:
 
     def _dbapi(self):
         db.session.flush()
-        return db.session.connection().connection.dbapi_connection
+        fairy = db.session.connection().connection
+        begin_if_in_autocommit(fairy)  # statements sent on the driver's cursor belong to the session's transaction
+        return fairy.dbapi_connection
 
     def _load(self, round_id: int) -> None:
         """Building names of the next BATCH rounds (from this one on), one query."""

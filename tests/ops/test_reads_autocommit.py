@@ -11,6 +11,7 @@ from flask import jsonify
 from residents_app import read_commit
 from residents_app.extensions import db
 from residents_app.registry.models import StreetOffice
+from residents_app.rounds import castpath
 from tests.conftest import TEST_DB
 
 from .conftest import create_schema
@@ -62,7 +63,14 @@ def _app(make_database_url, make_app, **config):
         rows = db.session.execute(sa.select(StreetOffice.code).execution_options(yield_per=1))
         return jsonify({"codes": [r[0] for r in rows], "status": _status()})
 
-    for rule, view, methods in (("/t/read", read, ["GET", "POST"]), ("/t/write", write_then_read, ["GET"]),
+    def driver_write():  # a statement on the driver's own cursor (rounds/castpath.py) after a read: BEGIN first
+        _offices()
+        cur = castpath._cursor(db.session.connection())
+        cur.execute("INSERT INTO street_office (code, name, district) VALUES ('S5', '中街道', '')")
+        return jsonify({"status": _status()}), 409  # not committed: the row goes with the rollback
+
+    for rule, view, methods in (("/t/driver", driver_write, ["GET"]), ("/t/read", read, ["GET", "POST"]),
+                                ("/t/write", write_then_read, ["GET"]),
                                 ("/t/fail", two_writes_then_fail, ["GET"]), ("/t/lock", lock, ["GET"]),
                                 ("/t/stream", stream, ["GET"])):
         app.add_url_rule(rule, rule, view, methods=methods)
@@ -112,6 +120,7 @@ def test_a_get_that_writes_does_it_in_one_transaction(make_database_url, make_ap
                                                  "after": "IDLE" if PG else "INTRANS"}
     assert client.get("/t/fail").get_json() == {"status": "INTRANS"}
     assert client.get("/t/lock").get_json() == {"status": "INTRANS"}
+    assert client.get("/t/driver").get_json() == {"status": "INTRANS"}
     with app.app_context():
         assert _offices() == ["S1", "S2"]  # the committed write kept; both flushed rows of the failed GET gone
 
