@@ -323,10 +323,10 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
         if to_local(r.closes_at).date() >= today:
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
-    pubs = db.session.execute(
+    pubs = db.session.connection().execute(  # Core: plain rows, nothing for the ORM to do
         sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
         .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
-        .order_by(Publicity.id))
+        .order_by(Publicity.id)).all()
     for p in pubs:
         if p.last_day >= today:
             out.append(charts.Deadline(p.last_day,
@@ -390,11 +390,11 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
         names = dict(db.session.execute(
             sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
-    for chain, subject_id, data, at in db.session.execute(
+    for chain, subject_id, data, at in db.session.connection().execute(  # Core: plain rows
             sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
             .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round")
-            .order_by(AuditEvent.chain, AuditEvent.seq)):
+            .order_by(AuditEvent.chain, AuditEvent.seq)).all():
         last[(chain, subject_id)] = (data or {}, at)
     rows = []
     for r in rounds:

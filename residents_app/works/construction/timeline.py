@@ -98,7 +98,7 @@ def facts(estate_id: int) -> dict:
     (works.construction.services.project_of) and, per hook with a probe, whether it may find anything.
     The estate dashboard reads them once for its timeline and its funding card (the plan in force)."""
     hooks = tuple((key, STAGE_PROBES[hook]) for key, hook in STAGE_HOOKS.items() if hook in STAGE_PROBES)
-    row = db.session.execute(_facts_query(hooks), {"p_estate_id": estate_id}).one()
+    row = db.session.connection().execute(_facts_query(hooks), {"p_estate_id": estate_id}).one()  # Core: no ORM
     return {"plan": row.plan, "project": bool(row.project),
             **{key: bool(row._mapping[f"probe_{key}"]) for key, _ in hooks}}
 
