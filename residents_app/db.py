@@ -280,6 +280,13 @@ def begin_if_in_autocommit(fairy) -> None:
             raw.execute("BEGIN")
 
 
+def core_rows(session, statement, params: dict | None = None) -> list:
+    """A Core statement of plain columns run without the ORM's pass (nothing to load: a good part of a small
+    statement's cost), on the connection the session picks for it (its bind by statement: the replica for a
+    read while the request is marked, residents_app/replica.py). Its rows, fetched at once."""
+    return session.connection(bind_arguments={"clause": statement}).execute(statement, params or {}).all()
+
+
 def ids_in(session, column, ids) -> sa.ColumnElement:
     """`column IN ids` for a list of ids that can be long (a district's estates, their rounds): one array parameter
     (`= ANY(:ids)`) on PostgreSQL, so the statement text is the same whatever the number of ids (no hundreds of

@@ -10,7 +10,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
-from residents_app.db import ids_in
+from residents_app.db import core_rows, ids_in
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
@@ -168,8 +168,7 @@ def turnout_columns_of(rounds: list, now: datetime, *, columns: int | None = Non
                        f"s{i}": max(int((end - start).total_seconds()), 1)})
     statement = _turnout_query(db.session.get_bind().dialect.name, len(rounds), counts is not None)
     count_of = dict.fromkeys(out, 0)
-    # Core, not the ORM session's execute: plain rows, nothing to load.
-    for k, round_id, col, choice, at, n in db.session.connection().execute(statement, params).all():
+    for k, round_id, col, choice, at, n in core_rows(db.session, statement, params):
         if k == 0:
             add_stored(counts, round_id, col, choice, at, n)
             continue
@@ -323,10 +322,9 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
         if to_local(r.closes_at).date() >= today:
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
-    pubs = db.session.connection().execute(  # Core: plain rows, nothing for the ORM to do
-        sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
-        .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
-        .order_by(Publicity.id)).all()
+    pubs = core_rows(db.session, sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
+                     .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
+                     .order_by(Publicity.id))
     for p in pubs:
         if p.last_day >= today:
             out.append(charts.Deadline(p.last_day,
@@ -390,11 +388,11 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
         names = dict(db.session.execute(
             sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
-    for chain, subject_id, data, at in db.session.connection().execute(  # Core: plain rows
-            sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
+    for chain, subject_id, data, at in core_rows(
+            db.session, sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
             .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round")
-            .order_by(AuditEvent.chain, AuditEvent.seq)).all():
+            .order_by(AuditEvent.chain, AuditEvent.seq)):
         last[(chain, subject_id)] = (data or {}, at)
     rows = []
     for r in rounds:

@@ -297,6 +297,7 @@ def test_the_district_pages_read_from_the_replica_and_everything_else_from_the_p
     written only there: the district page and its export show the marker, the sign-in and every write use the
     primary."""
     from residents_app.auth.models import User
+    from residents_app.db import core_rows
     from residents_app.registry.models import Estate, StreetOffice
     from residents_app.replica import READ_REPLICA
 
@@ -338,10 +339,12 @@ def test_the_district_pages_read_from_the_replica_and_everything_else_from_the_p
         with app.test_request_context():  # marked for the replica: SELECTs there, writes to the primary
             _db.session.info[READ_REPLICA] = True
             assert _db.session.execute(sa.select(Estate.name)).scalar_one() == "副本小区"
+            assert [tuple(r) for r in core_rows(_db.session, sa.select(Estate.name))] == [("副本小区",)]  # Core too
             _db.session.add(StreetOffice(code="RP2", name="写入主库", district="鹿城区"))
             _db.session.commit()
             _db.session.info.pop(READ_REPLICA)
             assert _db.session.execute(sa.select(Estate.name)).scalar_one() == "主库小区"
+            assert [tuple(r) for r in core_rows(_db.session, sa.select(Estate.name))] == [("主库小区",)]
             _db.session.remove()
         assert pg_admin_count(primary, "RP2") == 1 and pg_admin_count(replica, "RP2") == 0
         plain = make_app(primary)  # without the setting: the district page is the primary's

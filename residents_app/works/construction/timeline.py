@@ -14,6 +14,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from residents_app.core.calendar import beijing_date
+from residents_app.db import core_rows
 from residents_app.extensions import db
 
 STAGES = (("willingness", "改造意愿"), ("plan", "改造方案"), ("vote", "方案表决"), ("publicity", "结果公示"),
@@ -98,7 +99,7 @@ def facts(estate_id: int) -> dict:
     (works.construction.services.project_of) and, per hook with a probe, whether it may find anything.
     The estate dashboard reads them once for its timeline and its funding card (the plan in force)."""
     hooks = tuple((key, STAGE_PROBES[hook]) for key, hook in STAGE_HOOKS.items() if hook in STAGE_PROBES)
-    row = db.session.connection().execute(_facts_query(hooks), {"p_estate_id": estate_id}).one()  # Core: no ORM
+    (row,) = core_rows(db.session, _facts_query(hooks), {"p_estate_id": estate_id})
     return {"plan": row.plan, "project": bool(row.project),
             **{key: bool(row._mapping[f"probe_{key}"]) for key, _ in hooks}}
 
