@@ -275,14 +275,20 @@ def _check_scheduler(app, killed_at: float, names: tuple[str, str], cluster: Clu
 
     from residents_app.scheduler.models import JobRun
 
-    with app.app_context():
-        runs = _db.session.execute(sa.select(JobRun.worker, JobRun.status, JobRun.started_at, JobRun.finished_at)
-                                   .where(JobRun.job == "tick").order_by(JobRun.started_at)).all()
-        _db.session.remove()
+    pids = {name: cluster.procs[name].pid for name in names}
+    deadline = time.monotonic() + 20  # a tick a second: the one leading now has run at least one (a fast load can
+    while True:                       # end before the standby's first tick is recorded)
+        with app.app_context():
+            runs = _db.session.execute(sa.select(JobRun.worker, JobRun.status, JobRun.started_at, JobRun.finished_at)
+                                       .where(JobRun.job == "tick").order_by(JobRun.started_at)).all()
+            _db.session.remove()
+        if len(runs) >= 3 and str(pids[names[1]]) in {r.worker.rsplit(":", 1)[1] for r in runs}:
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.2)
     assert len(runs) >= 3 and {r.status for r in runs} == {"ok"}  # never "skipped": never two at the tick lock
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier.finished_at <= later.started_at
-    pids = {name: cluster.procs[name].pid for name in names}
     workers = {r.worker.rsplit(":", 1)[1] for r in runs}
     assert workers == {str(p) for p in pids.values()}
     cut = datetime.fromtimestamp(killed_at, UTC)
