@@ -194,6 +194,10 @@ def to_hundredths(area: Decimal | str | int) -> int:
 
 
 def area_str(hundredths: int) -> str:
+    """Hundredths of a m² as "123.45" (exact: integer arithmetic for an int, as Decimal formats it)."""
+    if type(hundredths) is int:  # the common case, many times per tally: no Decimal needed
+        whole, cents = divmod(-hundredths if hundredths < 0 else hundredths, 100)
+        return f"{'-' if hundredths < 0 else ''}{whole}.{cents:02d}"
     return f"{Decimal(hundredths).scaleb(-2):.2f}"
 
 
@@ -343,11 +347,14 @@ def building_breakdown(entries: list[RollEntry], ballots: Mapping[int, str]) -> 
     return [finish_building_row(rows[k]) for k in sorted(rows)]
 
 
+_TWO_THIRDS = Fraction(2, 3)
+
+
 def finish_building_row(row: dict) -> dict:
     """Areas as strings, plus whether the building alone reaches 2/3 of its area and households."""
     out = dict(row)
-    out["agree_area_two_thirds"] = _meets(row["agree_area"], row["total_area"], Fraction(2, 3), False)
-    out["agree_count_two_thirds"] = _meets(row["agree_count"], row["total_count"], Fraction(2, 3), False)
+    out["agree_area_two_thirds"] = _meets(row["agree_area"], row["total_area"], _TWO_THIRDS, False)
+    out["agree_count_two_thirds"] = _meets(row["agree_count"], row["total_count"], _TWO_THIRDS, False)
     for k in ("total_area", "voted_area", "agree_area"):
         out[k] = area_str(row[k])
     return out

@@ -22,7 +22,7 @@ path, which seals them first. STATS counts these statements (SQLAlchemy's events
 With `plan(now, actor)` first (PostgreSQL), ONE statement (FIGURES_SQL) reads what every due round's close needs:
 each round's row and its counters, its agreeing units, each chain's head and the building names; the outcomes are
 computed in Python from these. A planned household yes/no round whose chain head is known then closes in ONE round
-trip ([its row lock, its chain's lock, the write], `queue_fast`): the write is one statement that closes the
+trip ([its row lock and its chain's lock, the write], `queue_fast`): the write is one statement that closes the
 round, stores its result and appends its chain entry (hashed in Python after the head read up front) only if
 nothing the plan read has changed since: the round still open and due, its counters' row versions (xmin) the
 same (every cast that moves a unit between choices rewrites a counter row, in the cast's own transaction), the
@@ -126,11 +126,12 @@ FIGURES_SQL = (
     "SELECT 4, b.id, NULL, NULL, NULL, b.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM building b "
     "WHERE b.estate_id IN (SELECT estate_id FROM r)"
 )
-# A planned round's close: its row lock, its chain's lock, then (a snapshot taken after both) the write, which
-# does nothing unless what the plan read is unchanged; it returns the rounds closed (1 or 0).
+# A planned round's close: its row lock, then its chain's lock (one statement: the subquery's row is locked before
+# the outer select takes the chain's lock), then (a snapshot taken after both) the write, which does nothing unless
+# what the plan read is unchanged; it returns the rounds closed (1 or 0).
 _FAST = (
-    "SELECT id FROM round WHERE id = %(id)s FOR UPDATE",
-    f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY}, %(e_chain)s)",
+    f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY}, %(e_chain)s) FROM (SELECT id FROM round WHERE id = %(id)s "
+    "FOR UPDATE) r",
     "WITH ok AS (SELECT r.id FROM round r WHERE r.id = %(id)s AND r.status = 'open' AND r.closes_at <= %(now)s "
     "AND r.kind = %(r_kind)s AND r.counting_mode = %(r_counting_mode)s "
     "AND r.rule_preset IS NOT DISTINCT FROM %(r_rule_preset)s "
@@ -250,10 +251,13 @@ class CloseBatch:
         p = self.planned.get(round_id)
         return p is not None and p.chain in self.heads
 
-    def queue_fast(self, conn, round_id: int, now: datetime, actor=None, head: tuple[int, str] | None = None) -> Queued:
-        """Send a planned round's close (can_close_fast) on a psycopg connection in pipeline mode: its row lock,
-        its chain's lock and the write, in the caller's transaction. `done()` tells whether it closed. `head`: the
-        chain's head if the closes queued before it on the chain close (the default: the head known now)."""
+    def queue_fast(self, conn, round_id: int, now: datetime, actor=None, head: tuple[int, str] | None = None,
+                   cursor=None) -> Queued:
+        """Send a planned round's close (can_close_fast) on a psycopg connection in pipeline mode: its row lock and
+        its chain's lock, then the write, in the caller's transaction. `done()` tells whether it closed. `head`: the
+        chain's head if the closes queued before it on the chain close (the default: the head known now). `cursor`:
+        one of `conn` to send the locks with (whose results nobody reads), so as not to make one per round; the
+        write gets a cursor of its own, which holds its result until done()."""
         self.prepare(round_id, now)
         p = self.planned[round_id]
         seq, prev = head or self.heads[p.chain]
@@ -261,10 +265,10 @@ class CloseBatch:
                             subject_type="round", subject_id=str(round_id), data=p.data, prev_hash=prev)
         params = {**p.params, "head_hash": prev if seq else None, **{f"e_{k}": v for k, v in entry.items()},
                   "e_data": json.dumps(entry["data"])}
-        cursors = [conn.cursor() for _ in _FAST]
-        for cur, sql in zip(cursors, _FAST, strict=True):
-            cur.execute(sql, params)
-        return Queued(round_id, p.chain, (entry["seq"], entry["hash"]), cursors[-1])
+        (cursor or conn.cursor()).execute(_FAST[0], params)
+        write = conn.cursor()
+        write.execute(_FAST[1], params)
+        return Queued(round_id, p.chain, (entry["seq"], entry["hash"]), write)
 
     def done(self, queued: Queued) -> bool:
         """Whether a queued close closed its round (its results in); the chain's head moves on, or becomes

@@ -5,12 +5,18 @@ wait for its commit to reach the disk, and commits of different connections wait
 them as a group). So the chains (one per estate) are dealt out to SCHEDULER_CLOSE_CONNECTIONS threads, each with
 a connection of its own from the engine's pool; a thread sends its chains' rounds in closing order, all in one
 pipeline (psycopg; the server runs them one after the other): per round BEGIN, its close as planned by
-rounds.closing.CloseBatch.plan (its row lock, its chain's lock, the write that checks nothing changed since the
+rounds.closing.CloseBatch.plan (its row lock and its chain's lock, the write that checks nothing changed since the
 plan: the chain's head included, as the previous round of the chain leaves it if that one closes), COMMIT. A chain
 stops at its first round that is not planned; a round whose plan was out of date writes nothing, and neither do
 the chain's later ones (their head is not there); a round whose close fails leaves the rest of the pipeline
 unrun. Those rounds are left to the per-round path on the scheduler's own session, in closing order, so every
 chain gets its entries in the order closing the rounds one by one gives them.
+
+The lanes begin together, once each has its connection (a thread started while the others already compute would
+first wait for the interpreter's lock). Per round the lane's Python (the result, its JSON, the chain entry's hash,
+psycopg's sending) and the server's work (the write, the commit) cost about the same: 300 rounds ≈ 0.12 s of this
+process's CPU and ≈ 0.14 s of the server's on the bench's machine (bench/bench_tick_verify.py), so on 2 cores the
+lanes are bound by CPU more than by the commits' waits.
 
 The tick lock (jobs.advisory_lock) and the leader lock (leader.py) are held on their own connections meanwhile, as
 for any step of the tick; these threads only ever run inside it.
@@ -60,31 +66,41 @@ def close_on_connections(batch, items: list[tuple[int, datetime]], now: datetime
         loads[i] += len(rids)
     closed: set[int] = set()
     engine = db.engine
-    threads = [threading.Thread(target=_close_lane, args=(engine, batch, lane, now, actor, closed),
-                                name=f"close-rounds-{i}") for i, lane in enumerate(lanes) if lane]
+    lanes = [lane for lane in lanes if lane]
+    # The lanes begin together once each has its connection: a thread started while the others already compute
+    # would first wait for the interpreter's lock, and its connection would idle meanwhile.
+    ready = threading.Barrier(len(lanes) + 1)
+    threads = [threading.Thread(target=_close_lane, args=(engine, batch, lane, now, actor, closed, ready),
+                                name=f"close-rounds-{i}") for i, lane in enumerate(lanes)]
     for t in threads:
         t.start()
+    ready.wait()
     for t in threads:
         t.join()
     return closed
 
 
-def _close_lane(engine, batch, lane: list[list[int]], now: datetime, actor: str, closed: set[int]) -> None:
-    raw = engine.raw_connection()
+def _close_lane(engine, batch, lane: list[list[int]], now: datetime, actor: str, closed: set[int],
+                ready: threading.Barrier) -> None:
+    try:
+        raw = engine.raw_connection()
+    finally:
+        ready.wait()
     conn = raw.driver_connection
     try:
         conn.autocommit = True  # each round's transaction is the BEGIN ... COMMIT sent with its statements
         queued = []
         try:
             with conn.pipeline():
+                cur = conn.cursor()  # BEGIN, the locks, COMMIT: their results are not read
                 for rids in lane:
                     head = None  # the chain's head after the closes queued before, if they close
                     for rid in rids:
                         if not batch.can_close_fast(rid) or not _prepared(batch, rid, now):
                             break  # this round and the chain's later ones: the per-round path
-                        conn.execute("BEGIN")
-                        q = batch.queue_fast(conn, rid, now, actor, head)
-                        conn.execute("COMMIT")
+                        cur.execute("BEGIN")
+                        q = batch.queue_fast(conn, rid, now, actor, head, cur)
+                        cur.execute("COMMIT")
                         queued.append(q)
                         head = q.head
             round_closing.count_statements(2 * len(queued), 1)  # BEGIN and COMMIT of each, one round trip

@@ -406,3 +406,18 @@ def test_engine_agrees_with_brute_force_reference(rows, preset, mode, scope):
         assert (c.key, c.met, engine_margin) == (c.key, met, margin)
     assert t.passed == passed
     assert t.can_still_pass == still
+
+
+def test_area_str_of_hundredths_exactly_as_decimal_writes_them():
+    """area_str formats an int with integer arithmetic: the strings Decimal's formatting gives, sign and zeros."""
+    assert [th.area_str(h) for h in (0, 1, 9, 10, 99, 100, 12345, 600000, -1, -5, -99, -100, -12345)] == [
+        "0.00", "0.01", "0.09", "0.10", "0.99", "1.00", "123.45", "6000.00", "-0.01", "-0.05", "-0.99", "-1.00",
+        "-123.45"]
+    assert th.area_str(10**18 + 7) == "10000000000000000.07"
+    assert th.area_str(Decimal(12345)) == "123.45"  # not an int: Decimal's own formatting, as before
+
+
+@given(st.integers(min_value=-10**20, max_value=10**20))
+@settings(max_examples=300)
+def test_area_str_matches_decimal_formatting(h):
+    assert th.area_str(h) == f"{Decimal(h).scaleb(-2):.2f}"
