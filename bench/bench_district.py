@@ -10,7 +10,8 @@ rounds and the plans through the project's services (see build()). The street of
 measures its district view, the estate dashboard, the tally page and the desk; the district housing bureau
 (role bureau, over every street office) measures the city view. Each page is fetched through the app (Flask test
 client, in process) `--repeat` times: the median next to the median of the one SQL query that gives the same
-figures from the base tables, as `ratio R (goal <= G)`, with the page's statement count.
+figures from the base tables, as `ratio R (goal <= G)`, with the page's statement count. Then the scheduler's tick
+closing the data set's open rounds, on copies of the database (bench/district_tick.py; `--tick-runs`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from common import create_schema, make_app, scratch_database
+from district_tick import tick_row
 from district_votes import (
     BALLOT_COLUMNS,
     CURRENT_COLUMNS,
@@ -431,7 +433,7 @@ def _login(app, username: str):
 
 
 def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", use: str = "",
-        only: tuple[str, ...] = ()) -> None:
+        only: tuple[str, ...] = (), tick_runs: int = 3) -> None:
     from residents_app.extensions import db
 
     with _database(kind, keep, use) as url:
@@ -492,6 +494,10 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", us
             goal_ms = f" (goal <= {GOALS_MS[name]} ms)" if name in GOALS_MS else ""
             print(f"[{kind}] {name:9s} {page_ms:8.1f} ms{goal_ms}; one query {floor_ms:7.2f} ms; ratio {ratio:.2f} "
                   f"(goal <= {GOALS[name]}); statements {len(statements)}; {len(resp.get_data()):,} bytes")
+        if not only or "tick" in only:
+            with app.app_context():
+                db.engine.dispose()  # the tick's copy is made from this database: no connection may stay open
+            tick_row(url, kind, runs=tick_runs)
 
 
 def main() -> None:
@@ -504,10 +510,12 @@ def main() -> None:
                         help="build into the PostgreSQL database NAME and keep it (for --use later)")
     parser.add_argument("--use", default="", metavar="NAME",
                         help="measure a database kept by --keep (a copy of it: the pages may write) without building")
-    parser.add_argument("--only", default="", help="comma-separated pages to measure (district,dashboard,...)")
+    parser.add_argument("--only", default="", help="comma-separated rows to measure (district,dashboard,tally,desk,"
+                                                   "city,tick)")
+    parser.add_argument("--tick-runs", type=int, default=3, help="the tick's row this many times (a copy each)")
     args = parser.parse_args()
     run(args.db, args.estates, args.units, args.repeat, args.keep, args.use,
-        tuple(x for x in args.only.split(",") if x))
+        tuple(x for x in args.only.split(",") if x), args.tick_runs)
 
 
 if __name__ == "__main__":
