@@ -197,12 +197,13 @@ class CloseBatch:
         self.chains: dict[int, int] = {}  # round -> its chain (estate), for the rounds read by plan()
         self.heads: dict[int, tuple[int, str]] = {}  # chain -> (seq, hash) while known; absent: unknown
 
-    def plan(self, now: datetime, actor=None) -> None:
+    def plan(self, now: datetime, actor=None, dbapi=None) -> None:
         """PostgreSQL: read the whole batch in one statement and compute each household yes/no round's close
-        (no locks: the close checks that nothing changed since). Nothing on SQLite."""
+        (no locks: the close checks that nothing changed since). Nothing on SQLite. `dbapi`: a psycopg connection
+        to read on (the default: the session's)."""
         if db.engine.dialect.name != "postgresql" or not self._pending:
             return
-        with self._dbapi().cursor() as cur:
+        with (dbapi or self._dbapi()).cursor() as cur:
             cur.execute(FIGURES_SQL, {"ids": self._pending})
             rows = cur.fetchall()
         count_statements(1, 1)

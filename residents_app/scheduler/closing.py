@@ -18,14 +18,17 @@ psycopg's sending) and the server's work (the write, the commit) cost about the 
 process's CPU and ≈ 0.14 s of the server's on the bench's machine (bench/bench_tick_verify.py), so on 2 cores the
 lanes are bound by CPU more than by the commits' waits.
 
-The tick lock (jobs.advisory_lock) and the leader lock (leader.py) are held on their own connections meanwhile, as
-for any step of the tick; these threads only ever run inside it.
+Before the lanes, plan_meanwhile reads the due rounds' figures (CloseBatch.plan, one statement) on a connection of
+its own, in a thread, while the tick's later steps run in the tick's own thread: the server answers the read
+meanwhile. The tick lock (jobs.advisory_lock) and the leader lock (leader.py) are held on their own connections
+meanwhile, as for any step of the tick; these threads only ever run inside it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 import psycopg
@@ -50,6 +53,45 @@ def connections_to_use(batch) -> int:
     if isinstance(db.session.get_bind(), sa.engine.Connection):
         return 0
     return n
+
+
+def plan_meanwhile(batch, now: datetime, actor: str, meanwhile: Callable[[], None]) -> None:
+    """`batch.plan(now, actor)`, and `meanwhile()` run here at the same time: on PostgreSQL (a session not bound to
+    one given connection) the read goes to a connection of its own, in a thread, and the server answers it while
+    this thread runs `meanwhile` (the tick's other steps); otherwise one after the other. Raises what the read
+    raised, once both are over (`meanwhile` runs in any case)."""
+    if db.engine.dialect.name != "postgresql" or isinstance(db.session.get_bind(), sa.engine.Connection):
+        try:
+            batch.plan(now, actor)
+            db.session.commit()  # the read's transaction ends before the other steps' own
+        except Exception:
+            db.session.rollback()
+            meanwhile()
+            raise
+        meanwhile()
+        return
+    app = current_app._get_current_object()
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with app.app_context():
+                raw = db.engine.raw_connection()
+                try:
+                    batch.plan(now, actor, dbapi=raw.driver_connection)
+                finally:
+                    raw.close()  # back to the pool, its transaction rolled back (it only read)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the tick's thread below
+            failed.append(exc)
+
+    reader = threading.Thread(target=read, name="plan-rounds")
+    reader.start()
+    try:
+        meanwhile()
+    finally:
+        reader.join()
+    if failed:
+        raise failed[0]
 
 
 def close_on_connections(batch, items: list[tuple[int, datetime]], now: datetime, actor: str, n: int) -> set[int]:

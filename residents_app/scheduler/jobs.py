@@ -6,6 +6,10 @@ row lock in its own transaction, and running it twice changes nothing the second
 3. end publicity periods past their end with no open objection, 4. close pledge windows,
 5. remind the committees of finance publicity due (one per finished month), 6. queue reminders in the outbox,
 7. delete roster uploads previewed but never confirmed (24 hours).
+Steps 3-7 (and the features' overdue reminders between them) touch nothing a round's close reads but the chains'
+heads, which the close checks: they run once the rounds due to close are known, before the first of them closes;
+on PostgreSQL at the same time as the read of those rounds' figures (scheduler/closing.plan_meanwhile), which the
+server answers meanwhile. The JobRun reports their actions after the closes', in the order above.
 On PostgreSQL the whole tick holds an advisory lock (pg_try_advisory_lock): a second scheduler
 process finds it taken and skips. On SQLite every transaction is BEGIN IMMEDIATE, which serialises.
 """
@@ -123,15 +127,36 @@ def open_due_rounds(now: datetime, actions: list) -> None:
     _each_window(actions, "round_opened", items, lambda rid: act(rid, now, ACTOR))
 
 
-def close_due_rounds(now: datetime, actions: list) -> None:
+def close_due_rounds(now: datetime, actions: list, meanwhile: Callable[[], None] = lambda: None) -> None:
+    """The rounds due to close, each in its own transaction. `meanwhile` (the tick's later steps) runs before the
+    first close: on PostgreSQL while the server reads the due rounds' figures (scheduler/closing.plan_meanwhile).
+    What `meanwhile` raises is raised once the rounds are closed (as when those steps ran after the closes)."""
     due = _optional("residents_app.rounds.services", "rounds_due_to_close")
     act = _optional("residents_app.rounds.services", "close_round")
     if due is None or act is None:
+        meanwhile()
         return
     items = _rounds_in_order(due(now), "closes_at")
     db.session.commit()
+    failed: list[BaseException] = []
+
+    def later() -> None:  # a later step's failure neither passes for the read's nor keeps the rounds open
+        try:
+            meanwhile()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the closes
+            db.session.rollback()
+            failed.append(exc)
+
+    _close_rounds(now, actions, items, act, later)
+    if failed:
+        raise failed[0]
+
+
+def _close_rounds(now: datetime, actions: list, items: list[tuple[int, datetime]], act: Callable,
+                  later: Callable[[], None]) -> None:
     make_batch = _optional("residents_app.rounds.closing", "CloseBatch")
     if make_batch is None or not items:
+        later()
         _each_window(actions, "round_closed", items, lambda rid: act(rid, now, ACTOR))
         return
     # Many rounds at once (rounds/closing.py): the whole batch read in one statement (PostgreSQL), then each round
@@ -141,7 +166,7 @@ def close_due_rounds(now: datetime, actions: list) -> None:
 
     batch = make_batch([rid for rid, _ in items])
     try:
-        batch.plan(now, ACTOR)
+        closing.plan_meanwhile(batch, now, ACTOR, later)
         db.session.commit()
     except Exception:  # noqa: BLE001 - every round then takes the per-round path
         db.session.rollback()
@@ -337,8 +362,14 @@ def tick(now: datetime, *, use_advisory_lock: bool = True) -> JobRun:
             status = "skipped"
             log.info("scheduler: another process holds the tick lock; skipping")
         else:
-            for step in STEPS:
+            # The steps after the closes run while the due rounds' figures are read (close_due_rounds), before the
+            # first close; their actions are reported after the closes', in the order of STEPS.
+            split = STEPS.index(close_due_rounds)
+            for step in STEPS[:split]:
                 step(now, actions)
+            later: list[dict] = []
+            STEPS[split](now, actions, lambda: [step(now, later) for step in STEPS[split + 1:]])
+            actions.extend(later)
             status = "error" if any("error" in a for a in actions) else "ok"
         run = JobRun(job="tick", now=now, started_at=started, finished_at=utcnow(), status=status,
                      actions=actions, summary=_summarise(actions), worker=worker_name())

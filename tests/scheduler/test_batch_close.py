@@ -344,3 +344,74 @@ def test_a_round_that_fails_on_its_own_connection_is_retried_and_its_chain_keeps
         chains = {_db.session.get(Round, rid).estate_id for rid in ids}
         assert [verify_chain(c).ok for c in sorted(chains)] == [True] * 8
         _db.session.remove()
+
+
+def _outage_tick():
+    """The outage scenario (tests/scheduler/conftest.py) ticked at BACK, real commits: what the tick appended to
+    the estate's chain (kind, subject), its actions, and whether the chain verifies."""
+    from tests.scheduler.conftest import BACK, build_outage_scenario
+
+    s = build_outage_scenario(Factory(_db))
+    top = _db.session.execute(sa.select(sa.func.max(AuditEvent.seq)).where(AuditEvent.chain == s.estate_id)
+                              ).scalar_one()
+    _db.session.commit()
+    run = jobs.tick(BACK)
+    appended = _db.session.execute(sa.select(AuditEvent.kind, AuditEvent.subject_id)
+                                   .where(AuditEvent.chain == s.estate_id, AuditEvent.seq > top)
+                                   .order_by(AuditEvent.seq)).all()
+    expected = ([("round.opened", str(s.r_draft)), ("publicity.completed", str(s.p_early)),
+                 ("publicity.completed", str(s.p_late)), ("round.closed", str(s.r_early)),
+                 ("round.closed", str(s.r_late))],
+                [("round_opened", s.r_draft), ("round_closed", s.r_early), ("round_closed", s.r_late),
+                 ("publicity_ended", s.p_early), ("publicity_ended", s.p_late),
+                 ("publicity_notice_queued", s.p_current)])
+    return (appended, [(a["kind"], a["id"]) for a in run.actions], run.status,
+            verify_chain(s.estate_id).ok), expected
+
+
+def test_the_later_steps_run_while_the_figures_are_read_and_before_the_first_close(live_app, lanes):
+    """Real commits (PostgreSQL: the due rounds' figures read on a connection of their own, in a thread, while the
+    tick's later steps run in its own): the publicities end before the rounds close on the estate's chain, each
+    round closes once, the JobRun reports the closes first, the chain verifies."""
+    with live_app.app_context():
+        (appended, actions, status, ok), (chain, reported) = _outage_tick()
+        assert (appended, actions, status, ok) == (chain, reported, "ok", True)
+        _db.session.remove()
+
+
+def test_a_failed_read_of_the_figures_leaves_the_rounds_to_the_per_round_path(live_app, lanes, monkeypatch):
+    """The read of the due rounds' figures fails (in its thread on PostgreSQL): the later steps still ran, every
+    round closes on the per-round path (none as planned), the chain is the same and verifies."""
+    def broken(self, now, actor=None, dbapi=None):
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(closing.CloseBatch, "plan", broken)
+    with live_app.app_context():
+        before = dict(closing.STATS)
+        (appended, actions, status, ok), (chain, reported) = _outage_tick()
+        assert (appended, actions, status, ok) == (chain, reported, "ok", True)
+        assert closing.STATS["fast"] - before["fast"] == 0
+        _db.session.remove()
+
+
+def test_a_later_step_that_raises_while_the_figures_are_read_lets_the_rounds_close(live_app, lanes, monkeypatch):
+    """Real commits (PostgreSQL: the figures read in a thread meanwhile): a later step fails outside its own
+    windows; the rounds due still close (as planned: the chain's head did not move), then the tick raises it."""
+    from residents_app.publicity import services as pub_services
+    from tests.scheduler.conftest import BACK, build_outage_scenario
+
+    def broken(now):
+        raise RuntimeError("publicity table unreadable")
+
+    monkeypatch.setattr(pub_services, "publicity_due", broken)
+    with live_app.app_context():
+        s = build_outage_scenario(Factory(_db))
+        before = dict(closing.STATS)
+        with pytest.raises(RuntimeError, match="publicity table unreadable"):
+            jobs.tick(BACK)
+        _db.session.expire_all()
+        assert [_db.session.get(Round, r).status for r in (s.r_early, s.r_late, s.r_draft)] == [
+            "closed", "closed", "open"]
+        assert closing.STATS["fast"] - before["fast"] == (2 if _db.engine.dialect.name == "postgresql" else 0)
+        assert verify_chain(s.estate_id).ok
+        _db.session.remove()

@@ -75,6 +75,44 @@ def test_three_day_outage_catch_up_in_order_then_nothing(db, factory):
     assert ev.actor == "system:scheduler"
 
 
+def test_later_steps_run_before_the_closes_and_are_reported_after_them(db, factory):
+    """Steps 3-7 run once the rounds due to close are known, before the first of them closes (on PostgreSQL while
+    the server reads their figures): on the estate's chain the publicities' ends come before the rounds' closes;
+    the JobRun reports the closes first, in the order of STEPS."""
+    s = build_outage_scenario(factory)
+    before = db.session.execute(sa.select(sa.func.max(AuditEvent.seq)).where(AuditEvent.chain == s.estate_id)
+                                ).scalar_one()
+    run = jobs.tick(BACK)
+    appended = db.session.execute(sa.select(AuditEvent.kind, AuditEvent.subject_id)
+                                  .where(AuditEvent.chain == s.estate_id, AuditEvent.seq > before)
+                                  .order_by(AuditEvent.seq)).all()
+    assert appended == [("round.opened", str(s.r_draft)),
+                        ("publicity.completed", str(s.p_early)), ("publicity.completed", str(s.p_late)),
+                        ("round.closed", str(s.r_early)), ("round.closed", str(s.r_late))]
+    assert [(a["kind"], a["id"]) for a in run.actions] == [
+        ("round_opened", s.r_draft), ("round_closed", s.r_early), ("round_closed", s.r_late),
+        ("publicity_ended", s.p_early), ("publicity_ended", s.p_late), ("publicity_notice_queued", s.p_current)]
+
+
+def test_a_later_step_that_raises_lets_the_due_rounds_close_then_the_tick_raises_it(db, factory, monkeypatch):
+    """A later step failing outside its own windows (here the publicity step's read): the rounds due still close,
+    each in its own transaction, and the tick raises that failure after them, as when the step ran after them."""
+    s = build_outage_scenario(factory)
+
+    def broken(now):
+        raise RuntimeError("publicity table unreadable")
+
+    monkeypatch.setattr(pub_services, "publicity_due", broken)
+    with pytest.raises(RuntimeError, match="publicity table unreadable"):
+        jobs.tick(BACK)
+    statuses = dict(db.session.execute(sa.select(Round.id, Round.status)).all())
+    assert statuses == {s.r_late: "closed", s.r_early: "closed", s.r_draft: "open"}
+    assert count(db, RoundResult) == 2
+    assert audit_kinds(db, "round.closed") == [str(s.r_early), str(s.r_late)]
+    assert [db.session.get(Publicity, p).status for p in (s.p_early, s.p_late)] == ["posted", "posted"]
+    assert count(db, JobRun, JobRun.job == "tick") == 0
+
+
 def test_round_closed_by_the_job_and_a_late_ballot_refused_before_it_ran(db, factory):
     estate = factory.estate(buildings={"1幢": [("101", "100.00"), ("102", "80.00")]})
     closes = datetime(2026, 9, 15, 12, 0, tzinfo=UTC)
