@@ -1,10 +1,12 @@
 """The scheduler's tick closing 300 due rounds, and `flask audit verify` of ~250,000 entries (issue 19 item 5).
 
-    .venv/bin/python bench/bench_tick_verify.py                     # PostgreSQL, 300 estates, 100-1000 units each
+    .venv/bin/python bench/bench_tick_verify.py                     # PostgreSQL, 300 estates of 1,000 units
+    .venv/bin/python bench/bench_tick_verify.py --min-units 100     # estates of 100 to 1,000 units
     .venv/bin/python bench/bench_tick_verify.py --estates 30 --entries 20000   # a quick run
 
-Data go in with executemany (psycopg pipelines it) and COPY for the audit entries: N estates of 10 buildings, from
-100 to 1000 units each, one owner per unit; an open round per estate whose window has ended, with its frozen roll,
+Data go in with executemany (psycopg pipelines it) and COPY for the audit entries: N estates of 10 buildings, of
+1,000 units each by default (the issue's data set: 300 estates, 300,000 units; --min-units makes them from that
+many up to --max-units), one owner per unit; an open round per estate whose window has ended, with its frozen roll,
 ballots for 60% of the units and its stored counters; one hash chain per estate, ~250,000 entries in all.
 
 Prints:
@@ -323,7 +325,7 @@ def verify_part(app) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--estates", type=int, default=300)
-    parser.add_argument("--min-units", type=int, default=100)
+    parser.add_argument("--min-units", type=int, default=1000)
     parser.add_argument("--max-units", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=250_000)
     parser.add_argument("--skip-verify", action="store_true", help="the tick only")
