@@ -106,29 +106,26 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
-def estate_with_building_names(estate_id: int) -> tuple[object | None, dict[int, str]]:
-    """The estate (None if there is no such estate) and its building names {id: name}, in one query. While the
-    caller holds the estate it is in the session's identity map, so scoping.estate_or_404 (which checks who may
-    see it) runs no statement of its own."""
-    row = db.session.execute(_estate_query(db.session.get_bind().dialect.name), {"p_estate_id": estate_id}).first()
-    return (row[0], building_names(row[1])) if row else (None, {})
+def estate_with_rounds(estate_id: int) -> tuple[object | None, dict[int, str], list]:
+    """The estate (None if there is no such estate), its building names {id: name} and every round of it, oldest
+    first, in one query: the dashboard's cards (open), deadlines (draft, open), closed rounds and the timeline's
+    rounds all come from this list. While the caller holds the estate it is in the session's identity map, so
+    scoping.estate_or_404 (which checks who may see it) runs no statement of its own."""
+    rows = db.session.execute(_estate_query(db.session.get_bind().dialect.name), {"p_estate_id": estate_id}).all()
+    if not rows:
+        return None, {}, []
+    return rows[0][0], building_names(rows[0][1]), [r[2] for r in rows if r[2] is not None]
 
 
 @functools.cache
 def _estate_query(dialect: str):
-    """Built once (building it costs more than running it)."""
+    """Built once (building it costs more than running it): a row per round (one with no round if it has none)."""
     from residents_app.registry.models import Estate
-
-    return sa.select(Estate, building_names_of(Estate.id, dialect)).where(Estate.id == sa.bindparam("p_estate_id"))
-
-
-def estate_rounds(estate_id: int) -> list:
-    """Every round of the estate in one query, oldest first: the dashboard's cards (open), deadlines (draft, open),
-    closed rounds and the timeline's rounds all come from this list."""
     from residents_app.rounds.models import Round
 
-    return list(db.session.execute(
-        sa.select(Round).where(Round.estate_id == estate_id).order_by(Round.id)).scalars())
+    return (sa.select(Estate, building_names_of(Estate.id, dialect), Round)
+            .outerjoin(Round, Round.estate_id == Estate.id)
+            .where(Estate.id == sa.bindparam("p_estate_id")).order_by(Round.id))
 
 
 def chart_window(rnd, now: datetime) -> tuple[datetime, datetime]:

@@ -197,12 +197,12 @@ def round_file(file_id: int):
 def estate_dashboard(estate_id: int):
     from residents_app.works.construction import timeline
 
-    _held, names = dashboards.estate_with_building_names(estate_id)  # held: estate_or_404 runs no statement
+    # Read once, shared: the estate with its building names and its rounds (cards, deadlines, closed rounds,
+    # timeline; the estate held: estate_or_404 runs no statement), and the timeline's facts (its later stages, the
+    # plan in force of the funding card).
+    _held, names, rounds = dashboards.estate_with_rounds(estate_id)
     estate = estate_or_404(estate_id)
     now = utcnow()
-    # Read once, shared: the estate's rounds (cards, deadlines, closed rounds, timeline) and the timeline's facts
-    # (its later stages, the plan in force of the funding card).
-    rounds = dashboards.estate_rounds(estate.id)
     facts = timeline.facts(estate.id)
     in_progress = sorted((r for r in rounds if r.status == "open"), key=lambda r: (r.closes_at, r.id))
     cards = dashboards.round_cards(in_progress, now, names=names)
