@@ -9,9 +9,10 @@ PostgreSQL only: the data set goes in with COPY (psycopg's cursor.copy, ids give
 rounds and the plans through the project's services (see build()). The street office of the first 300 estates
 measures its district view, the estate dashboard, the tally page and the desk; the district housing bureau
 (role bureau, over every street office) measures the city view. Each page is fetched through the app (Flask test
-client, in process) `--repeat` times: the median next to the median of the one SQL query that gives the same
-figures from the base tables, as `ratio R (goal <= G)`, with the page's statement count. Then the scheduler's tick
-closing the data set's open rounds, on copies of the database (bench/district_tick.py; `--tick-runs`).
+client, in process) `--repeat` times, alternating with the one SQL query that gives the same figures from the base
+tables (so that both see the same moments of a shared machine): the page's median next to the query's, as
+`ratio R (goal <= G)`, with the page's statement count. Then the scheduler's tick closing the data set's open
+rounds, on copies of the database (bench/district_tick.py; `--tick-runs`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from district_votes import (
     build_votes,
 )
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 GOALS = {"district": 3, "dashboard": 5, "tally": 5, "desk": 5, "city": 3}
 GOALS_MS = {"district": 200, "city": 500}  # the issue's absolute goals (median, ms)
@@ -416,13 +418,19 @@ def _add_missing_indexes(app) -> None:
         db.engine.dispose()
 
 
-def median_ms(fn, repeat: int) -> float:
-    times = []
+def alternating_medians_ms(page, floor, repeat: int, warm: int = 6) -> tuple[float, float]:
+    """The medians (ms) of `page` and `floor`, run one after the other `repeat` times (after `warm` runs of each:
+    psycopg prepares a statement from its 5th run), so that a shared machine's slower moments fall on both."""
+    for _ in range(warm):
+        page()
+        floor()
+    page_times, floor_times = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        for fn, times in ((page, page_times), (floor, floor_times)):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(page_times), statistics.median(floor_times)
 
 
 def _login(app, username: str):
@@ -479,17 +487,14 @@ def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", us
             event.listen(engine, "before_cursor_execute", count)
             client.get(url_)
             event.remove(engine, "before_cursor_execute", count)
-            page_ms = median_ms(lambda u=url_, c=client: c.get(u), repeat)
-            with app.app_context():
-                sql = sa.text(FLOORS[name])
-                params = {"estate_id": ids["estate_id"], "round_id": ids["round_id"], "district": DISTRICT}
-
-                def floor(sql=sql, params=params):
-                    db.session.execute(sql, params).all()
-
-                floor()
-                floor_ms = median_ms(floor, repeat)
-                db.session.remove()
+            sql = sa.text(FLOORS[name])
+            params = {"estate_id": ids["estate_id"], "round_id": ids["round_id"], "district": DISTRICT}
+            # The floor on a session of its own (outside the app's contexts, which every page request pushes and
+            # pops), held for the run as before; page and floor alternate, so both see the same machine.
+            with Session(engine) as floor_session:
+                page_ms, floor_ms = alternating_medians_ms(
+                    lambda u=url_, c=client: c.get(u),
+                    lambda s=floor_session, q=sql, p=params: s.execute(q, p).all(), repeat)
             ratio = page_ms / floor_ms if floor_ms else float("inf")
             goal_ms = f" (goal <= {GOALS_MS[name]} ms)" if name in GOALS_MS else ""
             print(f"[{kind}] {name:9s} {page_ms:8.1f} ms{goal_ms}; one query {floor_ms:7.2f} ms; ratio {ratio:.2f} "
