@@ -60,8 +60,8 @@ def _count(client, db, url):
 # deadlines, closed rounds and the timeline share them), its cards' counters and curves in one (the timeline asks
 # the plan in force, shared with the funding card, and which later stages exist in one statement; 18 before, 8
 # before the counters joined the curves and the rounds the estate). The round page for the street office: the
-# user, the round with its estate and building names, the counters with the latest ballots and their labels (11 before, 4 before the
-# counters joined the latest ballots). The desk: the user, the round with its estate, one
+# user, the round with its estate and building names, the counters with the latest ballots and their labels (11
+# before, 4 before the counters joined the latest ballots). The desk: the user, the round with its estate, one
 # page of its roll with the page's ballots, the chain from its checkpoint with the round's sign-offs, the result
 # publicity, the counters (no building names: the page does not show the buildings' rows) and its flags' device keys
 # and ballots in one statement (19 before its pages, 10 before the flags' and the chain's statements were merged;
