@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from fractions import Fraction
 
 import sqlalchemy as sa
@@ -106,26 +107,64 @@ class RoundCard:
     summary: str = ""  # a survey's or a choice's line, shown instead of passed / can still pass
 
 
-def estate_with_rounds(estate_id: int) -> tuple[object | None, dict[int, str], list]:
-    """The estate (None if there is no such estate), its building names {id: name} and every round of it, oldest
-    first, in one query: the dashboard's cards (open), deadlines (draft, open), closed rounds and the timeline's
-    rounds all come from this list. While the caller holds the estate it is in the session's identity map, so
-    scoping.estate_or_404 (which checks who may see it) runs no statement of its own."""
+def estate_with_rounds(estate_id: int) -> tuple[object | None, dict[int, str], list, list, list]:
+    """The estate (None if there is no such estate), its building names {id: name}, every round of it (oldest
+    first), its publicities not completed (deadlines' `pubs`) and its rounds' sign-offs (rounds_awaiting_verification's
+    `signoffs`), in one query: the dashboard's cards (open), deadlines (draft, open), closed rounds and the
+    timeline's rounds all come from this list. While the caller holds the estate it is in the session's identity
+    map, so scoping.estate_or_404 (which checks who may see it) runs no statement of its own."""
     rows = db.session.execute(_estate_query(db.session.get_bind().dialect.name), {"p_estate_id": estate_id}).all()
     if not rows:
-        return None, {}, []
-    return rows[0][0], building_names(rows[0][1]), [r[2] for r in rows if r[2] is not None]
+        return None, {}, [], [], []
+    estate, names, _, pubs, signoffs = rows[0]
+    return (estate, building_names(names), [r[2] for r in rows if r[2] is not None],
+            [(e, title, _date(day)) for e, title, day, _ in sorted(_json_list(pubs), key=lambda r: r[3])],
+            [(chain, subject_id, data, _as_utc(at))
+             for chain, subject_id, data, at, _ in sorted(_json_list(signoffs), key=lambda r: r[4])])
+
+
+def _json_list(value) -> list:
+    """A JSON array column (decoded by psycopg; text on SQLite; NULL for none)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value or []
+
+
+def _date(value: str) -> date:
+    return date.fromisoformat(value[:10])
 
 
 @functools.cache
 def _estate_query(dialect: str):
-    """Built once (building it costs more than running it): a row per round (one with no round if it has none)."""
+    """Built once (building it costs more than running it): a row per round (one with no round if it has none),
+    each with the estate's building names, publicities not completed and sign-offs (JSON arrays; their last element,
+    the id / seq, orders them)."""
+    from residents_app.audit.models import AuditEvent
+    from residents_app.oversight.services import SIGNOFF_KIND
+    from residents_app.publicity.models import Publicity
     from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
 
-    return (sa.select(Estate, building_names_of(Estate.id, dialect), Round)
+    pubs = (sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day, Publicity.id)
+            .where(Publicity.estate_id == Estate.id, Publicity.status != "completed"))
+    signoffs = (sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at, AuditEvent.seq)
+                .where(AuditEvent.chain == Estate.id, AuditEvent.kind == SIGNOFF_KIND,
+                       AuditEvent.subject_type == "round"))
+    return (sa.select(Estate, building_names_of(Estate.id, dialect), Round,
+                      _json_rows(pubs, dialect), _json_rows(signoffs, dialect))
             .outerjoin(Round, Round.estate_id == Estate.id)
             .where(Estate.id == sa.bindparam("p_estate_id")).order_by(Round.id))
+
+
+def _json_rows(select: sa.Select, dialect: str) -> sa.ScalarSelect:
+    """The rows of `select` as one JSON array of arrays (NULL for none; in no given order: its last column sorts)."""
+    cols = list(select.selected_columns)
+    if dialect == "postgresql":
+        agg = sa.func.json_agg(sa.func.json_build_array(*cols))
+    else:
+        cols = [sa.func.json(c) if c.name == "data" else c for c in cols]  # the JSON text as JSON, not a string
+        agg = sa.func.json_group_array(sa.func.json_array(*cols))
+    return select.with_only_columns(agg).scalar_subquery()
 
 
 def chart_window(rnd, now: datetime) -> tuple[datetime, datetime]:
@@ -286,9 +325,10 @@ def funding(estate_id: int, *, plan_id=_ASK) -> dict | None:
 
 
 def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = False,
-              rounds: list | None = None) -> list[charts.Deadline]:
+              rounds: list | None = None, pubs: list | None = None) -> list[charts.Deadline]:
     """Upcoming dates: rounds opening or closing, publicity periods ending (Beijing dates). `rounds`: the estates'
-    rounds when the caller has them (estate_rounds; one query less)."""
+    rounds, `pubs`: their publicities not completed (estate id, title, last day; in id order), when the caller
+    has them (estate_with_rounds; a query less each)."""
     from residents_app.publicity.models import Publicity
     from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
@@ -319,13 +359,13 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
         if to_local(r.closes_at).date() >= today:
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
-    pubs = core_rows(db.session, sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
-                     .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
-                     .order_by(Publicity.id))
-    for p in pubs:
-        if p.last_day >= today:
-            out.append(charts.Deadline(p.last_day,
-                                       f"{prefix(p.estate_id)}公示「{p.title}」截止（{p.last_day:%m-%d} 24:00）"))
+    if pubs is None:
+        pubs = core_rows(db.session, sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
+                         .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
+                         .order_by(Publicity.id))
+    for estate_id, title, last_day in pubs:
+        if last_day >= today:
+            out.append(charts.Deadline(last_day, f"{prefix(estate_id)}公示「{title}」截止（{last_day:%m-%d} 24:00）"))
     out.sort(key=lambda d: (d.day, d.label))
     return out
 
@@ -354,13 +394,14 @@ def rounds_in_progress(estate_ids: list[int]) -> list:
 
 def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = False,
                                  limit: int | None = None, names: dict[int, str] | None = None,
-                                 rounds: list | None = None) -> list[dict]:
+                                 rounds: list | None = None, signoffs: list | None = None) -> list[dict]:
     """Closed rounds and their latest sign-off (none yet = waiting for the street office), newest first.
 
     Three queries whatever the number of rounds: the rounds, the estates' names, the sign-offs in their logs.
     `waiting_only`: only those not signed off (or returned); `limit`: at most that many rows; `names`: the estates'
     names when the caller has them (one query less); `rounds`: the estates' rounds when the caller has them
-    (estate_rounds: one query less).
+    (estate_with_rounds: one query less); `signoffs`: their sign-offs (chain, round id, data, at; in seq order) when
+    the caller has them (estate_with_rounds: one query less).
     """
     from residents_app.audit.models import AuditEvent
     from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
@@ -385,11 +426,13 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
         names = dict(db.session.execute(
             sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
-    for chain, subject_id, data, at in core_rows(
+    if signoffs is None:
+        signoffs = core_rows(
             db.session, sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
             .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
                    AuditEvent.subject_type == "round")
-            .order_by(AuditEvent.chain, AuditEvent.seq)):
+            .order_by(AuditEvent.chain, AuditEvent.seq))
+    for chain, subject_id, data, at in signoffs:
         last[(chain, subject_id)] = (data or {}, at)
     rows = []
     for r in rounds:

@@ -200,19 +200,20 @@ def estate_dashboard(estate_id: int):
     # Read once, shared: the estate with its building names and its rounds (cards, deadlines, closed rounds,
     # timeline; the estate held: estate_or_404 runs no statement), and the timeline's facts (its later stages, the
     # plan in force of the funding card).
-    _held, names, rounds = dashboards.estate_with_rounds(estate_id)
+    _held, names, rounds, pubs, signoffs = dashboards.estate_with_rounds(estate_id)
     estate = estate_or_404(estate_id)
     now = utcnow()
     facts = timeline.facts(estate.id)
     in_progress = sorted((r for r in rounds if r.status == "open"), key=lambda r: (r.closes_at, r.id))
     cards = dashboards.round_cards(in_progress, now, names=names)
-    items = dashboards.deadlines([estate.id], now, rounds=rounds)
+    items = dashboards.deadlines([estate.id], now, rounds=rounds, pubs=pubs)
     return render_template(
         "oversight/dashboard.html", estate=estate, cards=cards,
         funding=dashboards.funding(estate.id, plan_id=facts["plan"]),
         deadlines=items, months=dashboards.calendar_months(now, items),
         stages=timeline.project_timeline(estate.id, now, rounds=rounds, known=facts),
-        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}, rounds=rounds))
+        closed=dashboards.rounds_awaiting_verification([estate.id], names={estate.id: estate.name}, rounds=rounds,
+                                                       signoffs=signoffs))
 
 
 def _district_table():

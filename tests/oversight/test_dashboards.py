@@ -89,6 +89,33 @@ def test_deadlines_list_round_close_and_publicity_end(voted_round, now):
     assert dashboards.deadlines([voted_round.estate_id], datetime(2026, 9, 15, 16, 0, tzinfo=UTC)) == []
 
 
+def test_the_estate_statement_gives_what_deadlines_and_sign_offs_read_themselves(db, voted_round, now):
+    """dashboards.estate_with_rounds: the estate's rounds, publicities and sign-offs in one statement (JSON arrays)
+    give the dashboard's deadlines and closed rounds exactly as their own statements do."""
+    from residents_app.oversight.services import sign_off
+    from residents_app.rounds.models import Round
+
+    rnd = build_open_round(voted_round, now, now + timedelta(days=3), title="屋面")
+    closed = db.session.get(Round, voted_round.id)
+    sign_off(closed, decision="returned", comment="补材料", user=voted_round.street, now=now)
+    sign_off(closed, decision="verified", comment="材料齐全", user=voted_round.street, now=now + timedelta(hours=1))
+    db.session.flush()
+    estate, names, rounds, pubs, signoffs = dashboards.estate_with_rounds(voted_round.estate_id)
+    assert estate.id == voted_round.estate_id and len(names) >= 1
+    assert [r.id for r in rounds] == sorted([closed.id, rnd.id])
+    assert [(e, title, day) for e, title, day in pubs] == [(voted_round.estate_id, "意愿征求结果公示", date(2026, 9, 15))]
+    assert [(c, subject, data["decision"], at) for c, subject, data, at in signoffs] == [
+        (voted_round.estate_id, str(closed.id), "returned", now),
+        (voted_round.estate_id, str(closed.id), "verified", now + timedelta(hours=1))]
+    ids = [voted_round.estate_id]
+    assert dashboards.deadlines(ids, now, rounds=rounds, pubs=pubs) == dashboards.deadlines(ids, now)
+    with_rows = dashboards.rounds_awaiting_verification(ids, rounds=rounds, signoffs=signoffs)
+    assert with_rows == dashboards.rounds_awaiting_verification(ids)
+    assert [(r["round"].id, r["decision"], r["decided"], r["at"]) for r in with_rows] == [
+        (closed.id, "核验通过", True, now + timedelta(hours=1))]
+    assert dashboards.estate_with_rounds(10**9) == (None, {}, [], [], [])
+
+
 def test_estate_dashboard_page(client, login_as, voted_round, live_round):
     login_as(client, voted_round.c1)
     resp = client.get(f"/estates/{voted_round.estate_id}/dashboard")

@@ -66,7 +66,7 @@ def _count(client, db, url):
 # publicity, the counters (no building names: the page does not show the buildings' rows) and its flags' device keys
 # and ballots in one statement (19 before its pages, 10 before the flags' and the chain's statements were merged;
 # 30 / 25 / 30 were allowed before issue 19).
-@pytest.mark.parametrize("page,bound", [("dashboard", 6), ("round", 3), ("desk", 7)])
+@pytest.mark.parametrize("page,bound", [("dashboard", 4), ("round", 3), ("desk", 7)])
 def test_page_statements_do_not_grow_with_units_ballots_or_closed_rounds(client, login_as, factory, db, page,
                                                                           bound):
     office = factory.street_office()
