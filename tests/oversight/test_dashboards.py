@@ -103,7 +103,7 @@ def test_the_estate_statement_gives_what_deadlines_and_sign_offs_read_themselves
     estate, names, rounds, pubs, signoffs = dashboards.estate_with_rounds(voted_round.estate_id)
     assert estate.id == voted_round.estate_id and len(names) >= 1
     assert [r.id for r in rounds] == sorted([closed.id, rnd.id])
-    assert [(e, title, day) for e, title, day in pubs] == [(voted_round.estate_id, "意愿征求结果公示", date(2026, 9, 15))]
+    assert pubs == [(voted_round.estate_id, "意愿征求结果公示", date(2026, 9, 15))]
     assert [(c, subject, data["decision"], at) for c, subject, data, at in signoffs] == [
         (voted_round.estate_id, str(closed.id), "returned", now),
         (voted_round.estate_id, str(closed.id), "verified", now + timedelta(hours=1))]
