@@ -441,7 +441,7 @@ def _login(app, username: str):
 
 
 def run(kind: str, n_estates: int, n_units: int, repeat: int, keep: str = "", use: str = "",
-        only: tuple[str, ...] = (), tick_runs: int = 3) -> None:
+        only: tuple[str, ...] = (), tick_runs: int = 5) -> None:
     from residents_app.extensions import db
 
     with _database(kind, keep, use) as url:
@@ -517,7 +517,8 @@ def main() -> None:
                         help="measure a database kept by --keep (a copy of it: the pages may write) without building")
     parser.add_argument("--only", default="", help="comma-separated rows to measure (district,dashboard,tally,desk,"
                                                    "city,tick)")
-    parser.add_argument("--tick-runs", type=int, default=3, help="the tick's row this many times (a copy each)")
+    parser.add_argument("--tick-runs", type=int, default=5, help="the tick's row this many times (a copy each), "
+                                                                 "then their median")
     args = parser.parse_args()
     run(args.db, args.estates, args.units, args.repeat, args.keep, args.use,
         tuple(x for x in args.only.split(",") if x), args.tick_runs)

@@ -26,19 +26,25 @@ def tick_row(url: str, kind: str = "postgresql", runs: int = 1) -> None:
     from psycopg import sql
 
     name = url.rsplit("/", 1)[1]
+    measured = []
     for i in range(runs):
         copy = f"{name}_tick_{i}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy)))
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(name)))
         try:
-            _tick_once(url.rsplit("/", 1)[0] + "/" + copy, kind, check=i == runs - 1)
+            measured.append(_tick_once(url.rsplit("/", 1)[0] + "/" + copy, kind, check=i == runs - 1))
         finally:
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy)))
+    if runs > 1:  # as the pages' rows: the median (each run's tick and floor are one measurement each)
+        took, floor = statistics.median(t for t, _ in measured), statistics.median(f for _, f in measured)
+        print(f"[{kind}] tick      median of {runs} runs {took * 1000:.1f} ms; one query {floor * 1000:.2f} ms; "
+              f"ratio {took / floor:.2f} (goal <= 2); runs' ratios "
+              + ", ".join(f"{t / f:.2f}" for t, f in measured))
 
 
-def _tick_once(url: str, kind: str, check: bool) -> None:
+def _tick_once(url: str, kind: str, check: bool) -> tuple[float, float]:
     from residents_app.extensions import db
     from residents_app.rounds import closing
     from residents_app.rounds.counters import check_counters
@@ -89,3 +95,4 @@ def _tick_once(url: str, kind: str, check: bool) -> None:
                   f"differences ({time.perf_counter() - t0:.1f} s)")
         db.session.remove()
         db.engine.dispose()
+    return took, floor
