@@ -31,6 +31,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from common import create_schema, make_app, scratch_database
+from district_tick import figures_floor
 from sqlalchemy import event
 
 
@@ -196,19 +197,7 @@ def tick_part(app, ids: dict, now) -> None:
         # The floor: the tick's own read of every due round's figures (one statement), run alone.
         due = rounds_due_to_close(now)
         db.session.rollback()
-        floor_times = []
-        for _ in range(5):
-            raw = db.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                t0 = time.perf_counter()
-                cur.execute(closing.FIGURES_SQL, {"ids": due})
-                rows = cur.fetchall()
-                floor_times.append(time.perf_counter() - t0)
-                raw.rollback()
-            finally:
-                raw.close()
-        floor = sorted(floor_times)[2]
+        floor, rows = figures_floor(db.engine, due)
         floor_rounds = len({r[1] for r in rows if r[0] == 0})
         # What "each round in its own transaction" costs by itself on this machine: one minimal transaction per
         # round (its row locked, committed), nothing computed or written; one after the other, and on 4

@@ -44,6 +44,26 @@ def tick_row(url: str, kind: str = "postgresql", runs: int = 1) -> None:
               + ", ".join(f"{t / f:.2f}" for t, f in measured))
 
 
+def figures_floor(engine, due: list[int], runs: int = 5) -> tuple[float, list]:
+    """The tick's floor: its read of every due round's figures (rounds.closing.FIGURES_SQL, one statement) run
+    alone, `runs` times on a pooled connection; the median (seconds) and the rows."""
+    from residents_app.rounds import closing
+
+    times = []
+    for _ in range(runs):
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            t0 = time.perf_counter()
+            cur.execute(closing.FIGURES_SQL, {"ids": due})
+            rows = cur.fetchall()
+            times.append(time.perf_counter() - t0)
+            raw.rollback()
+        finally:
+            raw.close()
+    return statistics.median(times), rows
+
+
 def _tick_once(url: str, kind: str, check: bool) -> tuple[float, float]:
     from residents_app.extensions import db
     from residents_app.rounds import closing
@@ -59,19 +79,7 @@ def _tick_once(url: str, kind: str, check: bool) -> tuple[float, float]:
         now = last + timedelta(minutes=1)
         due = rounds_due_to_close(now)
         db.session.rollback()
-        times = []
-        for _ in range(5):
-            raw = db.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                t0 = time.perf_counter()
-                cur.execute(closing.FIGURES_SQL, {"ids": due})
-                cur.fetchall()
-                times.append(time.perf_counter() - t0)
-                raw.rollback()
-            finally:
-                raw.close()
-        floor = statistics.median(times)
+        floor, _ = figures_floor(db.engine, due)
         statements: list[str] = []
 
         def count(conn, cursor, statement, *args):
