@@ -62,7 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     ext.db.init_app(app)
     from residents_app import read_commit
 
-    read_commit.install(app, ext.db)  # a GET that only read ends with COMMIT: psycopg keeps its prepared statements
+    read_commit.install(app, ext.db)  # a GET reads in autocommit; one that only read ends without a ROLLBACK
     ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"), compare_type=True,
                      render_as_batch=True)
     ext.csrf.init_app(app)

@@ -269,14 +269,16 @@ def _note_new(dbapi_connection, connection_record):
 
 # On a pooled connection's record while it serves a GET's reads in autocommit (residents_app/read_commit.py).
 READS_IN_AUTOCOMMIT = "rapp_reads_in_autocommit"
+IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the server
 
 
 def begin_if_in_autocommit(fairy) -> None:
-    """Before statements sent on the driver's own cursor (which SQLAlchemy's events do not see): on a connection
-    that serves a GET's reads in autocommit, BEGIN first, so they are one transaction as anywhere else."""
+    """Before a statement that must be inside a transaction (a write, a lock; or any statement sent on the driver's
+    own cursor, which SQLAlchemy's events do not see): on a connection that serves a GET's reads in autocommit,
+    BEGIN first, so it is one transaction with what follows, as anywhere else."""
     if fairy.info.get(READS_IN_AUTOCOMMIT):
         raw = fairy.dbapi_connection
-        if raw.info.transaction_status == 0:  # psycopg.pq.TransactionStatus.IDLE
+        if raw.info.transaction_status == IDLE:
             raw.execute("BEGIN")
 
 

@@ -35,14 +35,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from residents_app.db import READS_IN_AUTOCOMMIT
+from residents_app.db import IDLE, READS_IN_AUTOCOMMIT, begin_if_in_autocommit
 
 log = logging.getLogger(__name__)
 
 READ_METHODS = ("GET", "HEAD")
 _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 WROTE = "_rapp_statement_not_a_read"
-AUTOCOMMIT = READS_IN_AUTOCOMMIT  # on a pooled connection's record while it serves a GET in autocommit
 # A SELECT that locks or changes something: it needs the transaction its effect lasts for.
 _NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b|PG_ADVISORY|NEXTVAL|SETVAL|SET_CONFIG|"
                         r"\bINTO\b|\b(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -60,14 +59,9 @@ def plain_read(statement: str) -> bool:
 def _note_writes(conn, cursor, statement, parameters, context, executemany):
     if has_request_context() and not statement.lstrip()[:9].upper().startswith(_READS):
         g.setdefault(WROTE, True)
-    info = conn.connection.info
-    if info.get(AUTOCOMMIT) and (not plain_read(statement) or getattr(cursor, "name", None)):
-        raw = conn.connection.dbapi_connection
-        if raw.info.transaction_status == _IDLE:
-            raw.execute("BEGIN")  # the writes from here on are one transaction, as on any other request
-
-
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+    fairy = conn.connection
+    if fairy.info.get(READS_IN_AUTOCOMMIT) and (not plain_read(statement) or getattr(cursor, "name", None)):
+        begin_if_in_autocommit(fairy)  # a write, a lock or a server-side cursor: in a transaction from here on
 
 
 def _reads_in_autocommit() -> bool:
@@ -80,22 +74,22 @@ def _reads_in_autocommit() -> bool:
 def _checkout(dbapi_connection, connection_record, connection_proxy):
     if not type(dbapi_connection).__module__.startswith("psycopg"):
         return
-    if connection_record.info.pop(AUTOCOMMIT, None):  # left by a check-in that could not restore it
+    if connection_record.info.pop(READS_IN_AUTOCOMMIT, None):  # left by a check-in that could not restore it
         dbapi_connection.autocommit = False
     if _reads_in_autocommit() and not dbapi_connection.autocommit:
         dbapi_connection.autocommit = True
-        connection_record.info[AUTOCOMMIT] = True
+        connection_record.info[READS_IN_AUTOCOMMIT] = True
 
 
 @event.listens_for(Pool, "checkin")
 def _checkin(dbapi_connection, connection_record):
-    if connection_record is None or dbapi_connection is None or not connection_record.info.get(AUTOCOMMIT):
+    if connection_record is None or dbapi_connection is None or not connection_record.info.get(READS_IN_AUTOCOMMIT):
         return
     try:
-        if dbapi_connection.info.transaction_status != _IDLE:  # a BEGIN the reset did not end (it always should)
+        if dbapi_connection.info.transaction_status != IDLE:  # a BEGIN the reset did not end (it always should)
             dbapi_connection.rollback()
         dbapi_connection.autocommit = False
-        connection_record.info.pop(AUTOCOMMIT, None)
+        connection_record.info.pop(READS_IN_AUTOCOMMIT, None)
     except Exception:  # noqa: BLE001 - a broken connection: the next checkout restores it (or the pool replaces it)
         log.warning("a connection could not leave autocommit at check-in", exc_info=True)
 
@@ -106,7 +100,7 @@ def nothing_begun(session) -> bool:
     if not session.in_transaction():
         return False
     fairy = session.connection().connection
-    return bool(fairy.info.get(AUTOCOMMIT)) and fairy.dbapi_connection.info.transaction_status == _IDLE
+    return bool(fairy.info.get(READS_IN_AUTOCOMMIT)) and fairy.dbapi_connection.info.transaction_status == IDLE
 
 
 def install(app: Flask, db) -> None:
