@@ -234,38 +234,35 @@ def latest_ballots(round_id: int, limit: int = 20) -> list[LatestBallot]:
 
 @functools.cache
 def _counts_and_latest_query():
-    """Built once: the round page's stored counters (k = 0: building, choice, units, area in hundredths, as
-    counters.stored_counts sums them over the slots) and its latest ballots (k = 1, as _latest_query), in one
+    """Built once: the round page's stored counters (k = 0: round, building, choice, units, area in hundredths, as
+    counters.stored_select sums them over the slots) and its latest ballots (k = 1, as _latest_query), in one
     statement."""
     def none(type_):
         return sa.type_coerce(sa.null(), type_)
 
-    counts = (sa.select(sa.literal(0).label("k"), RoundCount.building_id, RoundCount.choice,
-                        sa.func.sum(RoundCount.units), sa.func.sum(sa.type_coerce(RoundCount.area_m2, sa.BigInteger)),
-                        none(sa.Integer), none(sa.Integer), none(sa.String), none(sa.String), none(sa.String),
-                        none(Ballot.__table__.c.cast_at.type), none(sa.String))
-              .where(RoundCount.round_id == sa.bindparam("p_round_id"))
-              .group_by(RoundCount.building_id, RoundCount.choice))
+    counts = counters.stored_select(RoundCount.round_id == sa.bindparam("p_round_id"), sa.literal(0).label("k")) \
+        .add_columns(none(sa.Integer), none(sa.Integer), none(sa.String), none(sa.String), none(sa.String),
+                     none(Ballot.__table__.c.cast_at.type), none(sa.String))
     latest = _latest_query().subquery()
-    ballots = sa.select(sa.literal(1), none(sa.Integer), latest.c.choice, none(sa.Integer), none(sa.BigInteger),
-                        latest.c.id, latest.c.unit_id, latest.c.channel, latest.c.status, latest.c.proxy_name,
-                        latest.c.cast_at, latest.c.label)
+    ballots = sa.select(sa.literal(1), none(sa.Integer), none(sa.Integer), latest.c.choice, none(sa.Integer),
+                        none(sa.BigInteger), latest.c.id, latest.c.unit_id, latest.c.channel, latest.c.status,
+                        latest.c.proxy_name, latest.c.cast_at, latest.c.label)
     return sa.union_all(counts, ballots)
 
 
 def counts_and_latest(round_id: int, limit: int = 20) -> tuple[counters.Counts, list[LatestBallot]]:
     """counters.stored_counts(round_id) and latest_ballots(round_id, limit) in one statement (the round page)."""
-    stored: counters.Counts = {}
+    stored: dict[int, counters.Counts] = {round_id: {}}
     latest = []
-    for k, building_id, choice, units, area, *ballot in db.session.execute(
+    for k, rid, building_id, choice, units, area, *ballot in db.session.execute(
             _counts_and_latest_query(), {"p_round_id": round_id, "p_limit": limit}).all():
         if k == 1:
             ballot.insert(2, choice)
             latest.append(LatestBallot(ballot))
-        elif units or area:
-            stored[(building_id, choice)] = (int(units), int(area or 0))
+        else:
+            counters.add_stored(stored, rid, building_id, choice, units, area)
     latest.sort(key=lambda b: b.id, reverse=True)
-    return stored, latest
+    return stored[round_id], latest
 
 
 def check_receipt(code: str) -> dict:
