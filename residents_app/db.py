@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import threading
@@ -280,6 +281,11 @@ def begin_if_in_autocommit(fairy) -> None:
         raw = fairy.dbapi_connection
         if raw.info.transaction_status == IDLE:
             raw.execute("BEGIN")
+
+
+def json_value(value):
+    """A JSON column computed in SQL (json_agg, json_group_array) as Python: psycopg decodes it, SQLite gives text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def core_rows(session, statement, params: dict | None = None) -> list:

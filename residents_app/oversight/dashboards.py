@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from fractions import Fraction
@@ -11,7 +10,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only
 
-from residents_app.db import core_rows, ids_in
+from residents_app.db import core_rows, ids_in, json_value
 from residents_app.extensions import db
 from residents_app.formatting import format_local_dt, to_local
 from residents_app.oversight import charts
@@ -118,16 +117,9 @@ def estate_with_rounds(estate_id: int) -> tuple[object | None, dict[int, str], l
         return None, {}, [], [], []
     estate, names, _, pubs, signoffs = rows[0]
     return (estate, building_names(names), [r[2] for r in rows if r[2] is not None],
-            [(e, title, _date(day)) for e, title, day, _ in sorted(_json_list(pubs), key=lambda r: r[3])],
+            [(e, title, _date(day)) for e, title, day, _ in sorted(json_value(pubs) or [], key=lambda r: r[3])],
             [(chain, subject_id, data, _as_utc(at))
-             for chain, subject_id, data, at, _ in sorted(_json_list(signoffs), key=lambda r: r[4])])
-
-
-def _json_list(value) -> list:
-    """A JSON array column (decoded by psycopg; text on SQLite; NULL for none)."""
-    if isinstance(value, str):
-        value = json.loads(value)
-    return value or []
+             for chain, subject_id, data, at, _ in sorted(json_value(signoffs) or [], key=lambda r: r[4])])
 
 
 def _date(value: str) -> date:
@@ -140,20 +132,33 @@ def _estate_query(dialect: str):
     each with the estate's building names, publicities not completed and sign-offs (JSON arrays; their last element,
     the id / seq, orders them)."""
     from residents_app.audit.models import AuditEvent
-    from residents_app.oversight.services import SIGNOFF_KIND
     from residents_app.publicity.models import Publicity
     from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
 
-    pubs = (sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day, Publicity.id)
-            .where(Publicity.estate_id == Estate.id, Publicity.status != "completed"))
-    signoffs = (sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at, AuditEvent.seq)
-                .where(AuditEvent.chain == Estate.id, AuditEvent.kind == SIGNOFF_KIND,
-                       AuditEvent.subject_type == "round"))
+    pubs = _open_publicities(Publicity.estate_id == Estate.id).add_columns(Publicity.id)
+    signoffs = _signoffs(AuditEvent.chain == Estate.id).add_columns(AuditEvent.seq)
     return (sa.select(Estate, building_names_of(Estate.id, dialect), Round,
                       _json_rows(pubs, dialect), _json_rows(signoffs, dialect))
             .outerjoin(Round, Round.estate_id == Estate.id)
             .where(Estate.id == sa.bindparam("p_estate_id")).order_by(Round.id))
+
+
+def _open_publicities(of_estates) -> sa.Select:
+    """The publicities not completed of the estates `of_estates` selects: (estate id, title, last day) rows."""
+    from residents_app.publicity.models import Publicity
+
+    return (sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
+            .where(of_estates, Publicity.status != "completed"))
+
+
+def _signoffs(of_chains) -> sa.Select:
+    """The street office's sign-offs of rounds in the chains `of_chains` selects: (chain, round id, data, at)."""
+    from residents_app.audit.models import AuditEvent
+    from residents_app.oversight.services import SIGNOFF_KIND
+
+    return (sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
+            .where(of_chains, AuditEvent.kind == SIGNOFF_KIND, AuditEvent.subject_type == "round"))
 
 
 def _json_rows(select: sa.Select, dialect: str) -> sa.ScalarSelect:
@@ -360,8 +365,7 @@ def deadlines(estate_ids: list[int], now: datetime, *, with_estate_name: bool = 
             out.append(charts.Deadline(to_local(r.closes_at).date(), f"{prefix(r.estate_id)}「{r.title}」投票截止"
                                        f"（{format_local_dt(r.closes_at)}）"))
     if pubs is None:
-        pubs = core_rows(db.session, sa.select(Publicity.estate_id, Publicity.title, Publicity.last_day)
-                         .where(ids_in(db.session, Publicity.estate_id, estate_ids), Publicity.status != "completed")
+        pubs = core_rows(db.session, _open_publicities(ids_in(db.session, Publicity.estate_id, estate_ids))
                          .order_by(Publicity.id))
     for estate_id, title, last_day in pubs:
         if last_day >= today:
@@ -404,7 +408,7 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
     the caller has them (estate_with_rounds: one query less).
     """
     from residents_app.audit.models import AuditEvent
-    from residents_app.oversight.services import DECISIONS, SIGNOFF_KIND
+    from residents_app.oversight.services import DECISIONS
     from residents_app.registry.models import Estate
     from residents_app.rounds.models import Round
 
@@ -427,11 +431,8 @@ def rounds_awaiting_verification(estate_ids: list[int], *, waiting_only: bool = 
             sa.select(Estate.id, Estate.name).where(ids_in(db.session, Estate.id, estate_ids))).all())
     last: dict[tuple[int, str], tuple] = {}
     if signoffs is None:
-        signoffs = core_rows(
-            db.session, sa.select(AuditEvent.chain, AuditEvent.subject_id, AuditEvent.data, AuditEvent.at)
-            .where(ids_in(db.session, AuditEvent.chain, estate_ids), AuditEvent.kind == SIGNOFF_KIND,
-                   AuditEvent.subject_type == "round")
-            .order_by(AuditEvent.chain, AuditEvent.seq))
+        signoffs = core_rows(db.session, _signoffs(ids_in(db.session, AuditEvent.chain, estate_ids))
+                             .order_by(AuditEvent.chain, AuditEvent.seq))
     for chain, subject_id, data, at in signoffs:
         last[(chain, subject_id)] = (data or {}, at)
     rows = []

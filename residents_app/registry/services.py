@@ -6,7 +6,6 @@ transaction. Time is an argument (`now`), the actor is a string from audit.servi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from residents_app.audit.services import record
-from residents_app.db import hundredths_to_decimal
+from residents_app.db import hundredths_to_decimal, json_value
 from residents_app.errors import Conflict, NotFound, ValidationFailed
 from residents_app.extensions import db
 from residents_app.registry import headcount, importer
@@ -88,9 +87,7 @@ def building_names_of(estate_id_column, dialect: str) -> sa.ScalarSelect:
 
 def building_names(value) -> dict[int, str]:
     """{building id: name} from a building_names_of column (JSON decoded by psycopg; text on SQLite)."""
-    if isinstance(value, str):
-        value = json.loads(value)
-    return {int(b): name for b, name in value or ()}
+    return {int(b): name for b, name in json_value(value) or ()}
 
 
 def register_summary(estate_id: int, building_ids=None) -> RegisterSummary:
