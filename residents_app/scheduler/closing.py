@@ -48,11 +48,13 @@ def connections_to_use(batch) -> int:
     planned round, or when the session is bound to one given connection (a test's transaction rolled back at its
     end: other connections would not see its data)."""
     n = int(current_app.config.get("SCHEDULER_CLOSE_CONNECTIONS", CONNECTIONS))
-    if n < 2 or not batch.planned or db.engine.dialect.name != "postgresql":
-        return 0
-    if isinstance(db.session.get_bind(), sa.engine.Connection):
-        return 0
-    return n
+    return n if n >= 2 and batch.planned and _own_connections() else 0
+
+
+def _own_connections() -> bool:
+    """Whether work may go to connections of its own: PostgreSQL, and the session not bound to one given
+    connection (a test's transaction rolled back at its end: other connections would not see its data)."""
+    return db.engine.dialect.name == "postgresql" and not isinstance(db.session.get_bind(), sa.engine.Connection)
 
 
 def plan_meanwhile(batch, now: datetime, actor: str, meanwhile: Callable[[], None]) -> None:
@@ -60,7 +62,7 @@ def plan_meanwhile(batch, now: datetime, actor: str, meanwhile: Callable[[], Non
     one given connection) the read goes to a connection of its own, in a thread, and the server answers it while
     this thread runs `meanwhile` (the tick's other steps); otherwise one after the other. Raises what the read
     raised, once both are over (`meanwhile` runs in any case)."""
-    if db.engine.dialect.name != "postgresql" or isinstance(db.session.get_bind(), sa.engine.Connection):
+    if not _own_connections():
         try:
             batch.plan(now, actor)
             db.session.commit()  # the read's transaction ends before the other steps' own
